@@ -1,0 +1,242 @@
+"""The Snakemake executor: run_job / check_active_jobs / cancel_jobs. No AWS code here.
+
+A Snakemake job (or each member of a group job, one after the other) becomes a TaskSpec,
+is staged, turned into a request and submitted to the backend. Outputs are promoted only
+after the backend reports the job Completed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+from ssm_rules import staging
+from ssm_rules.backends.base import JobRequest, JobState, JobStatus
+from ssm_rules.context import RunContext, make_context
+from ssm_rules.images import image_uri
+from ssm_rules.jobview import JobView, view_of
+from ssm_rules.logs import write_logs
+from ssm_rules.objects import ObjectURI
+from ssm_rules.requests import Placement, build_request, job_name, task_description, task_file_uri
+from ssm_rules.settings import ExecutorSettings
+from ssm_rules.spec import TaskSpec, build_spec
+
+AUX_KEY = "ssm_rules"
+LOG_TAIL_LINES = 20
+STOP_WAIT_SECONDS = 120
+
+
+@dataclass
+class Submission:
+    """One SageMaker job of a Snakemake job."""
+
+    spec: TaskSpec
+    place: Placement
+    request: JobRequest
+    secondary: str = ""  # last SecondaryStatus seen, to log changes once
+
+    @property
+    def name(self) -> str:
+        return self.place.job_name
+
+
+@dataclass
+class Tracked:
+    """A Snakemake job in flight: the SageMaker job running now and, for a group job, the
+    members still to run (each starts when the one before it has been promoted)."""
+
+    current: Submission
+    pending: list[JobView] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+
+
+class Executor(RemoteExecutor):
+    def __post_init__(self) -> None:
+        self.settings: ExecutorSettings = self.workflow.executor_settings or ExecutorSettings()
+        self.ctx: RunContext = make_context(self.settings, Path.cwd(), self.logger)
+        if self.settings.poll_interval is not None:
+            self.next_seconds_between_status_checks = self.settings.poll_interval
+        self._bundles: dict[tuple[Any, ...], str] = {}
+
+    # --- submission ---------------------------------------------------------------------
+
+    def run_job(self, job: JobExecutorInterface) -> None:
+        members = _members(job)
+        views = [view_of(m) for m in members]
+        specs = [self._spec(v) for v in views]  # validate every member before sending anything
+        first = self._submit(specs[0])
+        tracked = Tracked(current=first, pending=views[1:])
+        self.report_job_submission(
+            SubmittedJobInfo(job=job, external_jobid=first.name, aux={AUX_KEY: tracked})
+        )
+
+    def _spec(self, view: JobView) -> TaskSpec:
+        return build_spec(view, backend=self.ctx.backend_name,
+                          default_instance_type=self.settings.instance_type)
+
+    def _submit(self, spec: TaskSpec) -> Submission:
+        place = self._stage(spec)
+        request = build_request(spec, place)
+        self.ctx.validate(request)
+        self.ctx.backend.submit(request)
+        self.logger.info(
+            f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
+            f"({spec.instance.count} x {spec.instance.instance_type}"
+            f"{', spot' if spec.instance.spot else ''})"
+        )
+        return Submission(spec, place, request)
+
+    def _stage(self, spec: TaskSpec) -> Placement:
+        ctx = self.ctx
+        name = job_name(spec.rule, token=secrets.token_hex(3))
+        code_uri = self._code(spec)
+        channel_uris: dict[str, str] = {}
+        for ch in spec.channels:
+            if ch.uri is not None:
+                channel_uris[ch.name] = ch.uri
+                continue
+            assert ch.local_path is not None
+            dest = str(ObjectURI.parse(ctx.root).join("tasks", spec.task_id, "input", ch.name)) + "/"
+            channel_uris[ch.name] = staging.sync_local_input(
+                ctx.store(dest), Path(ch.local_path), dest
+            ).uri
+        if spec.clean_state and spec.state_prefix:
+            n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
+            self.logger.info(f"rule {spec.rule}: clean_state wiped {n} state objects")
+        staging.remove_stale_outputs(ctx.store, spec)
+        place = Placement(
+            job_name=name,
+            code_uri=code_uri,
+            channel_uris=channel_uris,
+            jobs_uri=ctx.jobs_uri,
+            image_uri=image_uri(spec.options, spec.rule, ctx.region,
+                                spec.instance.instance_type, spec.job_type),
+            role_arn=ctx.role_arn,
+            region=ctx.region,
+            kms_key=ctx.kms_key,
+            subnets=ctx.subnets,
+            security_groups=ctx.security_groups,
+            identity_tags={"ssm-rules:rule": spec.rule, "ssm-rules:task": spec.task_id[:256]},
+        )
+        if spec.job_type.value == "processing":
+            import json
+
+            uri = task_file_uri(place)
+            staging.upload_text(ctx.store(uri), json.dumps(task_description(spec)), uri)
+        return place
+
+    def _code(self, spec: TaskSpec) -> str:
+        key = (spec.source_dir, spec.dependencies, spec.script_path)
+        if key not in self._bundles:
+            bundle = staging.code_bundle(spec)
+            uri, uploaded = staging.upload_code(self.ctx.store(self.ctx.root), self.ctx.root, bundle)
+            self.logger.debug(f"code bundle {bundle.sha256[:12]}: {'uploaded' if uploaded else 'reused'}")
+            self._bundles[key] = uri
+        return self._bundles[key]
+
+    # --- status -------------------------------------------------------------------------
+
+    async def check_active_jobs(
+        self, active_jobs: list[SubmittedJobInfo]
+    ) -> AsyncGenerator[SubmittedJobInfo, None]:
+        if not active_jobs:
+            return
+        tracked = [info.aux[AUX_KEY] for info in active_jobs]
+        async with self.status_rate_limiter:
+            statuses = self.ctx.backend.poll(
+                [(t.current.name, t.current.request.job_type) for t in tracked]
+            )
+        for info, t in zip(active_jobs, tracked, strict=True):
+            status = statuses.get(t.current.name)
+            if status is None or not status.is_done:
+                self._note_progress(t.current, status)
+                yield info
+                continue
+            if self._finish(info, t, status):
+                yield info
+
+    def _note_progress(self, sub: Submission, status: JobStatus | None) -> None:
+        if status is not None and status.secondary and status.secondary != sub.secondary:
+            sub.secondary = status.secondary
+            self.logger.info(f"rule {sub.spec.rule}: job {sub.name} {status.secondary}")
+
+    def _finish(self, info: SubmittedJobInfo, t: Tracked, status: JobStatus) -> bool:
+        """Handle a job that ended. True when the Snakemake job is still active (next member)."""
+        sub = t.current
+        tail = self._write_logs(sub)
+        if status.state is not JobState.COMPLETED:
+            reason = status.failure_reason or "(no FailureReason)"
+            self.report_job_error(
+                info,
+                msg=f"SageMaker {sub.request.job_type} job {sub.name} {status.state}: {reason}\n"
+                + (f"Last log lines:\n{tail}\n" if tail else ""),
+            )
+            return False
+        try:
+            staging.promote_outputs(self.ctx.store, sub.spec, sub.place)
+        except staging.PromotionError as e:
+            self.report_job_error(info, msg=f"rule {sub.spec.rule}: {e}\n")
+            return False
+        t.finished.append(sub.name)
+        if t.pending:
+            view = t.pending.pop(0)
+            try:
+                t.current = self._submit(self._spec(view))
+            except WorkflowError as e:
+                self.report_job_error(info, msg=str(e))
+                return False
+            return True
+        self.report_job_success(info)
+        return False
+
+    def _write_logs(self, sub: Submission) -> str:
+        try:
+            events = list(self.ctx.backend.logs(sub.name, sub.request.job_type))
+        except Exception as e:  # logs are a courtesy; never let them hide the job's outcome
+            self.logger.warning(f"could not read the logs of job {sub.name}: {e!r}")
+            return ""
+        for uri in sub.spec.logs:
+            write_logs(self.ctx.store(uri), uri, sub.name, events)
+        return "\n".join(e.message for e in events[-LOG_TAIL_LINES:])
+
+    # --- cancellation ------------------------------------------------------------------
+
+    def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
+        jobs = [
+            (info.aux[AUX_KEY].current.name, info.aux[AUX_KEY].current.request.job_type)
+            for info in active_jobs
+        ]
+        if not jobs:
+            return
+        names = ", ".join(n for n, _ in jobs)
+        if self.settings.detach:
+            self.logger.warning(
+                f"leaving {len(jobs)} SageMaker job(s) running (--sagemaker-detach): {names}. "
+                "Run the same snakemake command again to pick up their results."
+            )
+            return
+        self.logger.info(f"stopping {len(jobs)} SageMaker job(s): {names}")
+        self.ctx.backend.stop(jobs)
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            statuses = self.ctx.backend.poll(jobs)
+            if all(s.state in (JobState.STOPPING,) or s.is_done for s in statuses.values()):
+                return
+            time.sleep(1)
+        self.logger.warning(f"jobs did not confirm stopping within {STOP_WAIT_SECONDS}s: {names}")
+
+
+def _members(job: JobExecutorInterface) -> list[Any]:
+    """A group job's members in dependency order; a single job alone."""
+    if job.is_group():
+        return [j for level in job.toposorted for j in sorted(level, key=lambda j: j.jobid)]
+    return [job]

@@ -1,0 +1,99 @@
+"""What ssm_rules reads off a Snakemake job, as plain frozen data.
+
+Everything downstream (spec, requests, staging) works from a :class:`JobView`, so it is
+testable without a running workflow and the Snakemake attributes we rely on are listed in
+one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class IOItem:
+    name: str | None  # the input/output name in the rule, None when unnamed
+    path: str  # as Snakemake shows it (for storage files: the local copy's path)
+    flags: Mapping[str, Any] = field(default_factory=dict)
+    storage_uri: str | None = None  # s3://... when the file is a storage object
+    is_directory: bool = False
+
+
+@dataclass(frozen=True)
+class JobView:
+    rule: str
+    jobid: int
+    wildcards: Mapping[str, str]
+    inputs: tuple[IOItem, ...]
+    outputs: tuple[IOItem, ...]
+    logs: tuple[IOItem, ...]
+    params: tuple[tuple[str | None, Any], ...]
+    resources: Mapping[str, Any]
+    body: str  # "shell" | "script" | "run" | "notebook" | "wrapper" | "cwl" | "none"
+    shell_template: str | None
+    script: str | None  # as written in the rule (relative to the Snakefile's directory)
+    snakefile_dir: Path
+    workdir: Path
+    format: Callable[..., str] = field(compare=False, repr=False)
+
+
+def _items(namedlist: Any) -> tuple[tuple[str | None, Any], ...]:
+    names: dict[int, str] = {}
+    for name, (start, end) in namedlist._names.items():
+        for i in range(start, end if end is not None else start + 1):
+            names[i] = name
+    return tuple((names.get(i), value) for i, value in enumerate(namedlist))
+
+
+def _io(name: str | None, f: Any) -> IOItem:
+    flags = dict(getattr(f, "flags", {}) or {})
+    storage_uri = None
+    if getattr(f, "is_storage", False):
+        storage_uri = f.storage_object.query
+    return IOItem(
+        name=name,
+        path=str(f),
+        flags=flags,
+        storage_uri=storage_uri,
+        is_directory=bool(flags.get("directory")) or os.path.isdir(str(f)),
+    )
+
+
+def view_of(job: Any) -> JobView:
+    """Read a Snakemake (single, non-group) job."""
+    rule = job.rule
+    if rule.shellcmd is not None:
+        body = "shell"
+    elif rule.script is not None:
+        body = "script"
+    elif rule.notebook is not None:
+        body = "notebook"
+    elif rule.wrapper is not None:
+        body = "wrapper"
+    elif getattr(rule, "norun", False):
+        body = "none"
+    else:
+        body = "run"
+    script = None
+    if rule.script is not None:
+        script = str(job.format_wildcards(rule.script)) if "{" in str(rule.script) else str(rule.script)
+    return JobView(
+        rule=rule.name,
+        jobid=job.jobid,
+        wildcards=dict(job.wildcards_dict),
+        inputs=tuple(_io(n, f) for n, f in _items(job.input)),
+        outputs=tuple(_io(n, f) for n, f in _items(job.output)),
+        logs=tuple(_io(n, f) for n, f in _items(job.log)),
+        params=_items(job.params),
+        resources={k: v for k, v in job.resources.items()},
+        body=body,
+        shell_template=rule.shellcmd,
+        script=script,
+        snakefile_dir=Path(rule.snakefile).parent.resolve(),
+        workdir=Path.cwd(),
+        format=job.format_wildcards,
+    )

@@ -1,0 +1,206 @@
+"""Objects addressed by URI: ``s3://bucket/key`` on S3, ``file:///abs/path`` on this disk.
+
+The local profile keeps its "S3" on the local disk, so everything that moves artifacts
+(staging, output promotion, the local backend's channels and state) talks to one small
+interface and never cares which it has. Listing is by literal key prefix in key order,
+as S3's ListObjectsV2 does; a ``file://`` prefix is matched the same way on the path string.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+
+class ObjectURIError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ObjectURI:
+    scheme: str  # "s3" | "file"
+    bucket: str  # "" for file
+    key: str  # for file: the absolute path
+
+    @classmethod
+    def parse(cls, uri: str) -> ObjectURI:
+        parsed = urlparse(uri)
+        if parsed.scheme == "s3":
+            if not parsed.netloc:
+                raise ObjectURIError(f"S3 URI {uri!r} has no bucket: write s3://<bucket>/<key>")
+            return cls("s3", parsed.netloc, parsed.path.lstrip("/"))
+        if parsed.scheme == "file":
+            return cls("file", "", unquote(parsed.path))
+        raise ObjectURIError(
+            f"{uri!r} is not an s3:// or file:// URI: write s3://<bucket>/<key> "
+            "(or an absolute local path on the local profile)"
+        )
+
+    def __str__(self) -> str:
+        if self.scheme == "s3":
+            return f"s3://{self.bucket}/{self.key}"
+        return Path(self.key).as_uri() + ("/" if self.key.endswith("/") else "")
+
+    def join(self, *parts: str) -> ObjectURI:
+        key = self.key
+        for part in parts:
+            key = (key.rstrip("/") + "/" if key else "") + part.lstrip("/")
+        return ObjectURI(self.scheme, self.bucket, key)
+
+
+def file_uri(path: str | os.PathLike[str], directory: bool = False) -> str:
+    uri = Path(os.path.abspath(path)).as_uri()
+    return uri + "/" if directory and not uri.endswith("/") else uri
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    uri: str
+    key: str
+    size: int
+
+
+class ObjectStore(Protocol):
+    def list(self, prefix: str) -> list[ObjectInfo]: ...
+    def exists(self, uri: str) -> bool: ...
+    def download(self, uri: str, path: Path) -> None: ...
+    def upload(self, path: Path, uri: str) -> None: ...
+    def copy(self, src: str, dst: str) -> None: ...
+    def delete(self, uri: str) -> None: ...
+
+
+def relative_key(prefix_key: str, key: str) -> str:
+    """Where an object lands under a channel directory.
+
+    SageMaker strips the prefix up to its last ``/``: prefix ``data/`` puts ``data/a.txt``
+    at ``a.txt``; prefix ``x/persons.json`` puts the object at ``persons.json``.
+    """
+    return key[prefix_key.rfind("/") + 1 :]
+
+
+class LocalObjects:
+    """``file://`` URIs. Writes are atomic (temp file + rename)."""
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        p = ObjectURI.parse(prefix).key
+        root = p if p.endswith("/") else os.path.dirname(p) + "/"
+        if not os.path.isdir(root):
+            return []
+        found = []
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                if path.startswith(p) and not name.startswith(".ssm-tmp-"):
+                    found.append(ObjectInfo(file_uri(path), path, os.path.getsize(path)))
+        return sorted(found, key=lambda o: o.key)
+
+    def exists(self, uri: str) -> bool:
+        return os.path.isfile(ObjectURI.parse(uri).key)
+
+    def download(self, uri: str, path: Path) -> None:
+        _atomic_copy(Path(ObjectURI.parse(uri).key), Path(path))
+
+    def upload(self, path: Path, uri: str) -> None:
+        _atomic_copy(Path(path), Path(ObjectURI.parse(uri).key))
+
+    def copy(self, src: str, dst: str) -> None:
+        _atomic_copy(Path(ObjectURI.parse(src).key), Path(ObjectURI.parse(dst).key))
+
+    def delete(self, uri: str) -> None:
+        Path(ObjectURI.parse(uri).key).unlink(missing_ok=True)
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ssm-tmp-", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class S3Objects:
+    """``s3://`` URIs through one boto3 client (created lazily; boto3 is heavy)."""
+
+    def __init__(self, client: Any | None = None, expected_owner: str | None = None) -> None:
+        self._client = client
+        self._owner = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from ssm_rules.aws_clients import client
+
+            self._client = client("s3")
+        return self._client
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        u = ObjectURI.parse(prefix)
+        found = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=u.bucket, Prefix=u.key, **self._owner):
+            for obj in page.get("Contents", []):
+                found.append(ObjectInfo(f"s3://{u.bucket}/{obj['Key']}", obj["Key"], obj["Size"]))
+        return sorted(found, key=lambda o: o.key)
+
+    def exists(self, uri: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        u = ObjectURI.parse(uri)
+        try:
+            self.client.head_object(Bucket=u.bucket, Key=u.key, **self._owner)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def download(self, uri: str, path: Path) -> None:
+        u = ObjectURI.parse(uri)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".ssm-tmp-", dir=path.parent)
+        os.close(fd)
+        try:
+            self.client.download_file(u.bucket, u.key, tmp, ExtraArgs=self._owner or None)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def upload(self, path: Path, uri: str) -> None:
+        u = ObjectURI.parse(uri)
+        self.client.upload_file(str(path), u.bucket, u.key, ExtraArgs=self._owner or None)
+
+    def copy(self, src: str, dst: str) -> None:
+        s, d = ObjectURI.parse(src), ObjectURI.parse(dst)
+        extra = {"ExpectedBucketOwner": self._owner["ExpectedBucketOwner"]} if self._owner else None
+        # managed copy: server-side, multipart above the threshold
+        self.client.copy({"Bucket": s.bucket, "Key": s.key}, d.bucket, d.key, ExtraArgs=extra)
+
+    def delete(self, uri: str) -> None:
+        u = ObjectURI.parse(uri)
+        self.client.delete_object(Bucket=u.bucket, Key=u.key, **self._owner)
+
+
+_LOCAL = LocalObjects()
+
+
+def store_for(uri: str, s3: S3Objects | None = None) -> ObjectStore:
+    scheme = ObjectURI.parse(uri).scheme
+    if scheme == "file":
+        return _LOCAL
+    return s3 if s3 is not None else S3Objects()
+
+
+def iter_prefix(prefix: str, s3: S3Objects | None = None) -> Iterator[ObjectInfo]:
+    yield from store_for(prefix, s3).list(prefix)

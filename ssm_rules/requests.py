@@ -1,0 +1,239 @@
+"""TaskSpec + where things were staged → the CreateTrainingJob / CreateProcessingJob request.
+
+Pure functions, no I/O: the request is the whole contract with SageMaker, and the local
+backend runs a job from it alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ssm_rules.backends.base import JobRequest, JobType
+from ssm_rules.objects import ObjectURI
+from ssm_rules.spec import OutputKind, SpecError, TaskSpec
+from worker_toolkit import contract as C
+
+JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+MAX_JOB_NAME = 63
+# ContainerEntrypoint items are limited to 256 characters: unpack the code bundle with sh/tar
+# (in every framework image) and hand over to our launcher. SSM_OPT_ML_ROOT is only set by the
+# local backend when it cannot mount the sandbox at /opt/ml.
+PROCESSING_ENTRYPOINT = [
+    "/bin/sh",
+    "-c",
+    'R="${SSM_OPT_ML_ROOT:-/opt/ml}"; W="$R/processing/work"; mkdir -p "$W" && '
+    'tar -xzf "$R/processing/input/code/sourcedir.tar.gz" -C "$W" && '
+    'cd "$W" && exec python3 "$W/ssm_launch.py" "$@"',
+    "ssm_launch",
+]
+PROCESSING_STATE_INPUT_PATH = f"{C.PROCESSING_INPUT_DIR}/{C.PROCESSING_STATE_INPUT}"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the executor put what the job needs, and the account-level settings."""
+
+    job_name: str
+    code_uri: str  # the code bundle (sourcedir.tar.gz)
+    channel_uris: dict[str, str]  # channel name → URI (after syncing local inputs)
+    jobs_uri: str  # S3OutputPath: SageMaker writes <jobs_uri>/<job>/output/model.tar.gz
+    image_uri: str
+    role_arn: str
+    region: str
+    kms_key: str | None = None
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    identity_tags: dict[str, str] = field(default_factory=dict)
+
+
+def job_name(rule: str, now: float | None = None, token: str | None = None) -> str:
+    """``<rule>-<MMDDHHMMSS>-<6 hex>``: readable, unique per submission, valid for SageMaker."""
+    slug = re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9]", "-", rule)).strip("-")
+    if not slug:
+        raise SpecError(f"rule {rule!r}: its name has no letter or digit, so it cannot start a "
+                        "SageMaker job name: rename the rule (letters, digits, '_')")
+    stamp = time.strftime("%m%d%H%M%S", time.gmtime(now if now is not None else time.time()))
+    token = token or secrets.token_hex(3)
+    suffix = f"-{stamp}-{token}"
+    name = slug[: MAX_JOB_NAME - len(suffix)].rstrip("-") + suffix
+    assert JOB_NAME.fullmatch(name), name
+    return name
+
+
+def carrier_uri(spec: TaskSpec, place: Placement) -> str:
+    """Where the job leaves its outputs before promotion."""
+    if spec.job_type is JobType.TRAINING:
+        return str(ObjectURI.parse(place.jobs_uri).join(place.job_name, "output"))
+    return str(ObjectURI.parse(place.jobs_uri).join(place.job_name, C.PROCESSING_CARRIER_OUTPUT))
+
+
+def task_file_uri(place: Placement) -> str:
+    return str(ObjectURI.parse(place.jobs_uri).join(place.job_name, C.TASK_FILE_NAME))
+
+
+def task_description(spec: TaskSpec) -> dict[str, Any]:
+    """What the in-job launcher runs (contract.py documents the keys)."""
+    kinds = {o.kind for o in spec.outputs}
+    task: dict[str, Any] = {
+        "kind": spec.kind,
+        "program": spec.program,
+        "command": spec.command,
+        "job_type": str(spec.job_type),
+        "files": {o.job_path: o.member for o in spec.outputs if o.kind is OutputKind.FILE},
+        "state_dir": spec.state_output.job_path if spec.state_output else None,
+        "model": OutputKind.MODEL in kinds,
+        "output_data": OutputKind.OUTPUT_DATA in kinds,
+    }
+    if spec.job_type is JobType.PROCESSING:
+        task["hps"] = dict(spec.hyperparameters)
+        if spec.state_prefix:
+            task["state_input"] = PROCESSING_STATE_INPUT_PATH
+    return task
+
+
+def build_request(spec: TaskSpec, place: Placement) -> JobRequest:
+    if spec.job_type is JobType.TRAINING:
+        return JobRequest(JobType.TRAINING, training_request(spec, place))
+    return JobRequest(JobType.PROCESSING, processing_request(spec, place))
+
+
+def _tags(spec: TaskSpec, place: Placement) -> list[dict[str, str]]:
+    tags = {**spec.options.tags, **place.identity_tags}
+    return [{"Key": str(k), "Value": str(v)} for k, v in sorted(tags.items())]
+
+
+def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
+    task = json.dumps(task_description(spec), sort_keys=True)
+    hps = {name: json.dumps(value) for name, value in spec.hyperparameters}
+    hps.update({
+        C.HP_PROGRAM: json.dumps(C.LAUNCHER_PROGRAM),
+        C.HP_SUBMIT_DIRECTORY: json.dumps(place.code_uri),
+        C.HP_REGION: json.dumps(place.region),
+        C.HP_CONTAINER_LOG_LEVEL: "20",
+        C.HP_TASK: json.dumps(task),
+    })
+    if len(hps[C.HP_TASK]) > 2500:
+        raise SpecError(f"rule {spec.rule}: the shell command and outputs take "
+                        f"{len(hps[C.HP_TASK])} characters as a hyperparameter (SageMaker allows "
+                        "2500): move the command into a script (script: 'code/run.sh')")
+    instance = spec.instance
+    body: dict[str, Any] = {
+        "TrainingJobName": place.job_name,
+        "AlgorithmSpecification": {
+            "TrainingImage": place.image_uri,
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": place.role_arn,
+        "HyperParameters": hps,
+        "OutputDataConfig": {"S3OutputPath": place.jobs_uri},
+        "ResourceConfig": {
+            "InstanceType": instance.instance_type,
+            "InstanceCount": instance.count,
+            "VolumeSizeInGB": instance.volume_gb,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": instance.max_run_seconds},
+        "EnableManagedSpotTraining": instance.spot,
+        "Tags": _tags(spec, place),
+    }
+    if spec.options.metric_definitions:
+        body["AlgorithmSpecification"]["MetricDefinitions"] = [
+            {"Name": k, "Regex": v} for k, v in spec.options.metric_definitions.items()
+        ]
+        body["AlgorithmSpecification"]["EnableSageMakerMetricsTimeSeries"] = True
+    if spec.channels:
+        body["InputDataConfig"] = [
+            {
+                "ChannelName": ch.name,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": place.channel_uris[ch.name],
+                        "S3DataDistributionType": "ShardedByS3Key" if ch.sharded else "FullyReplicated",
+                    }
+                },
+                "InputMode": "File",
+            }
+            for ch in spec.channels
+        ]
+    if instance.spot:
+        body["StoppingCondition"]["MaxWaitTimeInSeconds"] = instance.max_wait_seconds
+    if spec.state_prefix:
+        # SageMaker syncs CheckpointConfig.LocalPath to S3Uri during the job and restores it
+        # on a spot restart; the URI must end with "/" so that keys stay under the prefix.
+        body["CheckpointConfig"] = {"S3Uri": spec.state_prefix, "LocalPath": C.CHECKPOINT_DIR}
+    if spec.options.environment:
+        body["Environment"] = {str(k): str(v) for k, v in spec.options.environment.items()}
+    if place.kms_key:
+        body["OutputDataConfig"]["KmsKeyId"] = place.kms_key
+        body["ResourceConfig"]["VolumeKmsKeyId"] = place.kms_key
+    if place.subnets:
+        body["VpcConfig"] = {"Subnets": list(place.subnets),
+                             "SecurityGroupIds": list(place.security_groups)}
+    return body
+
+
+def processing_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
+    def s3_input(name: str, uri: str, local: str, sharded: bool = False) -> dict[str, Any]:
+        return {
+            "InputName": name,
+            "S3Input": {
+                "S3Uri": uri,
+                "LocalPath": local,
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "ShardedByS3Key" if sharded else "FullyReplicated",
+            },
+        }
+
+    inputs = [
+        s3_input(C.PROCESSING_CODE_INPUT, place.code_uri, C.PROCESSING_CODE_DIR),
+        s3_input(C.PROCESSING_TASK_INPUT, task_file_uri(place), C.PROCESSING_TASK_DIR),
+    ]
+    for ch in spec.channels:
+        inputs.append(s3_input(ch.name, place.channel_uris[ch.name],
+                               f"{C.PROCESSING_INPUT_DIR}/{ch.name}", ch.sharded))
+    outputs = [{
+        "OutputName": C.PROCESSING_CARRIER_OUTPUT,
+        "S3Output": {"S3Uri": carrier_uri(spec, place), "LocalPath": C.PROCESSING_CARRIER_DIR,
+                     "S3UploadMode": "EndOfJob"},
+    }]
+    if spec.state_prefix:
+        inputs.append(s3_input(C.PROCESSING_STATE_INPUT, spec.state_prefix,
+                               PROCESSING_STATE_INPUT_PATH))
+        # Continuous upload keeps the state of a job that fails or is stopped.
+        outputs.append({
+            "OutputName": C.PROCESSING_STATE_OUTPUT,
+            "S3Output": {"S3Uri": spec.state_prefix, "LocalPath": C.PROCESSING_STATE_DIR,
+                         "S3UploadMode": "Continuous"},
+        })
+    instance = spec.instance
+    cluster: dict[str, Any] = {
+        "InstanceCount": instance.count,
+        "InstanceType": instance.instance_type,
+        "VolumeSizeInGB": instance.volume_gb,
+    }
+    body: dict[str, Any] = {
+        "ProcessingJobName": place.job_name,
+        "ProcessingResources": {"ClusterConfig": cluster},
+        "StoppingCondition": {"MaxRuntimeInSeconds": instance.max_run_seconds},
+        "AppSpecification": {"ImageUri": place.image_uri,
+                             "ContainerEntrypoint": list(PROCESSING_ENTRYPOINT)},
+        "ProcessingInputs": inputs,
+        "ProcessingOutputConfig": {"Outputs": outputs},
+        "RoleArn": place.role_arn,
+        "Tags": _tags(spec, place),
+    }
+    if spec.options.environment:
+        body["Environment"] = {str(k): str(v) for k, v in spec.options.environment.items()}
+    if place.kms_key:
+        cluster["VolumeKmsKeyId"] = place.kms_key
+        body["ProcessingOutputConfig"]["KmsKeyId"] = place.kms_key
+    if place.subnets:
+        body["NetworkConfig"] = {"VpcConfig": {"Subnets": list(place.subnets),
+                                               "SecurityGroupIds": list(place.security_groups)}}
+    return body

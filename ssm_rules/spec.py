@@ -1,0 +1,460 @@
+"""A Snakemake job + settings → a validated, frozen :class:`TaskSpec`.
+
+All validation of user input happens here, before any network call or disk write: each
+error names the rule, the value and what to write instead. The spec also fixes where every
+input and output is inside the job, so ``{input.x}`` in a ``shell:`` body can be formatted.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from snakemake_interface_common.exceptions import WorkflowError
+
+from ssm_rules.backends.base import JobType
+from ssm_rules.jobview import IOItem, JobView
+from ssm_rules.objects import ObjectURI, file_uri
+from ssm_rules.rules import (
+    ARTIFACT_FLAG,
+    LOCAL_INPUT_FLAG,
+    SHARDED_FLAG,
+    ArtifactKind,
+    JobOptions,
+    state_prefix,
+)
+from worker_toolkit import contract as C
+
+# SageMaker's limits (CreateTrainingJob / CreateProcessingJob API reference).
+MAX_TRAINING_CHANNELS = 20
+MAX_PROCESSING_INPUTS = 10  # ProcessingInputs: 0-10 items
+MAX_HYPERPARAMETERS = 100
+MAX_HP_KEY = 256
+MAX_HP_VALUE = 2500
+MAX_RUNTIME_SECONDS = 28 * 24 * 3600  # training: up to 28 days
+MAX_PROCESSING_RUNTIME_SECONDS = 5 * 24 * 3600  # processing: up to 5 days
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9\.\-_]{1,64}")
+INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
+DEFAULT_MAX_RUN_MINS = 24 * 60
+DEFAULT_VOLUME_GB = 30
+# Resources Snakemake itself sets on every job; never ours to validate.
+SNAKEMAKE_RESOURCES = {"_cores", "_nodes", "mem_mb", "mem_mib", "disk_mb", "disk_mib", "tmpdir",
+                       "mem", "disk", "runtime", "threads", "gpu", "gpus"}
+OUR_RESOURCES = {"instance_type", "instance_count", "spot", "max_run_mins", "max_wait_mins",
+                 "volume_size_gb", "job_type"}
+
+
+class SpecError(WorkflowError):
+    """Bad input in a rule, found before anything was sent or written."""
+
+
+class OutputKind(enum.StrEnum):
+    MODEL = "model"
+    OUTPUT_DATA = "output_data"
+    STATE = "state"
+    FILE = "file"
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    uri: str | None  # where the data is (s3:// or file://); None until a local input is synced
+    local_path: str | None  # a local file or directory to sync first (local_input)
+    sharded: bool
+    job_path: str  # the path inside the job, what {input.<name>} becomes
+    is_prefix: bool  # the URI is a key prefix (a directory), not one object
+
+
+@dataclass(frozen=True)
+class Output:
+    kind: OutputKind
+    uri: str  # the declared artifact (s3:// or file://)
+    job_path: str  # what {output.<name>} becomes inside the job
+    member: str  # plain files: path relative to the files carrier; else ""
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_type: str
+    count: int
+    spot: bool
+    max_run_seconds: int
+    max_wait_seconds: int | None
+    volume_gb: int
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    rule: str
+    task_id: str  # rule plus wildcards, safe as an S3 key segment
+    job_type: JobType
+    kind: str  # "script" | "shell"
+    program: str | None  # script: path inside the code bundle
+    command: str | None  # shell: formatted command with in-job paths
+    source_dir: Path | None
+    dependencies: tuple[Path, ...]
+    script_path: Path | None  # the script on this machine (added to the bundle when outside source_dir)
+    channels: tuple[Channel, ...]
+    outputs: tuple[Output, ...]
+    state_prefix: str | None  # URI ending with "/"
+    clean_state: bool
+    instance: Instance
+    hyperparameters: tuple[tuple[str, Any], ...]
+    options: JobOptions
+    logs: tuple[str, ...]  # where the job's log goes (file:// or s3:// URIs)
+
+    @property
+    def state_output(self) -> Output | None:
+        return next((o for o in self.outputs if o.kind is OutputKind.STATE), None)
+
+
+def _err(view: JobView, message: str) -> SpecError:
+    return SpecError(f"rule {view.rule}: {message}")
+
+
+def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> TaskSpec:
+    options = _job_options(view)
+    job_type = _job_type(view)
+    instance = _instance(view, job_type, default_instance_type)
+    kind, script_path = _body(view, options)
+    source_dir, dependencies = _code_dirs(view, options)
+    program = None
+    if script_path is not None:
+        if source_dir is not None:
+            if not script_path.is_relative_to(source_dir):
+                raise _err(view, f"script {str(script_path)!r} is outside source_dir "
+                           f"{str(source_dir)!r}: move it into source_dir or drop source_dir")
+            program = script_path.relative_to(source_dir).as_posix()
+        else:
+            program = script_path.name
+    channels = _channels(view, job_type, backend)
+    outputs = _outputs(view, job_type, backend)
+    state_out = next((o for o in outputs if o.kind is OutputKind.STATE), None)
+    if state_out is None and options.clean_state:
+        raise _err(view, "job(clean_state=True) but the rule declares no state(...) output")
+    hps = _hyperparameters(view)
+    command = None
+    if kind == "shell":
+        command = _format_shell(view, channels, outputs, hps)
+    logs = tuple(_uri_of(view, item, backend, "log") for item in view.logs)
+    return TaskSpec(
+        rule=view.rule,
+        task_id=task_id(view.rule, view.wildcards),
+        job_type=job_type,
+        kind=kind,
+        program=program,
+        command=command,
+        source_dir=source_dir,
+        dependencies=dependencies,
+        script_path=script_path if source_dir is None else None,
+        channels=channels,
+        outputs=outputs,
+        state_prefix=state_prefix(state_out.uri) if state_out else None,
+        clean_state=options.clean_state,
+        instance=instance,
+        hyperparameters=hps,
+        options=options,
+        logs=logs,
+    )
+
+
+def task_id(rule: str, wildcards: Mapping[str, str]) -> str:
+    parts = [rule] + [f"{k}={v}" for k, v in sorted(wildcards.items())]
+    return re.sub(r"[^A-Za-z0-9=._-]+", "_", ".".join(parts))
+
+
+# --- options, resources -----------------------------------------------------------------
+
+
+def _job_options(view: JobView) -> JobOptions:
+    found = [(n, v) for n, v in view.params if isinstance(v, JobOptions)]
+    if len(found) > 1:
+        raise _err(view, f"params {[n for n, _ in found]} are all job(...): keep one "
+                   "(e.g. sagemaker=job(...))")
+    return found[0][1] if found else JobOptions()
+
+
+def _job_type(view: JobView) -> JobType:
+    value = view.resources.get("job_type", "training")
+    try:
+        return JobType(str(value))
+    except ValueError:
+        raise _err(view, f"resources job_type={value!r} is not a job type: write "
+                   "job_type='training' or job_type='processing'") from None
+
+
+def _int_resource(view: JobView, name: str, default: int | None, minimum: int) -> int | None:
+    value = view.resources.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _err(view, f"resources {name}={value!r} is not a whole number: write e.g. {name}={minimum}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise _err(view, f"resources {name}={value!r} is not a whole number: "
+                   f"write e.g. {name}={max(minimum, 1)}") from None
+    if number < minimum:
+        raise _err(view, f"resources {name}={number} is below {minimum}: write {name}>={minimum}")
+    return number
+
+
+def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
+    instance_type = str(view.resources.get("instance_type", default_type))
+    if not INSTANCE_TYPE.fullmatch(instance_type):
+        raise _err(view, f"resources instance_type={instance_type!r} is not a SageMaker instance "
+                   "type: write one like 'ml.m5.large' or 'ml.g5.xlarge'")
+    count = _int_resource(view, "instance_count", 1, 1)
+    spot_default = 1 if job_type is JobType.TRAINING else 0
+    spot_value = view.resources.get("spot", spot_default)
+    if str(spot_value).lower() not in ("0", "1", "true", "false"):
+        raise _err(view, f"resources spot={spot_value!r}: write spot=1 (managed spot) or spot=0 "
+                   "(on-demand)")
+    spot = str(spot_value).lower() in ("1", "true")
+    if spot and job_type is JobType.PROCESSING:
+        raise _err(view, "resources spot=1 on a processing rule: SageMaker processing jobs have no "
+                   "spot capacity; write spot=0, or job_type='training' to use managed spot")
+    default_run = DEFAULT_MAX_RUN_MINS
+    if "max_run_mins" not in view.resources and view.resources.get("runtime"):
+        default_run = int(view.resources["runtime"])  # Snakemake's own runtime (minutes)
+    max_run = _int_resource(view, "max_run_mins", default_run, 1)
+    limit = MAX_RUNTIME_SECONDS if job_type is JobType.TRAINING else MAX_PROCESSING_RUNTIME_SECONDS
+    if max_run * 60 > limit:
+        raise _err(view, f"resources max_run_mins={max_run} exceeds SageMaker's limit for "
+                   f"{job_type} jobs: write max_run_mins<={limit // 60}")
+    max_wait = _int_resource(view, "max_wait_mins", None, 1)
+    if max_wait is not None and not spot:
+        raise _err(view, f"resources max_wait_mins={max_wait} without spot: SageMaker only accepts "
+                   "a wait time for managed spot; drop max_wait_mins or set spot=1")
+    if spot:
+        max_wait = max_run if max_wait is None else max_wait
+        if max_wait < max_run:
+            raise _err(view, f"resources max_wait_mins={max_wait} is less than max_run_mins="
+                       f"{max_run}: SageMaker requires MaxWaitTimeInSeconds >= MaxRuntimeInSeconds; "
+                       f"write max_wait_mins>={max_run}")
+    volume = _int_resource(view, "volume_size_gb", DEFAULT_VOLUME_GB, 1)
+    return Instance(instance_type, count, spot, max_run * 60,
+                    max_wait * 60 if max_wait is not None else None, volume)
+
+
+# --- body and code ------------------------------------------------------------------------
+
+
+def _body(view: JobView, options: JobOptions) -> tuple[str, Path | None]:
+    if view.body == "shell":
+        return "shell", None
+    if view.body == "script":
+        assert view.script is not None
+        path = Path(view.script)
+        if not path.is_absolute():
+            path = view.snakefile_dir / path
+        path = path.resolve()
+        if not path.is_file():
+            raise _err(view, f"script {view.script!r} does not exist (looked at {str(path)!r}): "
+                       "give its path relative to the Snakefile")
+        if path.suffix not in (".py", ".sh"):
+            raise _err(view, f"script {view.script!r} is not a .py or .sh file: SageMaker script mode "
+                       "runs Python or shell entry points")
+        return "script", path
+    if view.body == "run":
+        raise _err(view, "a run: body executes Python inside Snakemake and cannot run as a SageMaker "
+                   "job: move the code into a script (script: 'code/x.py') or a shell: command, "
+                   "or make the rule local with localrules")
+    raise _err(view, f"a {view.body}: body cannot run as a SageMaker job: use script: or shell:")
+
+
+def _code_dirs(view: JobView, options: JobOptions) -> tuple[Path | None, tuple[Path, ...]]:
+    def resolve(p: str, what: str) -> Path:
+        path = Path(p) if Path(p).is_absolute() else view.snakefile_dir / p
+        if not path.is_dir():
+            raise _err(view, f"job({what}={p!r}): no such directory (looked at {str(path)!r}): "
+                       "give a directory relative to the Snakefile")
+        return path.resolve()
+
+    source_dir = resolve(options.source_dir, "source_dir") if options.source_dir else None
+    deps = tuple(resolve(d, "dependencies") for d in options.dependencies)
+    names = [d.name for d in deps]
+    if len(set(names)) != len(names) or "worker_toolkit" in names:
+        raise _err(view, f"job(dependencies={list(options.dependencies)}): dependency directories "
+                   "are unpacked by name at the code root, so names must be unique and not "
+                   "'worker_toolkit'")
+    return source_dir, deps
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+def _uri_of(view: JobView, item: IOItem, backend: str, what: str) -> str:
+    if item.storage_uri:
+        return item.storage_uri
+    if backend == "local":
+        return file_uri(view.workdir / item.path, directory=item.is_directory)
+    raise _err(view, f"{what} {item.path!r} is a local file that SageMaker cannot write: run with a "
+               "default storage provider (the sagemaker profile sets --default-storage-provider s3) "
+               "or mark the path as storage (storage.s3(...))")
+
+
+def _channels(view: JobView, job_type: JobType, backend: str) -> tuple[Channel, ...]:
+    base = C.INPUT_DATA_DIR if job_type is JobType.TRAINING else C.PROCESSING_INPUT_DIR
+    counts: dict[str | None, int] = {}
+    for item in view.inputs:
+        counts[item.name] = counts.get(item.name, 0) + 1
+    index: dict[str | None, int] = {}
+    channels: list[Channel] = []
+    for n, item in enumerate(view.inputs):
+        if item.name is None:
+            name = f"in{n}"
+        elif counts[item.name] > 1:
+            name = f"{item.name}_{index.setdefault(item.name, 0)}"
+            index[item.name] += 1
+        else:
+            name = item.name
+        _check_channel_name(view, name, job_type)
+        flags = item.flags
+        kind = flags.get(ARTIFACT_FLAG)
+        local_path = None
+        if kind == ArtifactKind.STATE:
+            uri: str | None = state_prefix(_uri_of(view, item, backend, "input"))
+            is_prefix = True
+        elif flags.get(LOCAL_INPUT_FLAG) or (not item.storage_uri and backend != "local"):
+            path = view.workdir / item.path
+            if not path.exists():
+                raise _err(view, f"local_input {item.path!r} does not exist (looked at {str(path)!r})")
+            local_path, uri, is_prefix = str(path), None, path.is_dir()
+        else:
+            uri = _uri_of(view, item, backend, "input")
+            is_prefix = item.is_directory
+            if is_prefix and not uri.endswith("/"):
+                uri += "/"
+        leaf = "" if is_prefix else "/" + os.path.basename(item.path.rstrip("/"))
+        channels.append(Channel(name, uri, local_path, bool(flags.get(SHARDED_FLAG)),
+                                f"{base}/{name}{leaf}", is_prefix))
+    names = [c.name for c in channels]
+    dupes = sorted({x for x in names if names.count(x) > 1})
+    if dupes:
+        raise _err(view, f"channel names {dupes} are used twice: rename the inputs (unnamed inputs "
+                   "are called in0, in1, ...)")
+    limit = MAX_TRAINING_CHANNELS if job_type is JobType.TRAINING else MAX_PROCESSING_INPUTS
+    if len(channels) > limit:
+        raise _err(view, f"{len(channels)} inputs but a SageMaker {job_type} job takes at most "
+                   f"{limit}: put related files in one directory and pass it as one "
+                   "local_input(...) / one input")
+    return tuple(channels)
+
+
+def _check_channel_name(view: JobView, name: str, job_type: JobType) -> None:
+    if not CHANNEL_NAME.fullmatch(name):
+        raise _err(view, f"input name {name!r} cannot be a SageMaker channel name (letters, digits, "
+                   "'.', '-', '_'; at most 64): rename the input")
+    reserved = {C.PROCESSING_CODE_INPUT, C.PROCESSING_TASK_INPUT, C.PROCESSING_STATE_INPUT}
+    if name.startswith("ssm_") or (job_type is JobType.PROCESSING and name in reserved):
+        raise _err(view, f"input name {name!r} is reserved by ssm_rules: rename the input")
+
+
+# --- outputs ------------------------------------------------------------------------------
+
+
+def _outputs(view: JobView, job_type: JobType, backend: str) -> tuple[Output, ...]:
+    training = job_type is JobType.TRAINING
+    dirs = {
+        OutputKind.MODEL: C.MODEL_DIR if training else C.PROCESSING_MODEL_DIR,
+        OutputKind.OUTPUT_DATA: C.OUTPUT_DATA_DIR if training else C.PROCESSING_OUTPUT_DATA_DIR,
+        OutputKind.STATE: C.CHECKPOINT_DIR if training else C.PROCESSING_STATE_DIR,
+    }
+    files_dir = C.FILES_DIR if training else C.PROCESSING_FILES_DIR
+    outputs: list[Output] = []
+    for item in view.outputs:
+        uri = _uri_of(view, item, backend, "output")
+        kind = OutputKind(item.flags[ARTIFACT_FLAG]) if ARTIFACT_FLAG in item.flags else OutputKind.FILE
+        if item.is_directory:
+            raise _err(view, f"output directory({item.path!r}): write the files into "
+                       "output_data(...) or model(...) (a tar.gz of a directory) instead")
+        if kind is OutputKind.FILE:
+            member = _member_name(uri)
+            outputs.append(Output(kind, uri, f"{files_dir}/{member}", member))
+        else:
+            outputs.append(Output(kind, uri, dirs[kind], ""))
+    for kind in (OutputKind.MODEL, OutputKind.OUTPUT_DATA, OutputKind.STATE):
+        declared = [o.uri for o in outputs if o.kind is kind]
+        if len(declared) > 1:
+            raise _err(view, f"{len(declared)} {kind}(...) outputs {declared}: a job has one "
+                       f"{kind}; keep one")
+    return tuple(outputs)
+
+
+def _member_name(uri: str) -> str:
+    u = ObjectURI.parse(uri)
+    key = u.key.lstrip("/")
+    return key if u.scheme == "s3" else os.path.relpath(u.key, os.getcwd()).replace("../", "_up/")
+
+
+# --- hyperparameters and the shell command -------------------------------------------------
+
+
+def _hyperparameters(view: JobView) -> tuple[tuple[str, Any], ...]:
+    hps: list[tuple[str, Any]] = []
+    for name, value in view.params:
+        if isinstance(value, JobOptions):
+            continue
+        if name is None:
+            raise _err(view, f"unnamed param {value!r}: every param is a hyperparameter and needs "
+                       "a name, e.g. params: lr=0.01")
+        if name.startswith(C.RESERVED_HP_PREFIXES):
+            raise _err(view, f"param {name!r} uses a reserved prefix {C.RESERVED_HP_PREFIXES}: "
+                       "rename it")
+        if len(name) > MAX_HP_KEY:
+            raise _err(view, f"param name {name[:40]!r}... is longer than {MAX_HP_KEY} characters")
+        try:
+            encoded = json.dumps(value)
+        except (TypeError, ValueError):
+            raise _err(view, f"param {name}={value!r} is not JSON-serialisable, so it cannot be a "
+                       "SageMaker hyperparameter: pass a number, string, bool, list or dict") from None
+        if len(encoded) > MAX_HP_VALUE:
+            raise _err(view, f"param {name} is {len(encoded)} characters as JSON; SageMaker allows "
+                       f"{MAX_HP_VALUE}: put large values in a file input instead")
+        hps.append((name, value))
+    if len(hps) > MAX_HYPERPARAMETERS - 4:  # room for sagemaker_program etc.
+        raise _err(view, f"{len(hps)} params: SageMaker takes at most {MAX_HYPERPARAMETERS} "
+                   "hyperparameters including ssm_rules' own; pass a config file input instead")
+    return tuple(hps)
+
+
+def _format_shell(view: JobView, channels: tuple[Channel, ...], outputs: tuple[Output, ...],
+                  hps: tuple[tuple[str, Any], ...]) -> str:
+    from snakemake.io import InputFiles, Log, OutputFiles, Params
+
+    inputs = [(item.name, ch.job_path) for item, ch in zip(view.inputs, channels, strict=True)]
+    outs = [(item.name, o.job_path) for item, o in zip(view.outputs, outputs, strict=True)]
+    # Everything a job prints, on every instance, goes to the rule's log: so does {log}.
+    logs = [(item.name, "/dev/stderr") for item in view.logs]
+    params = [(n, v) for n, v in view.params if not isinstance(v, JobOptions)]
+    return view.format(
+        view.shell_template,
+        input=_named(InputFiles, inputs),
+        output=_named(OutputFiles, outs),
+        log=_named(Log, logs),
+        params=_named(Params, params),
+    )
+
+
+def _named(cls: type, items: list[tuple[str | None, Any]]) -> Any:
+    """A Snakemake Namedlist with the same names as the job's: a name given to several items
+    becomes a slice, so ``{input.x}`` of a multi-file input is the space-joined paths."""
+    nl = cls()
+    spans: dict[str, list[int]] = {}
+    for i, (name, value) in enumerate(items):
+        nl.append(value)
+        if name is not None:
+            spans.setdefault(name, []).append(i)
+    for name, idx in spans.items():
+        if len(idx) == 1:
+            nl._set_name(name, idx[0])
+        else:
+            nl._set_name(name, idx[0], idx[-1] + 1)
+    return nl

@@ -1,0 +1,223 @@
+"""Putting things where a job needs them, and its results where the Snakefile declared them.
+
+- the code bundle: deterministic tar.gz of source_dir + dependencies + worker_toolkit + the
+  launcher, content-addressed (``code/<sha256>/sourcedir.tar.gz``): unchanged code is not
+  uploaded again;
+- local inputs: synced under ``tasks/<task>/input/<channel>/``, unchanged files (by SHA-256,
+  recorded in a sidecar file; an S3 ETag is not an MD5 for multipart uploads) not uploaded again;
+- outputs: promoted from the job's carrier location only after the job succeeded, after
+  checking that every carrier exists, so an artifact that exists is always complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ssm_rules import safe_tar
+from ssm_rules.objects import ObjectStore, ObjectURI, relative_key
+from ssm_rules.requests import Placement, carrier_uri
+from ssm_rules.spec import OutputKind, TaskSpec
+from ssm_rules.state import snapshot
+from worker_toolkit import contract as C
+
+SKIP_DIRS = {"__pycache__", ".git", ".snakemake", ".ssm_rules", ".venv", ".mypy_cache",
+             ".pytest_cache"}
+TOOLKIT_DIR = Path(__file__).resolve().parent.parent / "worker_toolkit"
+
+
+class PromotionError(Exception):
+    """The job said Completed but what it should have written is not there."""
+
+
+@dataclass(frozen=True)
+class CodeBundle:
+    data: bytes
+    sha256: str
+    files: tuple[str, ...]
+
+
+def _tree(root: Path, prefix: str) -> list[tuple[str, Path]]:
+    found = []
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+        for name in files:
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            found.append((f"{prefix}{rel}", path))
+    return found
+
+
+def code_bundle(spec: TaskSpec) -> CodeBundle:
+    files: dict[str, Path] = {}
+    if spec.source_dir is not None:
+        files.update(_tree(spec.source_dir, ""))
+    for dep in spec.dependencies:
+        files.update(_tree(dep, f"{dep.name}/"))
+    if spec.script_path is not None:
+        files[spec.script_path.name] = spec.script_path
+    # ours last: the launcher and worker_toolkit always are what this version ships
+    files.update(_tree(TOOLKIT_DIR, "worker_toolkit/"))
+    files[C.LAUNCHER_PROGRAM] = TOOLKIT_DIR / C.LAUNCHER_PROGRAM
+    data = safe_tar.deterministic_tar_gz(files.items())
+    return CodeBundle(data, hashlib.sha256(data).hexdigest(), tuple(sorted(files)))
+
+
+def upload_code(store: ObjectStore, root: str, bundle: CodeBundle) -> tuple[str, bool]:
+    """Returns (uri, uploaded?)."""
+    uri = str(ObjectURI.parse(root).join("code", bundle.sha256, C.CODE_BUNDLE_NAME))
+    if store.exists(uri):
+        return uri, False
+    with tempfile.NamedTemporaryFile(suffix=".tar.gz") as tmp:
+        tmp.write(bundle.data)
+        tmp.flush()
+        store.upload(Path(tmp.name), uri)
+    return uri, True
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    uri: str  # the channel's URI (a prefix ending with "/" for a directory)
+    uploaded: int
+    deleted: int
+
+
+def sync_local_input(store: ObjectStore, local: Path, dest_prefix: str) -> SyncResult:
+    """Mirror a local file or directory under ``dest_prefix`` (which ends with ``/``)."""
+    base = ObjectURI.parse(dest_prefix)
+    if local.is_dir():
+        wanted = {rel: path for rel, path in _tree(local, "")}
+        uri = dest_prefix
+    else:
+        wanted = {local.name: local}
+        uri = str(base.join(local.name))
+    sidecar_uri = dest_prefix.rstrip("/") + ".ssm-sync.json"
+    known = _read_sidecar(store, sidecar_uri)
+    present = {relative_key(base.key, o.key): o.size for o in store.list(dest_prefix)}
+    record: dict[str, str] = {}
+    uploaded = 0
+    for rel, path in sorted(wanted.items()):
+        digest = _sha256(path)
+        record[rel] = digest
+        if known.get(rel) == digest and present.get(rel) == path.stat().st_size:
+            continue
+        store.upload(path, str(base.join(rel)))
+        uploaded += 1
+    deleted = 0
+    for rel in sorted(set(present) - set(wanted)):
+        store.delete(str(base.join(rel)))
+        deleted += 1
+    if uploaded or deleted or known != record:
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
+            json.dump(record, tmp, sort_keys=True)
+            tmp.flush()
+            store.upload(Path(tmp.name), sidecar_uri)
+    return SyncResult(uri, uploaded, deleted)
+
+
+def _read_sidecar(store: ObjectStore, uri: str) -> dict[str, str]:
+    if not store.exists(uri):
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sidecar.json"
+        store.download(uri, path)
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            return {}
+
+
+def upload_text(store: ObjectStore, text: str, uri: str) -> None:
+    with tempfile.NamedTemporaryFile("w", suffix=".tmp") as tmp:
+        tmp.write(text)
+        tmp.flush()
+        store.upload(Path(tmp.name), uri)
+
+
+def clear_prefix(store: ObjectStore, prefix: str) -> int:
+    objects = store.list(prefix)
+    for o in objects:
+        store.delete(o.uri)
+    return len(objects)
+
+
+def remove_stale_outputs(store_of: callable, spec: TaskSpec) -> None:
+    """Delete what an earlier run left at the declared outputs, so it can never pass as this
+    run's result (Snakemake does not delete remote outputs before a job). A state output
+    loses only its manifest: the state objects are what the next job resumes from."""
+    for out in spec.outputs:
+        store_of(out.uri).delete(out.uri)
+
+
+# --- promotion ------------------------------------------------------------------------------
+
+
+def _carrier(spec: TaskSpec, place: Placement, out_kind: OutputKind) -> str:
+    base = ObjectURI.parse(carrier_uri(spec, place))
+    name = C.MODEL_ARCHIVE if out_kind is OutputKind.MODEL else C.OUTPUT_ARCHIVE
+    return str(base.join(name))
+
+
+def promote_outputs(store_of: callable, spec: TaskSpec, place: Placement) -> None:
+    """Put every declared output in place from what the finished job left. Checks first that
+    every carrier exists, then copies; a missing carrier raises before anything is promoted."""
+    training = spec.job_type.value == "training"
+    files = [o for o in spec.outputs if o.kind is OutputKind.FILE]
+    sources: dict[str, str] = {}
+    for out in spec.outputs:
+        if out.kind in (OutputKind.MODEL, OutputKind.OUTPUT_DATA):
+            sources[out.uri] = _carrier(spec, place, out.kind)
+        elif out.kind is OutputKind.FILE and not training:
+            sources[out.uri] = str(ObjectURI.parse(carrier_uri(spec, place)).join("files", out.member))
+    missing = [src for src in sources.values() if not store_of(src).exists(src)]
+    output_tar = _carrier(spec, place, OutputKind.OUTPUT_DATA)
+    if files and training and not store_of(output_tar).exists(output_tar):
+        missing.append(output_tar)
+    if missing:
+        raise PromotionError(
+            f"job {place.job_name} completed but left no {', '.join(missing)}: its outputs were "
+            "not written or not uploaded; nothing was promoted"
+        )
+    with tempfile.TemporaryDirectory(prefix="ssm-promote-") as tmp:
+        if files and training:
+            local_tar = Path(tmp) / C.OUTPUT_ARCHIVE
+            store_of(output_tar).download(output_tar, local_tar)
+            for out in files:
+                data = safe_tar.read_member(local_tar, f"{C.SSM_FILES_MEMBER}/{out.member}")
+                if data is None:
+                    raise PromotionError(
+                        f"job {place.job_name} completed but its output.tar.gz has no "
+                        f"{C.SSM_FILES_MEMBER}/{out.member} for output {out.uri}"
+                    )
+                staged = Path(tmp) / "file"
+                staged.write_bytes(data)
+                store_of(out.uri).upload(staged, out.uri)
+        for dst, src in sources.items():
+            if ObjectURI.parse(src).scheme == ObjectURI.parse(dst).scheme:
+                store_of(src).copy(src, dst)
+            else:
+                local = Path(tmp) / "copy"
+                store_of(src).download(src, local)
+                store_of(dst).upload(local, dst)
+        state = spec.state_output
+        if state is not None:
+            assert spec.state_prefix is not None
+            upload_text(store_of(state.uri), snapshot(spec.state_prefix, place.job_name).to_json(),
+                        state.uri)
+    absent = [o.uri for o in spec.outputs if not store_of(o.uri).exists(o.uri)]
+    if absent:
+        raise PromotionError(f"job {place.job_name}: after promotion {absent} still do not exist")
