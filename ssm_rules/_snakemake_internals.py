@@ -16,3 +16,24 @@ def keep_local_path(path: Any) -> Any:
     from snakemake.path_modifier import PATH_MODIFIER_FLAG
 
     return flag(path, PATH_MODIFIER_FLAG, True)
+
+
+def named_list(kind: str, items: list[tuple[str | None, Any]]) -> Any:
+    """A Snakemake Namedlist (what ``{input}``, ``{input.x}`` format from) holding in-job paths,
+    with the job's names: a name given to several items becomes a slice, so ``{input.x}`` of
+    a multi-file input is the space-joined paths, as in Snakemake."""
+    from snakemake.iocontainers import InputFiles, Log, OutputFiles, Params
+
+    cls = {"input": InputFiles, "output": OutputFiles, "log": Log, "params": Params}[kind]
+    nl = cls()
+    spans: dict[str, list[int]] = {}
+    for i, (name, value) in enumerate(items):
+        nl.append(value)
+        if name is not None:
+            spans.setdefault(name, []).append(i)
+    for name, idx in spans.items():
+        if len(idx) == 1:
+            nl._set_name(name, idx[0])
+        else:
+            nl._set_name(name, idx[0], idx[-1] + 1)
+    return nl

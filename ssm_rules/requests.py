@@ -87,6 +87,9 @@ def task_description(spec: TaskSpec) -> dict[str, Any]:
         "files": {o.job_path: o.member for o in spec.outputs if o.kind is OutputKind.FILE},
         "state_dir": spec.state_output.job_path if spec.state_output else None,
         "model": OutputKind.MODEL in kinds,
+        # named inputs/outputs → SSM_INPUT_<NAME> / SSM_OUTPUT_<NAME> for script: bodies
+        "inputs": {c.name: c.job_path for c in spec.channels},
+        "outputs": {name: o.job_path for name, o in spec.named_outputs},
         "output_data": OutputKind.OUTPUT_DATA in kinds,
     }
     if spec.job_type is JobType.PROCESSING:

@@ -160,7 +160,7 @@ def extract(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
     src, dest = Path(src), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     if src.name.endswith(STATE_MANIFEST_SUFFIX):
-        from ssm_rules.state import copy_state_objects
+        from ssm_rules.manifest import copy_state_objects
 
         copy_state_objects(src, dest)
         return dest

@@ -108,6 +108,11 @@ class TaskSpec:
     hyperparameters: tuple[tuple[str, Any], ...]
     options: JobOptions
     logs: tuple[str, ...]  # where the job's log goes (file:// or s3:// URIs)
+    output_names: tuple[str | None, ...] = ()  # the rule's name of each output, in order
+
+    @property
+    def named_outputs(self) -> list[tuple[str, Output]]:
+        return [(n, o) for n, o in zip(self.output_names, self.outputs, strict=False) if n]
 
     @property
     def state_output(self) -> Output | None:
@@ -161,6 +166,7 @@ def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> Ta
         hyperparameters=hps,
         options=options,
         logs=logs,
+        output_names=tuple(item.name for item in view.outputs),
     )
 
 
@@ -427,7 +433,7 @@ def _hyperparameters(view: JobView) -> tuple[tuple[str, Any], ...]:
 
 def _format_shell(view: JobView, channels: tuple[Channel, ...], outputs: tuple[Output, ...],
                   hps: tuple[tuple[str, Any], ...]) -> str:
-    from snakemake.io import InputFiles, Log, OutputFiles, Params
+    from ssm_rules._snakemake_internals import named_list
 
     inputs = [(item.name, ch.job_path) for item, ch in zip(view.inputs, channels, strict=True)]
     outs = [(item.name, o.job_path) for item, o in zip(view.outputs, outputs, strict=True)]
@@ -436,25 +442,8 @@ def _format_shell(view: JobView, channels: tuple[Channel, ...], outputs: tuple[O
     params = [(n, v) for n, v in view.params if not isinstance(v, JobOptions)]
     return view.format(
         view.shell_template,
-        input=_named(InputFiles, inputs),
-        output=_named(OutputFiles, outs),
-        log=_named(Log, logs),
-        params=_named(Params, params),
+        input=named_list("input", inputs),
+        output=named_list("output", outs),
+        log=named_list("log", logs),
+        params=named_list("params", params),
     )
-
-
-def _named(cls: type, items: list[tuple[str | None, Any]]) -> Any:
-    """A Snakemake Namedlist with the same names as the job's: a name given to several items
-    becomes a slice, so ``{input.x}`` of a multi-file input is the space-joined paths."""
-    nl = cls()
-    spans: dict[str, list[int]] = {}
-    for i, (name, value) in enumerate(items):
-        nl.append(value)
-        if name is not None:
-            spans.setdefault(name, []).append(i)
-    for name, idx in spans.items():
-        if len(idx) == 1:
-            nl._set_name(name, idx[0])
-        else:
-            nl._set_name(name, idx[0], idx[-1] + 1)
-    return nl

@@ -22,7 +22,7 @@ from ssm_rules import safe_tar
 from ssm_rules.objects import ObjectStore, ObjectURI, relative_key
 from ssm_rules.requests import Placement, carrier_uri
 from ssm_rules.spec import OutputKind, TaskSpec
-from ssm_rules.state import snapshot
+from ssm_rules.manifest import snapshot
 from worker_toolkit import contract as C
 
 SKIP_DIRS = {"__pycache__", ".git", ".snakemake", ".ssm_rules", ".venv", ".mypy_cache",

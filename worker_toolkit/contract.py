@@ -46,6 +46,8 @@ PROCESSING_STATE_DIR = f"{PROCESSING_DIR}/state"
 PROCESSING_FILES_DIR = f"{PROCESSING_DIR}/ssm_files"
 # Everything the processing launcher leaves for upload: model.tar.gz, output.tar.gz, files/
 PROCESSING_CARRIER_DIR = f"{PROCESSING_DIR}/ssm_out"
+# Sub-directory of the carrier holding the plain outputs: <carrier>/files/<relpath>.
+PROCESSING_CARRIER_FILES = "files"
 PROCESSING_WORK_DIR = f"{PROCESSING_DIR}/work"  # unpacked code, cwd of the user program
 
 # Reserved ProcessingInput / ProcessingOutput names (users' channels may not take them).
@@ -54,6 +56,9 @@ PROCESSING_TASK_INPUT = "ssm_task"
 PROCESSING_STATE_INPUT = "ssm_state"
 PROCESSING_CARRIER_OUTPUT = "ssm_out"
 PROCESSING_STATE_OUTPUT = "ssm_state"
+
+# CreateProcessingJob: each ContainerEntrypoint / ContainerArguments item is at most 256 chars.
+CONTAINER_ENTRYPOINT_ITEM_MAX = 256
 
 CODE_BUNDLE_NAME = "sourcedir.tar.gz"
 TASK_FILE_NAME = "task.json"
@@ -116,7 +121,15 @@ STOP_GRACE_SECONDS = 30
 #   "job_type": "training" | "processing",
 #   "files": {"/opt/ml/output/ssm_files/runs/x.json": "runs/x.json", ...},  # plain outputs
 #   "state_dir": "/opt/ml/checkpoints" | null,  # where the task state is, if the rule has one
-#   "model": bool, "output_data": bool          # processing: tar these into the carrier dir
+#   "model": bool, "output_data": bool,         # processing: tar these into the carrier dir
+#   "inputs": {"<channel>": "/opt/ml/input/data/<channel>[/file]"},  # env SSM_INPUT_<NAME>
+#   "outputs": {"<output name>": "<in-job path>"},                   # env SSM_OUTPUT_<NAME>
+#   "hps": {...},              # processing: hyperparameters (no SageMaker HPs there)
+#   "state_input": "/opt/ml/processing/input/ssm_state" | absent,
+#                              # processing: copied into state_dir before the program runs
 # }
+# <NAME> is the name upper-cased, every character other than A-Z/0-9 replaced by "_".
+ENV_INPUT_PREFIX = "SSM_INPUT_"
+ENV_OUTPUT_PREFIX = "SSM_OUTPUT_"
 TASK_KINDS = ("script", "shell")
 JOB_TYPES = ("training", "processing")
