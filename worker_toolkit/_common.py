@@ -1,0 +1,130 @@
+"""Helpers shared by WorkerConfig and the launcher (standard library only, Python >= 3.9)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from . import contract as c
+
+# "/opt/ml" as a whole path component inside free text (a shell command): not "/opt/mlflow",
+# not "/x/opt/ml". Used to move every job path onto SSM_OPT_ML_ROOT when the local backend
+# could not mount the sandbox at /opt/ml.
+_OPT_ML_IN_TEXT = re.compile(r"(?<![\w.\-/])" + re.escape(c.OPT_ML) + r"(?![\w.\-])")
+
+
+def opt_ml_root() -> str:
+    """The real directory that stands for /opt/ml ($SSM_OPT_ML_ROOT, else /opt/ml)."""
+    root = os.environ.get(c.ENV_OPT_ML_ROOT, "").strip()
+    return root.rstrip("/") or c.OPT_ML
+
+
+def reroot(path: str, root: str | None = None) -> str:
+    """Map an /opt/ml path onto the real root; other paths are returned unchanged."""
+    real = root if root is not None else opt_ml_root()
+    if path == c.OPT_ML or path.startswith(c.OPT_ML + "/"):
+        return real + path[len(c.OPT_ML) :]
+    return path
+
+
+def reroot_text(text: str, root: str | None = None) -> str:
+    """Re-root every /opt/ml path occurring in free text, e.g. a shell command."""
+    real = root if root is not None else opt_ml_root()
+    if real == c.OPT_ML:
+        return text
+    return _OPT_ML_IN_TEXT.sub(lambda _m: real, text)
+
+
+def read_json(path: str) -> Any:
+    """The decoded JSON file at an /opt/ml path (re-rooted), or None when it is absent/bad."""
+    try:
+        return json.loads(Path(reroot(path)).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def decode_hp(value: Any) -> Any:
+    """Decode one hyperparameter value the way sagemaker-training-toolkit does.
+
+    ``environment.read_hyperparameters`` json-decodes each value and keeps the raw string when
+    that fails, so script-mode values arrive typed (``"1"`` -> 1, ``"\\"a\\""`` -> "a").
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def is_reserved_hp(key: str) -> bool:
+    """True for hyperparameters that belong to SageMaker or ssm_rules, not to the user."""
+    return key.startswith(c.RESERVED_HP_PREFIXES)
+
+
+def user_hps(hps: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters without the reserved ``sagemaker_`` / ``ssm_`` keys."""
+    return {k: v for k, v in hps.items() if not is_reserved_hp(k)}
+
+
+def to_cmd_args(hps: dict[str, Any]) -> list[str]:
+    """Hyperparameters as command-line args, as ``sagemaker_training.mapping.to_cmd_args``.
+
+    Sorted keys; ``--key`` (``-k`` for one-letter keys); values str()'d after decoding; a dict
+    becomes ``k=v,k2=v2``; None becomes "".
+    """
+    args: list[str] = []
+    for key in sorted(hps):
+        name = str(key)
+        args.append(f"--{name}" if len(name) > 1 else f"-{name}")
+        args.append(_cmd_value(hps[key]))
+    return args
+
+
+def _cmd_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return str(value)
+
+
+def channel_env_name(channel: str) -> str:
+    """SM_CHANNEL_<NAME>: the toolkit upper-cases the channel name (environment.py)."""
+    return c.ENV_CHANNEL_PREFIX + channel.upper()
+
+
+def count_gpus() -> int:
+    """GPUs visible on this instance (the NVIDIA driver lists one entry per GPU)."""
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+def is_processing() -> bool:
+    """True inside a processing job: it has processingjobconfig.json, no training config."""
+    return (
+        Path(reroot(c.PROCESSING_CONFIG_FILE)).is_file()
+        and not Path(reroot(c.RESOURCE_CONFIG_FILE)).is_file()
+    )
+
+
+def processing_inputs() -> dict[str, str]:
+    """User ProcessingInputs (name -> re-rooted LocalPath) from processingjobconfig.json.
+
+    The inputs ssm_rules reserves for itself (code bundle, task description, state) are left
+    out: they are not the rule's channels.
+    """
+    config = read_json(c.PROCESSING_CONFIG_FILE) or {}
+    reserved = {c.PROCESSING_CODE_INPUT, c.PROCESSING_TASK_INPUT, c.PROCESSING_STATE_INPUT}
+    inputs: dict[str, str] = {}
+    for item in config.get("ProcessingInputs") or []:
+        name = item.get("InputName", "")
+        source = item.get("S3Input") or item.get("DatasetDefinition") or {}
+        if name and name not in reserved and source.get("LocalPath"):
+            inputs[name] = reroot(source["LocalPath"])
+    return inputs

@@ -1,0 +1,164 @@
+"""The environment the launcher gives the user program.
+
+On a framework image, sagemaker-training-toolkit has already exported the SM_* variables; on a
+bare image, a processing job, or the local backend some are missing. Every variable is only set
+when absent (setdefault), from the files SageMaker writes under /opt/ml, so the toolkit's values
+win wherever it ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import _common as u
+from . import contract as c
+
+# Sub-directory of worker_toolkit holding the ``task_toolkit`` shim for pre-0.9 workers.
+COMPAT_DIR = Path(__file__).resolve().parent / "_compat"
+
+
+def _dumps(value: Any) -> str:
+    # The toolkit's mapping.to_env_vars format for non-string values.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _training_env(env: dict[str, str], root: str) -> None:
+    resource = u.read_json(c.RESOURCE_CONFIG_FILE) or {}
+    _host_env(env, resource)
+    env.setdefault(c.ENV_RESOURCE_CONFIG, _dumps(resource))
+    raw = u.read_json(c.HYPERPARAMETERS_FILE) or {}
+    hps = u.user_hps({k: u.decode_hp(v) for k, v in raw.items()})
+    _hps_env(env, hps)
+    data_config = u.read_json(c.INPUT_DATA_CONFIG_FILE) or {}
+    channels = {name: u.reroot(f"{c.INPUT_DATA_DIR}/{name}", root) for name in data_config}
+    _channel_env(env, channels)
+    env.setdefault(c.ENV_INPUT_DATA_CONFIG, _dumps(data_config))
+    env.setdefault(c.ENV_MODEL_DIR, c.MODEL_DIR)
+    env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.OUTPUT_DATA_DIR)
+    env.setdefault(c.ENV_INPUT_DIR, c.INPUT_DIR)
+    env.setdefault(c.ENV_INPUT_CONFIG_DIR, c.INPUT_CONFIG_DIR)
+    # TRAINING_JOB_NAME is what SageMaker sets; simple-sagemaker workers read SAGEMAKER_JOB_NAME.
+    env.setdefault(c.ENV_JOB_NAME, env.get(c.ENV_TRAINING_JOB_NAME, ""))
+
+
+def _processing_env(env: dict[str, str], task: dict[str, Any]) -> None:
+    resource = u.read_json(c.PROCESSING_RESOURCE_CONFIG_FILE) or {}
+    _host_env(env, resource)
+    env.setdefault(c.ENV_RESOURCE_CONFIG, _dumps(resource))
+    _hps_env(env, u.user_hps(task.get("hps") or {}))
+    _channel_env(env, u.processing_inputs())
+    env.setdefault(c.ENV_MODEL_DIR, c.PROCESSING_MODEL_DIR)
+    env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.PROCESSING_OUTPUT_DATA_DIR)
+    env.setdefault(c.ENV_INPUT_DIR, c.PROCESSING_INPUT_DIR)
+    env.setdefault(c.ENV_INPUT_CONFIG_DIR, f"{c.OPT_ML}/config")
+    config = u.read_json(c.PROCESSING_CONFIG_FILE) or {}
+    name = env.get(c.ENV_PROCESSING_JOB_NAME) or config.get("ProcessingJobName", "")
+    env.setdefault(c.ENV_JOB_NAME, name)
+
+
+def _host_env(env: dict[str, str], resource: dict[str, Any]) -> None:
+    current = resource.get("current_host") or "algo-1"
+    env.setdefault(c.ENV_CURRENT_HOST, current)
+    env.setdefault(c.ENV_HOSTS, _dumps(resource.get("hosts") or [current]))
+    env.setdefault(c.ENV_NETWORK_INTERFACE_NAME, resource.get("network_interface_name", "eth0"))
+    if resource.get("current_instance_type"):
+        env.setdefault(c.ENV_CURRENT_INSTANCE_TYPE, resource["current_instance_type"])
+
+
+def _hps_env(env: dict[str, str], hps: dict[str, Any]) -> None:
+    env.setdefault(c.ENV_HPS, _dumps(hps))
+    for key, value in hps.items():  # the toolkit also exports SM_HP_<KEY>
+        env.setdefault(f"SM_HP_{key.upper()}", value if isinstance(value, str) else _dumps(value))
+
+
+def _channel_env(env: dict[str, str], channels: dict[str, str]) -> None:
+    env.setdefault(c.ENV_CHANNELS, _dumps(sorted(channels)))
+    for name, path in channels.items():
+        env.setdefault(u.channel_env_name(name), path)
+
+
+def _ssm_env(env: dict[str, str], task: dict[str, Any]) -> None:
+    default_state = c.PROCESSING_STATE_DIR if task["job_type"] == "processing" else c.CHECKPOINT_DIR
+    state = u.reroot(env.get(c.ENV_STATE) or task.get("state_dir") or default_state)
+    env[c.ENV_STATE] = state
+    hosts = json.loads(env[c.ENV_HOSTS])
+    current = env[c.ENV_CURRENT_HOST]
+    env.setdefault(c.ENV_INSTANCE_STATE, f"{state}/{current}")
+    env.setdefault(c.ENV_TENSORBOARD_DIR, c.TENSORBOARD_DIR)
+    env.setdefault(c.ENV_NUM_NODES, str(len(hosts)))
+    env.setdefault(c.ENV_HOST_RANK, str(hosts.index(current) if current in hosts else 0))
+    # The rule's named inputs/outputs as in-job paths, for scripts and shell commands alike.
+    for name, path in task.get("inputs", {}).items():
+        env.setdefault(c.ENV_INPUT_PREFIX + _env_suffix(name), path)
+    for name, path in task.get("outputs", {}).items():
+        env.setdefault(c.ENV_OUTPUT_PREFIX + _env_suffix(name), path)
+
+
+def _env_suffix(name: str) -> str:
+    """<NAME> of SSM_INPUT_<NAME>: upper case, like SM_CHANNEL_<NAME>; non-alnum become "_"."""
+    return "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in name.upper())
+
+
+def _reroot_env(env: dict[str, str], root: str) -> None:
+    """Move every /opt/ml path held by an SM_*/SSM_* variable onto the real root."""
+    for key, value in env.items():
+        if key.startswith(("SM_", "SSM_")) and key != c.ENV_OPT_ML_ROOT:
+            env[key] = u.reroot(value, root)
+
+
+def build_env(
+    task: dict[str, Any], root: str, code_dir: Path, base: Mapping[str, str]
+) -> dict[str, str]:
+    """The complete environment of the user program."""
+    env = dict(base)
+    if task["job_type"] == "processing":
+        _processing_env(env, task)
+    else:
+        _training_env(env, root)
+    env.setdefault(c.ENV_OUTPUT_DIR, c.OUTPUT_DIR)
+    env.setdefault(c.ENV_NUM_CPUS, str(os.cpu_count() or 1))
+    env.setdefault(c.ENV_NUM_GPUS, str(u.count_gpus()))
+    if task["kind"] == "script":
+        env.setdefault(c.ENV_USER_ENTRY_POINT, task["program"])
+    env.setdefault(c.ENV_MODULE_DIR, str(code_dir))
+    _ssm_env(env, task)
+    _reroot_env(env, root)
+    # `import worker_toolkit` (and the old `task_toolkit`) from the program, like
+    # simple-sagemaker which copied its toolkit next to the entry point.
+    paths = [str(code_dir), str(COMPAT_DIR)] + [p for p in [env.get("PYTHONPATH")] if p]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    # Python children flush line by line, so their logs stream instead of arriving at exit.
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def prepare_dirs(env: Mapping[str, str], task: dict[str, Any], root: str) -> None:
+    """Create the directories the program may write to before it runs."""
+    files_dir = c.PROCESSING_FILES_DIR if task["job_type"] == "processing" else c.FILES_DIR
+    dirs = [env[k] for k in (c.ENV_MODEL_DIR, c.ENV_OUTPUT_DATA_DIR, c.ENV_STATE)]
+    dirs += [env[c.ENV_TENSORBOARD_DIR], u.reroot(files_dir, root)]
+    for path in dirs:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    # Snakemake creates the parent directories of a job's outputs before it runs: so do we.
+    for path in [*task.get("files", {}), *task.get("outputs", {}).values()]:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _restore_state(task.get("state_input"), env[c.ENV_STATE])
+
+
+def _restore_state(source: str | None, state: str) -> None:
+    """Processing jobs have no CheckpointConfig: the state arrives as a ProcessingInput and is
+    copied into the state directory (which a ProcessingOutput uploads again afterwards)."""
+    if source and Path(source).is_dir() and Path(source).resolve() != Path(state).resolve():
+        shutil.copytree(source, state, symlinks=True, dirs_exist_ok=True)
+
+
+def shell_argv(command: str) -> list[str]:
+    """Snakemake's strict shell mode; plain sh (no pipefail) when the image lacks bash."""
+    if shutil.which("bash"):
+        return ["bash", "-c", f"set -euo pipefail; {command}"]
+    return ["/bin/sh", "-c", f"set -eu; {command}"]

@@ -1,0 +1,93 @@
+"""After a successful run: check the declared plain outputs and hand them to SageMaker's upload.
+
+A training job uploads only model.tar.gz (SM_MODEL_DIR) and output.tar.gz (SM_OUTPUT_DATA_DIR),
+so plain files travel inside output.tar.gz under ``.ssm_files/<relpath>``. A processing job
+uploads directories (ProcessingOutput), so the launcher assembles one carrier directory with
+model.tar.gz, output.tar.gz and ``files/<relpath>``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+from . import _common as u
+from . import contract as c
+
+
+def missing_files(files: dict[str, str]) -> list[tuple[str, str]]:
+    """(path, relpath) of every declared plain output that the program did not write."""
+    return [(path, rel) for path, rel in sorted(files.items()) if not os.path.lexists(path)]
+
+
+def _safe_rel(rel: str) -> str:
+    """A relative path that cannot climb out of its destination directory."""
+    parts = [p for p in Path(rel).parts if p not in ("", ".", "/")]
+    if not parts or ".." in parts:
+        raise ValueError(f"bad relative output path {rel!r}")
+    return os.path.join(*parts)
+
+
+def _move(src: str, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() or dest.is_symlink():
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        else:
+            dest.unlink()
+    shutil.move(src, str(dest))
+
+
+def move_training_files(files: dict[str, str], root: str) -> None:
+    """Move each declared file into OUTPUT_DATA_DIR/.ssm_files/<relpath> (in output.tar.gz)."""
+    base = Path(u.reroot(c.OUTPUT_DATA_DIR, root)) / c.SSM_FILES_MEMBER
+    for path, rel in sorted(files.items()):
+        _move(path, base / _safe_rel(rel))
+
+
+def build_carrier(files: dict[str, str], model: bool, output_data: bool, root: str) -> Path:
+    """Fill PROCESSING_CARRIER_DIR: model.tar.gz, output.tar.gz, files/<relpath>."""
+    carrier = Path(u.reroot(c.PROCESSING_CARRIER_DIR, root))
+    carrier.mkdir(parents=True, exist_ok=True)
+    if model:
+        write_tar_gz(Path(u.reroot(c.PROCESSING_MODEL_DIR, root)), carrier / c.MODEL_ARCHIVE)
+    if output_data:
+        write_tar_gz(Path(u.reroot(c.PROCESSING_OUTPUT_DATA_DIR, root)), carrier / c.OUTPUT_ARCHIVE)
+    for path, rel in sorted(files.items()):
+        _move(path, carrier / c.PROCESSING_CARRIER_FILES / _safe_rel(rel))
+    return carrier
+
+
+def _members(src: Path) -> list[Path]:
+    """Every entry below src, sorted, directories before their contents."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        base = Path(dirpath)
+        found.extend(base / name for name in dirnames if (base / name).is_symlink())
+        found.extend(base / name for name in filenames)
+        if base != src:
+            found.append(base)
+    return sorted(found, key=lambda p: p.relative_to(src).parts)
+
+
+def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Same bytes for the same tree on every host and run: no owner names/ids.
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_tar_gz(src: Path, dest: Path) -> None:
+    """Tar src's contents (relative, sorted names) into a gzip file with a fixed header time."""
+    src.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path in _members(src):
+                name = path.relative_to(src).as_posix()
+                tar.add(str(path), arcname=name, recursive=False, filter=_normalize)
+    os.replace(tmp, dest)

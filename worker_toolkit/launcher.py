@@ -1,0 +1,370 @@
+"""The in-job launcher: runs a rule's script or shell command inside a SageMaker job.
+
+Started as ``python ssm_launch.py [hyperparameter args]`` from the root of the code bundle:
+
+* training: sagemaker-training-toolkit runs ``sagemaker_program=ssm_launch.py`` with every
+  non-``sagemaker_`` hyperparameter as ``--key value``, so the task arrives as
+  ``--ssm_task <json>`` (falling back to the ``ssm_task`` key of hyperparameters.json);
+* processing: ``ContainerEntrypoint=["python3", "-c", PROCESSING_BOOTSTRAP]`` unpacks the bundle
+  and runs the same file; the task is ``<PROCESSING_TASK_DIR>/task.json``.
+
+It completes the SM_*/SSM_* environment, runs the program in its own process group (forwarding
+SIGTERM/SIGINT), streams its output, writes /opt/ml/output/failure on error, and on the main
+host checks the declared outputs and hands them to SageMaker's upload. Exit code = program's.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from . import _common as u
+from . import _jobenv, _outputs
+from . import contract as c
+
+__all__ = ["PROCESSING_BOOTSTRAP", "LaunchError", "launcher_template_path", "load_task", "main"]
+
+TAIL_LINES = 50  # output lines kept for the failure file
+DRAIN_SECONDS = 5.0  # after the program exits, wait this long for its background children's output
+LAUNCH_ERROR_EXIT = 2
+
+# Processing jobs have no script mode: this unpacks the code bundle into PROCESSING_WORK_DIR and
+# execs its ssm_launch.py with the same Python. Use as
+# ContainerEntrypoint=["python3", "-c", PROCESSING_BOOTSTRAP]: CreateProcessingJob limits each
+# entrypoint item to CONTAINER_ENTRYPOINT_ITEM_MAX characters, hence the terse code. Pythons with
+# tarfile.data_filter (3.8.17+, 3.9.17+, 3.10.12+, 3.11.4+, 3.12+) refuse members that would
+# land outside the directory; older ones extract as `tar -x` would (the bundle is our own).
+_PROCESSING = c.PROCESSING_DIR[len(c.OPT_ML) :] + "/"  # "/processing/"
+_CODE_TAR = c.PROCESSING_CODE_DIR[len(c.PROCESSING_DIR) + 1 :] + "/" + c.CODE_BUNDLE_NAME
+_WORK = c.PROCESSING_WORK_DIR[len(c.PROCESSING_DIR) + 1 :]
+PROCESSING_BOOTSTRAP = "\n".join(
+    [
+        "import os,sys,tarfile as t",
+        f"r=os.environ.get('{c.ENV_OPT_ML_ROOT}','{c.OPT_ML}')+'{_PROCESSING}';w=r+'{_WORK}'",
+        f"f=t.open(r+'{_CODE_TAR}');f.extraction_filter=vars(t).get('data_filter');f.extractall(w)",
+        f"x=sys.executable;os.execv(x,[x,w+'/{c.LAUNCHER_PROGRAM}'])",
+    ]
+)
+
+
+class LaunchError(Exception):
+    """The task cannot be started (bad or missing task description)."""
+
+
+def launcher_template_path() -> Path:
+    """The ``ssm_launch.py`` file to copy to the root of every code bundle."""
+    return Path(__file__).resolve().with_name(c.LAUNCHER_PROGRAM)
+
+
+def _log(message: str) -> None:
+    print(f"[ssm_launch] {message}", flush=True)
+
+
+# --- the task ------------------------------------------------------------------------------
+def _parse_task(value: Any) -> dict[str, Any] | None:
+    """A task object from a (possibly repeatedly) JSON-encoded value.
+
+    The client JSON-encodes the task into a string hyperparameter, and script mode JSON-encodes
+    hyperparameter values once more; the toolkit decodes one level. Peel until a dict appears.
+    """
+    for _ in range(3):
+        if isinstance(value, dict):
+            return value
+        if not isinstance(value, str):
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def _split_argv(argv: list[str]) -> tuple[str | None, list[str]]:
+    """(the --ssm_task value, the user args): every ``--ssm_*`` pair is ours, not the user's."""
+    task_value: str | None = None
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--ssm_"):
+            rest.append(arg)
+            i += 1
+            continue
+        key, eq, value = arg.partition("=")
+        if not eq:
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+            i += 1
+        i += 1
+        if key == "--" + c.HP_TASK:
+            task_value = value
+    return task_value, rest
+
+
+def _task_source(argv: list[str]) -> tuple[dict[str, Any] | None, str, list[str]]:
+    value, rest = _split_argv(argv)
+    task = _parse_task(value)
+    if task is not None:
+        return task, "training", rest
+    hps = u.read_json(c.HYPERPARAMETERS_FILE)
+    if isinstance(hps, dict) and c.HP_TASK in hps:
+        return _parse_task(hps[c.HP_TASK]), "training", rest
+    task = u.read_json(f"{c.PROCESSING_TASK_DIR}/{c.TASK_FILE_NAME}")
+    return (task if isinstance(task, dict) else None), "processing", rest
+
+
+def load_task(argv: list[str], root: str) -> tuple[dict[str, Any], list[str]]:
+    """The validated task with every /opt/ml path re-rooted, and the user's args."""
+    task, job_type, rest = _task_source(argv)
+    if task is None:
+        raise LaunchError(
+            f"no task description: expected --{c.HP_TASK} <json>, hyperparameter "
+            f"{c.HP_TASK!r} or {c.PROCESSING_TASK_DIR}/{c.TASK_FILE_NAME}"
+        )
+    task = dict(task)
+    task.setdefault("job_type", job_type)
+    _validate(task)
+    if task["job_type"] == "processing":
+        rest = u.to_cmd_args(u.user_hps(task.get("hps") or {})) + rest
+    task["files"] = {u.reroot(p, root): rel for p, rel in (task.get("files") or {}).items()}
+    for key in ("inputs", "outputs"):
+        task[key] = {name: u.reroot(p, root) for name, p in (task.get(key) or {}).items()}
+    for key in ("state_dir", "state_input"):
+        if task.get(key):
+            task[key] = u.reroot(task[key], root)
+    if task["kind"] == "shell":
+        task["command"] = u.reroot_text(task["command"], root)
+    return task, rest
+
+
+def _validate(task: dict[str, Any]) -> None:
+    if task.get("kind") not in c.TASK_KINDS:
+        raise LaunchError(f"task kind must be one of {c.TASK_KINDS}, got {task.get('kind')!r}")
+    if task["job_type"] not in c.JOB_TYPES:
+        raise LaunchError(f"job_type must be one of {c.JOB_TYPES}, got {task['job_type']!r}")
+    field = "program" if task["kind"] == "script" else "command"
+    if not isinstance(task.get(field), str) or not task[field]:
+        raise LaunchError(f"a {task['kind']} task needs a non-empty {field!r}")
+    for key in ("files", "inputs", "outputs", "hps"):
+        if not isinstance(task.get(key) or {}, dict):
+            raise LaunchError(f"task {key!r} must be a JSON object")
+
+
+# --- the program ---------------------------------------------------------------------------
+def build_command(task: dict[str, Any], code_dir: Path, args: list[str]) -> list[str]:
+    """argv of the user program (script mode semantics: hyperparameters are its args)."""
+    if task["kind"] == "shell":
+        return _jobenv.shell_argv(task["command"])
+    program = code_dir / task["program"]
+    if not program.is_file():
+        raise LaunchError(f"program {task['program']!r} not found in the code dir {code_dir}")
+    if program.suffix == ".py":
+        return [sys.executable, str(program), *args]
+    if program.suffix == ".sh":
+        return ["/bin/sh", str(program), *args]
+    return [str(program), *args]
+
+
+def describe(task: dict[str, Any], args: list[str]) -> str:
+    """The program as a user wrote it: the shell command, or the script with its args."""
+    if task["kind"] == "shell":
+        return task["command"]
+    return shlex.join([task["program"], *args])
+
+
+def _pump(stream: IO[bytes], tail: collections.deque[str]) -> None:
+    """Copy the child's output to our stdout line by line, keeping the last lines."""
+    out = getattr(sys.stdout, "buffer", None)
+    for raw in iter(stream.readline, b""):
+        if out is not None:
+            out.write(raw)
+            out.flush()
+        else:
+            sys.stdout.write(raw.decode("utf-8", "replace"))
+            sys.stdout.flush()
+        tail.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+
+class _Forwarder:
+    """Forwards SIGTERM/SIGINT to the child's process group.
+
+    SageMaker stops a job (StopTrainingJob, spot interruption) with SIGTERM and SIGKILLs after a
+    grace period; the program, not the launcher, must get the chance to save its state.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Forwarder:
+        for sig in self.SIGNALS:
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+    def started(self, pid: int) -> None:
+        self.pid = pid
+        if self.received is not None:  # arrived between handler install and Popen
+            self._forward(self.received)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received = signum
+        _log(f"received signal {signum}, forwarding to the program")
+        self._forward(signum)
+
+    def _forward(self, signum: int) -> None:
+        if self.pid is not None:
+            try:
+                os.killpg(self.pid, signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def run_program(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, list[str]]:
+    """Run cmd in its own process group; return (exit code, last output lines).
+
+    A signal death becomes 128+signal, like a shell. When the launcher itself was signalled and
+    the program still exited 0, the run is reported as interrupted (128+signal): it did not finish.
+    """
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    with _Forwarder() as forwarder:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=str(cwd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: signals reach the whole program
+        )
+        forwarder.started(proc.pid)
+        assert proc.stdout is not None
+        reader = threading.Thread(target=_pump, args=(proc.stdout, tail), daemon=True)
+        reader.start()
+        rc = proc.wait()
+        # Background children may keep the pipe open: don't wait for them forever.
+        reader.join(DRAIN_SECONDS)
+    if rc < 0:
+        rc = 128 - rc
+    if rc == 0 and forwarder.received is not None:
+        rc = 128 + forwarder.received
+    return rc, list(tail)
+
+
+# --- failure file --------------------------------------------------------------------------
+def failure_text(rc: int, what: str, tail: list[str]) -> str:
+    """Failure file contents: the first FAILURE_REASON_MAX chars become FailureReason.
+
+    First line: exit code, the program and its last output line; then the most recent output
+    lines that still fit in FailureReason; then the whole kept tail for the full picture.
+    """
+    last = next((line for line in reversed(tail) if line.strip()), "")
+    head = f"ExitCode {rc}: {_shorten(what, 200)}"
+    if last:
+        head += f" | last line: {_shorten(last.strip(), 300)}"
+    budget = c.FAILURE_REASON_MAX - len(head) - 1
+    recent: list[str] = []
+    for line in reversed(tail):
+        budget -= len(line) + 1
+        if budget < 0:
+            break
+        recent.insert(0, line)
+    parts = [head, *recent]
+    if tail and len(recent) < len(tail):
+        parts += [f"--- last {len(tail)} lines ---", *tail]
+    return "\n".join(parts) + "\n"
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def write_failure(root: str, text: str, overwrite: bool = False) -> None:
+    """Write /opt/ml/output/failure (re-rooted), keeping one the user program wrote itself."""
+    path = Path(u.reroot(c.FAILURE_FILE, root))
+    if path.exists() and not overwrite:
+        _log(f"keeping the failure file the program wrote: {path}")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+# --- after success -------------------------------------------------------------------------
+def finish(task: dict[str, Any], root: str) -> str | None:
+    """Check and hand over the declared outputs; the failure reason, or None when all is well."""
+    missing = _outputs.missing_files(task["files"])
+    if missing:
+        path, rel = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        return f"Missing output: the program did not write {rel!r}, expected at {path}{more}"
+    if task["job_type"] == "processing":
+        _outputs.build_carrier(
+            task["files"], bool(task.get("model")), bool(task.get("output_data")), root
+        )
+    else:
+        _outputs.move_training_files(task["files"], root)
+    return None
+
+
+def _is_main_host(env: dict[str, str]) -> bool:
+    hosts = json.loads(env[c.ENV_HOSTS])
+    return not hosts or env[c.ENV_CURRENT_HOST] == hosts[0]
+
+
+# --- entry point ---------------------------------------------------------------------------
+def _code_dir() -> Path:
+    """The bundle root: ssm_launch.py and worker_toolkit/ sit there."""
+    return Path(__file__).resolve().parent.parent
+
+
+def _prepare(argv: list[str], root: str) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    task, args = load_task(argv, root)
+    env = _jobenv.build_env(task, root, _code_dir(), os.environ)
+    _jobenv.prepare_dirs(env, task, root)
+    return task, args, env
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job's task; returns the exit code for the container."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    root = u.opt_ml_root()
+    try:
+        task, args, env = _prepare(argv, root)
+        cmd = build_command(task, _code_dir(), args)
+    except (LaunchError, OSError, ValueError, KeyError) as exc:
+        _log(f"cannot start the task: {exc}")
+        write_failure(root, f"ExitCode {LAUNCH_ERROR_EXIT}: ssm_launch: {exc}\n")
+        return LAUNCH_ERROR_EXIT
+    what = describe(task, args)
+    _log(f"Invoking {task['kind']} ({task['job_type']} job): {shlex.join(cmd)}")
+    rc, tail = run_program(cmd, _code_dir(), env)
+    if rc != 0:
+        _log(f"program failed with exit code {rc}")
+        write_failure(root, failure_text(rc, what, tail))
+        return rc
+    if not _is_main_host(env):
+        return 0
+    try:
+        reason = finish(task, root)
+    except (OSError, ValueError) as exc:
+        reason = f"Handing over the outputs failed: {exc}"
+    if reason:
+        _log(reason)
+        write_failure(root, f"ExitCode 1: {_shorten(what, 200)} | {reason}\n", overwrite=True)
+        return 1
+    return 0
