@@ -1,0 +1,119 @@
+"""What leaves a job: model/output tarballs, checkpoints, processing outputs.
+
+- Training (CreateTrainingJob OutputDataConfig): ``model.tar.gz`` holds /opt/ml/model of
+  all hosts merged and ``output.tar.gz`` holds /opt/ml/output/data of algo-1; both land at
+  ``<S3OutputPath>/<job>/output/``, which is also what ModelArtifacts.S3ModelArtifacts
+  names.
+- Checkpoints (CheckpointConfig): SageMaker copies every object under S3Uri into LocalPath
+  on every host before training and keeps syncing LocalPath back to S3Uri while the job
+  runs, so they survive a failure or an interruption. S3Uri is a folder: an object
+  ``<S3Uri>/a/b`` is ``<LocalPath>/a/b`` and back.
+- Processing (ProcessingOutputConfig): each output's LocalPath, every file with its relative
+  path, goes under its S3Uri — at the end of a successful job (EndOfJob), and for
+  Continuous also when the job failed or stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ssm_rules.backends.local.archives import files_under, make_tarball
+from ssm_rules.backends.local.channels import Source, folder_uri, place
+from ssm_rules.backends.local.sandbox import Sandbox
+from ssm_rules.objects import ObjectURI, S3Objects, store_for
+from worker_toolkit import contract
+
+
+def output_prefix(body: dict[str, Any]) -> ObjectURI:
+    base = ObjectURI.parse(body["OutputDataConfig"]["S3OutputPath"])
+    return base.join(body["TrainingJobName"], "output")
+
+
+def upload_training_outputs(
+    body: dict[str, Any], sandboxes: Sequence[Sandbox], work: Path, s3: S3Objects | None = None
+) -> str:
+    """Build and upload model.tar.gz and output.tar.gz; returns the model URI."""
+    prefix = output_prefix(body)
+    model = work / contract.MODEL_ARCHIVE
+    output = work / contract.OUTPUT_ARCHIVE
+    make_tarball([sb.real(contract.MODEL_DIR) for sb in sandboxes], model)
+    make_tarball([sandboxes[0].real(contract.OUTPUT_DATA_DIR)], output)
+    model_uri = str(prefix.join(contract.MODEL_ARCHIVE))
+    output_uri = str(prefix.join(contract.OUTPUT_ARCHIVE))
+    store = store_for(model_uri, s3)
+    store.upload(output, output_uri)
+    store.upload(model, model_uri)
+    return model_uri
+
+
+@dataclass
+class CheckpointSync:
+    """Two-way checkpoint copy for one job; remembers what it uploaded to skip it next time."""
+
+    s3_uri: str
+    local_dirs: list[Path]  # each host's LocalPath, host order
+    s3: S3Objects | None = None
+    _uploaded: dict[tuple[Path, str], tuple[int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def for_job(
+        cls, body: dict[str, Any], sandboxes: Sequence[Sandbox], s3: S3Objects | None = None
+    ) -> CheckpointSync | None:
+        ckpt = body.get("CheckpointConfig")
+        if not ckpt:
+            return None
+        local = ckpt.get("LocalPath") or contract.CHECKPOINT_DIR
+        return cls(folder_uri(ckpt["S3Uri"]), [sb.real(local) for sb in sandboxes], s3)
+
+    def download(self) -> None:
+        source = Source(self.s3_uri)
+        from ssm_rules.backends.local.channels import list_objects
+
+        objects = list_objects(self.s3_uri, self.s3)
+        for i, d in enumerate(self.local_dirs):
+            placed = place(source, d, i, len(self.local_dirs), self.s3, objects)
+            for p in placed:  # just downloaded: the same bytes are already there
+                st = p.stat()
+                self._uploaded[(d, p.relative_to(d).as_posix())] = (st.st_size, st.st_mtime_ns)
+
+    def upload(self) -> int:
+        """Upload new or changed files of every host; returns how many were uploaded."""
+        base = ObjectURI.parse(self.s3_uri)
+        store = store_for(self.s3_uri, self.s3)
+        count = 0
+        for d in self.local_dirs:
+            for path in files_under(d):
+                rel = path.relative_to(d).as_posix()
+                try:
+                    st = path.stat()
+                except FileNotFoundError:  # removed while we walked: the job still runs
+                    continue
+                sig = (st.st_size, st.st_mtime_ns)
+                if self._uploaded.get((d, rel)) == sig:
+                    continue
+                store.upload(path, str(base.join(rel)))
+                self._uploaded[(d, rel)] = sig
+                count += 1
+        return count
+
+
+def upload_processing_outputs(
+    body: dict[str, Any],
+    sandboxes: Sequence[Sandbox],
+    succeeded: bool,
+    s3: S3Objects | None = None,
+) -> None:
+    for out in (body.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        dst = out["S3Output"]
+        continuous = dst.get("S3UploadMode", "EndOfJob") == "Continuous"
+        if not (succeeded or continuous):
+            continue
+        base = ObjectURI.parse(folder_uri(dst["S3Uri"]))
+        store = store_for(dst["S3Uri"], s3)
+        for sb in sandboxes:
+            root = sb.real(dst["LocalPath"])
+            for path in files_under(root):
+                store.upload(path, str(base.join(path.relative_to(root).as_posix())))

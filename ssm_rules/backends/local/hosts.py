@@ -1,0 +1,223 @@
+"""Host processes: one per instance, each in its own session and, where Linux allows it,
+its own mount namespace with its sandbox at /opt/ml.
+
+A SageMaker instance is a container: /opt/ml is its own, and the container's processes
+die with it. Here each host is a process group (``start_new_session``) so that stop can
+signal all of it — SIGTERM first, SIGKILL after the grace period, as StopTrainingJob does
+— and ``unshare --mount`` with a bind mount gives each host a private /opt/ml, so code
+that hardcodes /opt/ml/model works and hosts never see each other's files.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker_toolkit import contract
+
+log = logging.getLogger(__name__)
+
+NO_MOUNT_ENV = "SSM_LOCAL_NO_MOUNT"
+STOP_GRACE_ENV = "SSM_STOP_GRACE_SECONDS"
+
+# Client variables a job never gets: credentials and config of the machine that submitted
+# it (the runner, not the job, reaches the job's URIs), and job variables of an enclosing
+# job (a job started from inside a job must not inherit its /opt/ml mapping).
+_KEEP_AWS = ("AWS_REGION", "AWS_DEFAULT_REGION")
+_DROP_PREFIXES = ("AWS_", "SM_", "SSM_", "SAGEMAKER_")
+_DROP_NAMES = (
+    "TRAINING_JOB_NAME",
+    "TRAINING_JOB_ARN",
+    "PROCESSING_JOB_NAME",
+    "CURRENT_HOST",
+    "PYTHONPATH",
+)
+
+# Runs inside the new mount namespace: bind the sandbox at /opt/ml, enter the job's
+# working directory (resolved only after the mount), become the program.
+_MOUNT_SCRIPT = 'mount --bind "$1" /opt/ml && cd "$2" && shift 2 && exec "$@"'
+
+
+class MountMode(enum.Enum):
+    NONE = "none"
+    ROOT = "root"  # unshare --mount (we are root)
+    USERNS = "userns"  # unshare --user --map-root-user --mount (unprivileged user namespaces)
+
+
+def stop_grace_seconds() -> float:
+    value = os.environ.get(STOP_GRACE_ENV)
+    return float(value) if value else float(contract.STOP_GRACE_SECONDS)
+
+
+def _unshare_prefix(mode: MountMode) -> list[str]:
+    prefix = ["unshare", "--mount", "--propagation", "private"]
+    if mode is MountMode.USERNS:
+        prefix.insert(1, "--map-root-user")
+        prefix.insert(1, "--user")
+    return prefix
+
+
+def _probe(mode: MountMode) -> bool:
+    with tempfile.TemporaryDirectory(prefix="ssm-mount-probe-") as tmp:
+        Path(tmp, "probe").write_text("")
+        argv = [
+            *_unshare_prefix(mode),
+            "--",
+            "/bin/sh",
+            "-c",
+            _MOUNT_SCRIPT,
+            "probe",
+            tmp,
+            "/",
+            "test",
+            "-f",
+            f"{contract.OPT_ML}/probe",
+        ]
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=20, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return done.returncode == 0
+
+
+@functools.cache
+def _probed_mode() -> MountMode:
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        return MountMode.NONE
+    try:
+        os.makedirs(contract.OPT_ML, exist_ok=True)  # the mountpoint
+    except OSError:
+        return MountMode.NONE
+    candidates = [MountMode.ROOT] if os.geteuid() == 0 else []
+    candidates.append(MountMode.USERNS)
+    for mode in candidates:
+        if _probe(mode):
+            return mode
+    return MountMode.NONE
+
+
+def mount_mode() -> MountMode:
+    """How hosts get a private /opt/ml here; probed once per process.
+
+    ``SSM_LOCAL_NO_MOUNT=1`` forces the fallback: no namespace, paths point into the sandbox
+    and the job gets SSM_OPT_ML_ROOT to re-root /opt/ml paths.
+    """
+    if os.environ.get(NO_MOUNT_ENV, "") not in ("", "0"):
+        return MountMode.NONE
+    return _probed_mode()
+
+
+def container_env(extra_path: Sequence[str] = ()) -> dict[str, str]:
+    """The image's environment: this machine's, minus what a job must not see.
+
+    The image's python is this interpreter, so its directory leads PATH.
+    ``PYTHONUNBUFFERED`` is set as SageMaker's framework images set it, so logs stream.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in _KEEP_AWS or not (k.startswith(_DROP_PREFIXES) or k in _DROP_NAMES)
+    }
+    path = [os.path.dirname(sys.executable), *extra_path, env.get("PATH", os.defpath)]
+    env["PATH"] = os.pathsep.join(p for p in path if p)
+    env["PYTHONUNBUFFERED"] = "TRUE"
+    env["PYTHONDONTWRITEBYTECODE"] = "TRUE"
+    return env
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str  # algo-i
+    argv: list[str]
+    env: Mapping[str, str]
+    cwd: str  # as the job sees it (an /opt/ml path when mounted)
+    sandbox_root: Path
+    log_file: Path
+    mount: MountMode
+
+
+class Host:
+    """One running host: a process group whose output goes line by line to its log."""
+
+    def __init__(self, spec: HostSpec) -> None:
+        self.spec = spec
+        self.started = time.time()
+        spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(spec.log_file, "ab") as out:
+            if spec.mount is MountMode.NONE:
+                argv, cwd = list(spec.argv), spec.cwd
+            else:
+                argv = [
+                    *_unshare_prefix(spec.mount),
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    _MOUNT_SCRIPT,
+                    "ssm-host",
+                    str(spec.sandbox_root),
+                    spec.cwd,
+                    *spec.argv,
+                ]
+                cwd = "/"
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=dict(spec.env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    @property
+    def exit_code(self) -> int | None:
+        """Shell-style: a death by signal N is 128+N (137 for SIGKILL, as Docker reports)."""
+        rc = self.proc.poll()
+        if rc is None:
+            return None
+        return 128 - rc if rc < 0 else rc
+
+    def signal(self, sig: int) -> None:
+        signal_group(self.pid, sig)
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def terminate(hosts: Sequence[Host], grace: float) -> None:
+    """SIGTERM every host's group; SIGKILL what is still running after ``grace`` seconds."""
+    for h in hosts:
+        if h.poll() is None:
+            h.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(h.poll() is None for h in hosts):
+        time.sleep(0.05)
+    for h in hosts:
+        h.signal(signal.SIGKILL)  # also leftovers of a group whose leader already exited
+    for h in hosts:
+        try:
+            h.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.warning("host %s did not exit after SIGKILL", h.spec.name)

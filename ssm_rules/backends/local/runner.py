@@ -1,0 +1,393 @@
+"""Runs one local job to its end: ``python -m ssm_rules.backends.local.runner <jobdir>``.
+
+Started by :meth:`LocalBackend.submit` as a detached process (its own session), so a job
+outlives the client that created it, as a SageMaker job does. The runner plays SageMaker's
+agent: it prepares every host's /opt/ml (Downloading), starts the hosts (Training), watches
+them — a host exiting non-zero fails the job and the others get SIGTERM; SIGTERM to the
+runner (StopTrainingJob) or StoppingCondition.MaxRuntimeInSeconds stops it — then uploads
+(Uploading) and writes the final status. It is the only writer of status.json while it
+lives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ssm_rules.backends.base import JobState, JobType
+from ssm_rules.backends.local import artifacts, channels, hosts, status, toolkit
+from ssm_rules.backends.local.hosts import Host, HostSpec, MountMode
+from ssm_rules.backends.local.jobdir import JobDir
+from ssm_rules.backends.local.sandbox import (
+    Sandbox,
+    host_names,
+    prepare_processing,
+    prepare_training,
+    remap_arg,
+)
+from ssm_rules.objects import S3Objects
+from worker_toolkit import contract
+
+log = logging.getLogger("ssm_rules.local.runner")
+
+CHECKPOINT_SYNC_ENV = "SSM_LOCAL_CHECKPOINT_SYNC_SECONDS"
+TAIL_LINES = 10
+
+
+class Stopped(Exception):
+    """Raised between preparation steps once a stop was requested."""
+
+
+def job_type_of(body: dict[str, Any]) -> JobType:
+    return JobType.TRAINING if "TrainingJobName" in body else JobType.PROCESSING
+
+
+def instance_count(body: dict[str, Any], job_type: JobType) -> int:
+    if job_type is JobType.TRAINING:
+        return int((body.get("ResourceConfig") or {}).get("InstanceCount", 1))
+    cluster = (body.get("ProcessingResources") or {}).get("ClusterConfig") or {}
+    return int(cluster.get("InstanceCount", 1))
+
+
+def sandboxes_for(jobdir: JobDir, body: dict[str, Any], mounted: bool) -> list[Sandbox]:
+    job_type = job_type_of(body)
+    names = host_names(instance_count(body, job_type))
+    return [Sandbox(jobdir.host_dir(n), n, i, mounted) for i, n in enumerate(names)]
+
+
+def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
+
+
+def failure_reason(sandbox: Sandbox, log_file: Path, exit_code: int, command: str | None) -> str:
+    """The failure file's first 1024 characters (SageMaker's documented FailureReason);
+    without one, what the training toolkit reports for a failed user script."""
+    failure = sandbox.real(contract.FAILURE_FILE)
+    if failure.is_file():
+        text = failure.read_text(errors="replace")
+        if text.strip():
+            return text[: contract.FAILURE_REASON_MAX]
+    tail = log_tail(log_file)
+    if command is not None:
+        reason = (
+            f"AlgorithmError: ExecuteUserScriptError:\nExitCode {exit_code}\n"
+            f'ErrorMessage "{tail}"\nCommand "{command}", exit code: {exit_code}'
+        )
+    else:
+        reason = f'AlgorithmError: ExitCode {exit_code}\nErrorMessage "{tail}"'
+    return reason[: contract.FAILURE_REASON_MAX]
+
+
+class JobRun:
+    def __init__(self, jobdir: JobDir) -> None:
+        self.jobdir = jobdir
+        self.body: dict[str, Any] = jobdir.read_request()
+        self.job_type = job_type_of(self.body)
+        self.name = jobdir.name
+        self.status = status.StatusDoc(self.job_type, jobdir.read_status())
+        self.stop_event = threading.Event()
+        self.mount = hosts.mount_mode()
+        self.sandboxes = sandboxes_for(jobdir, self.body, self.mount is not MountMode.NONE)
+        self.host_names = [sb.host for sb in self.sandboxes]
+        self.s3 = S3Objects()  # one client for the whole job, created on first s3:// use
+        self.checkpoints = (
+            artifacts.CheckpointSync.for_job(self.body, self.sandboxes, self.s3)
+            if self.job_type is JobType.TRAINING
+            else None
+        )
+        self.running: list[Host] = []
+        self.commands: dict[str, str | None] = {}
+        local = self.status.doc.setdefault("Local", {})
+        local["RunnerPid"] = os.getpid()
+        local["MountMode"] = self.mount.value
+        local.setdefault("Hosts", [])
+
+    # --- status -----------------------------------------------------------------------
+    def save(self) -> None:
+        self.jobdir.write_status(self.status.doc)
+
+    def enter(self, secondary: str) -> None:
+        log.info("%s: %s", self.name, secondary)
+        self.status.secondary(secondary)
+        self.save()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stop_event.is_set() or self.jobdir.stop_requested
+
+    def check_stop(self) -> None:
+        if self.stop_requested:
+            raise Stopped()
+
+    # --- the job ------------------------------------------------------------------------
+    def run(self) -> None:
+        outcome, reason, secondary = JobState.FAILED, None, ""
+        try:
+            outcome, reason, secondary = self._run()
+        except Stopped:
+            outcome, reason, secondary = JobState.STOPPED, None, status.STOPPED
+        except Exception as e:  # noqa: BLE001 — any runner error is this job's failure, with its cause
+            log.exception("job %s failed in the runner", self.name)
+            outcome, reason = JobState.FAILED, f"ClientError: {type(e).__name__}: {e}"[:1024]
+        finally:
+            # a container's processes die with it: nothing of the job outlives the runner
+            hosts.terminate(self.running, hosts.stop_grace_seconds())
+        outcome, reason = self._upload(outcome, reason)
+        self.status.finish(outcome, reason, secondary)
+        self.save()
+        log.info("%s: %s %s", self.name, outcome.value, reason or "")
+
+    def _run(self) -> tuple[JobState, str | None, str]:
+        self.check_stop()
+        self.enter(status.DOWNLOADING)
+        try:
+            self._prepare()
+        except Stopped:
+            raise
+        except Exception as e:
+            log.exception("download failed")
+            return JobState.FAILED, f"ClientError: Data download failed: {e}"[:1024], ""
+        self.check_stop()
+        self.status.started()
+        self.enter(status.TRAINING)
+        self._start_hosts()
+        return self._watch()
+
+    def _prepare(self) -> None:
+        for sb in self.sandboxes:
+            sb.root.mkdir(parents=True, exist_ok=True)
+            if self.job_type is JobType.TRAINING:
+                prepare_training(sb, self.body, self.host_names)
+            else:
+                prepare_processing(
+                    sb, self.body, self.host_names, status.arn(self.job_type, self.name)
+                )
+        for where, source, path in self._inputs():
+            self.check_stop()
+            objects = channels.list_objects(source.uri, self.s3)
+            if not objects:
+                # SageMaker refuses to start with an empty input prefix.
+                raise channels.PlacementError(
+                    f'No S3 objects found under S3 URL "{source.uri}" given in {where}'
+                )
+            for sb in self.sandboxes:
+                channels.place(
+                    source, sb.real(path), sb.index, len(self.sandboxes), self.s3, objects
+                )
+        if self.checkpoints is not None:
+            self.check_stop()
+            self.checkpoints.download()
+        if self.job_type is JobType.TRAINING and self._script_mode:
+            self.check_stop()
+            hps = toolkit.decode_hyperparameters(self.body.get("HyperParameters") or {})
+            bundle = toolkit.fetch_code(
+                str(hps[contract.HP_SUBMIT_DIRECTORY]), self.jobdir.work_dir, self.s3
+            )
+            for sb in self.sandboxes:
+                toolkit.install_code(bundle, sb.real(contract.CODE_DIR))
+
+    def _inputs(self) -> list[tuple[str, channels.Source, str]]:
+        if self.job_type is JobType.TRAINING:
+            return [
+                (
+                    f"channel {ch['ChannelName']!r}",
+                    channels.Source.from_request(ch["DataSource"]["S3DataSource"]),
+                    f"{contract.INPUT_DATA_DIR}/{ch['ChannelName']}",
+                )
+                for ch in self.body.get("InputDataConfig") or []
+            ]
+        return [
+            (
+                f"input {inp['InputName']!r}",
+                channels.Source.from_request(inp["S3Input"]),
+                inp["S3Input"]["LocalPath"],
+            )
+            for inp in self.body.get("ProcessingInputs") or []
+        ]
+
+    @property
+    def _script_mode(self) -> bool:
+        return not (self.body.get("AlgorithmSpecification") or {}).get("ContainerEntrypoint")
+
+    def _host_spec(self, sb: Sandbox) -> tuple[HostSpec, list[str]]:
+        """What runs on one host, and header lines for its log."""
+        env = hosts.container_env()
+        env.update({k: str(v) for k, v in (self.body.get("Environment") or {}).items()})
+        header: list[str] = []
+        command: str | None = None
+        if self.job_type is JobType.TRAINING:
+            env[contract.ENV_TRAINING_JOB_NAME] = self.name
+            env["TRAINING_JOB_ARN"] = status.arn(self.job_type, self.name)
+        else:
+            env[contract.ENV_PROCESSING_JOB_NAME] = self.name
+        if not sb.mounted:
+            env[contract.ENV_OPT_ML_ROOT] = str(sb.root)
+        if self.job_type is JobType.TRAINING and self._script_mode:
+            plan = toolkit.plan(self.body, sb, self.host_names, os.cpu_count() or 1)
+            env.update(plan.env)
+            code = sb.visible(contract.CODE_DIR)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH")) if p)
+            argv, cwd = plan.argv, plan.cwd
+            command = " ".join(argv)
+            header += [f"local backend: {w}" for w in plan.warnings]
+            header.append(f"Invoking script with the following command:\n\n{command}\n")
+        else:
+            spec = (
+                self.body["AlgorithmSpecification"]
+                if self.job_type is JobType.TRAINING
+                else self.body["AppSpecification"]
+            )
+            argv = toolkit.python_argv(
+                [*spec["ContainerEntrypoint"], *(spec.get("ContainerArguments") or [])]
+            )
+            if not sb.mounted:
+                argv = [remap_arg(a, sb) for a in argv]
+            cwd = sb.visible(contract.OPT_ML)
+        self.commands[sb.host] = command
+        log_file = self.jobdir.host_log(sb.host)
+        return HostSpec(sb.host, argv, env, cwd, sb.root, log_file, self.mount), header
+
+    def _start_hosts(self) -> None:
+        local = self.status.doc["Local"]
+        for sb in self.sandboxes:
+            spec, header = self._host_spec(sb)
+            if header:
+                spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+                with open(spec.log_file, "a") as f:
+                    f.write("\n".join(header) + "\n")
+            host = Host(spec)
+            self.running.append(host)
+            local["Hosts"].append(
+                {
+                    "Host": sb.host,
+                    "Pid": host.pid,
+                    "LogStream": f"{self.name}/{sb.host}-{int(host.started)}",
+                }
+            )
+        self.save()
+
+    def _watch(self) -> tuple[JobState, str | None, str]:
+        stopping = self.body.get("StoppingCondition") or {}
+        max_runtime = stopping.get("MaxRuntimeInSeconds")
+        deadline = time.monotonic() + max_runtime if max_runtime else None
+        sync_every = float(os.environ.get(CHECKPOINT_SYNC_ENV, "5"))
+        next_sync = time.monotonic() + sync_every
+        while True:
+            failed = next((h for h in self.running if h.exit_code not in (None, 0)), None)
+            if failed is not None:
+                code = failed.exit_code or 1
+                sb = self.sandboxes[self.host_names.index(failed.spec.name)]
+                others = [h for h in self.running if h is not failed]
+                hosts.terminate(others, hosts.stop_grace_seconds())
+                reason = failure_reason(sb, failed.spec.log_file, code, self.commands[sb.host])
+                return JobState.FAILED, reason, ""
+            if all(h.exit_code == 0 for h in self.running):
+                return JobState.COMPLETED, None, ""
+            if self.stop_requested:
+                self._stop_hosts()
+                return JobState.STOPPED, None, status.STOPPED
+            if deadline is not None and time.monotonic() > deadline:
+                log.info("%s exceeded MaxRuntimeInSeconds=%s", self.name, max_runtime)
+                self._stop_hosts()
+                return JobState.STOPPED, None, status.MAX_RUNTIME_EXCEEDED
+            if self.checkpoints is not None and time.monotonic() >= next_sync:
+                self.checkpoints.upload()  # SageMaker syncs checkpoints while training runs
+                next_sync = time.monotonic() + sync_every
+            time.sleep(0.05)
+
+    def _stop_hosts(self) -> None:
+        self.status.stopping()
+        self.save()
+        hosts.terminate(self.running, hosts.stop_grace_seconds())
+
+    def _upload(self, outcome: JobState, reason: str | None) -> tuple[JobState, str | None]:
+        """Uploading: artifacts of a completed or stopped training job (SageMaker keeps what a
+        stopped job saved), checkpoints always, processing outputs per S3UploadMode."""
+        try:
+            if self.checkpoints is not None:
+                self.checkpoints.upload()
+            if self.job_type is JobType.TRAINING:
+                if outcome in (JobState.COMPLETED, JobState.STOPPED) and self.running:
+                    if self.status.state is not JobState.STOPPING:
+                        self.enter(status.UPLOADING)
+                    uri = artifacts.upload_training_outputs(
+                        self.body, self.sandboxes, self.jobdir.work_dir, self.s3
+                    )
+                    self.status.model_artifacts(uri)
+            elif self.running:
+                artifacts.upload_processing_outputs(
+                    self.body, self.sandboxes, outcome is JobState.COMPLETED, self.s3
+                )
+        except Exception as e:  # noqa: BLE001 — an upload failure fails the job, cause kept
+            log.exception("upload failed")
+            return JobState.FAILED, (reason or f"ClientError: upload failed: {e}")[:1024]
+        return outcome, reason
+
+
+def detach(jobdir: JobDir) -> None:
+    """Become a daemon: fork, let the parent exit once the child recorded its pid.
+
+    The client waits for the parent only, so the runner is nobody's child afterwards (no
+    zombie, no "still running" warning in the client) and ``runner.pid`` exists as soon as
+    ``submit`` returns.
+    """
+    read_end, write_end = os.pipe()
+    if os.fork() > 0:
+        os.close(write_end)
+        os.read(read_end, 1)
+        os._exit(0)
+    os.close(read_end)
+    os.setsid()
+    tmp = jobdir.pid_file.with_name(".runner.pid.tmp")
+    tmp.write_text(str(os.getpid()))
+    os.replace(tmp, jobdir.pid_file)
+    os.write(write_end, b"1")
+    os.close(write_end)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    detached = bool(args) and args[0] == "--detach"
+    if detached:
+        args = args[1:]
+    if len(args) != 1:
+        print(
+            "usage: python -m ssm_rules.backends.local.runner [--detach] <jobdir>", file=sys.stderr
+        )
+        return 2
+    job = None
+
+    def on_term(signum: int, _frame: object) -> None:
+        # StopTrainingJob: the runner stops the hosts itself (SIGTERM, then SIGKILL).
+        if job is not None:
+            job.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    jobdir = JobDir(Path(args[0]).resolve())
+    if detached:
+        detach(jobdir)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s runner %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    job = JobRun(jobdir)
+    if jobdir.stop_requested:
+        job.stop_event.set()
+    job.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The local SageMaker service: Create/Describe/Stop for training and processing jobs.
+
+``LocalBackend(root)`` keeps one directory per job under ``root`` (see
+:mod:`ssm_rules.backends.local.jobdir`) and starts one detached runner per job
+(:mod:`ssm_rules.backends.local.runner`). Any process can poll, describe, stop or read the
+logs of any job from the directory alone, as any client can call SageMaker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, LogEvent
+from ssm_rules.backends.local import status
+from ssm_rules.backends.local.hosts import signal_group
+from ssm_rules.backends.local.jobdir import (
+    RUNNER_MODULE,
+    JobDir,
+    process_alive,
+    write_json_atomic,
+)
+from ssm_rules.backends.local.validation import JobNotFound, duplicate_name, validate
+
+log = logging.getLogger(__name__)
+
+RUNNER_DIED = "local runner died"
+# The directory that holds the ssm_rules and worker_toolkit packages: the runner imports
+# them even when they are not installed (a checkout on sys.path).
+_SOURCE_ROOT = str(Path(__file__).resolve().parents[3])
+
+
+class LocalBackend:
+    """A :class:`~ssm_rules.backends.base.Backend` that runs jobs on this machine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # --- Create*Job ---------------------------------------------------------------------
+    def submit(self, request: JobRequest) -> None:
+        validate(request.job_type, request.body)
+        name = request.name
+        jobdir = JobDir(self.root / name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            jobdir.path.mkdir()  # atomic: two clients creating one name cannot both win
+        except FileExistsError:
+            raise duplicate_name(
+                request.job_type, name, status.arn(request.job_type, name)
+            ) from None
+        write_json_atomic(jobdir.request_file, request.body)
+        jobdir.write_status(status.initial(request.job_type, request.body))
+        jobdir.logs_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
+        with open(jobdir.runner_log, "ab") as out:
+            # The runner daemonizes (--detach): it survives its client, like a SageMaker
+            # job, and has written runner.pid by the time this first process exits.
+            starter = subprocess.Popen(
+                [sys.executable, "-m", RUNNER_MODULE, "--detach", str(jobdir.path)],
+                cwd=jobdir.path,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            rc = starter.wait(timeout=60)
+        if rc != 0 or jobdir.runner_pid() is None:
+            tail = jobdir.runner_log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"local runner for {name} did not start (exit {rc}):\n{tail}")
+
+    # --- Describe*Job -------------------------------------------------------------------
+    def describe(self, name: str, job_type: JobType) -> dict[str, Any]:
+        """DescribeTrainingJob / DescribeProcessingJob, as a dict (times as ISO strings)."""
+        doc = dict(self._current(name, job_type))
+        stop_requested = JobDir(self.root / name).stop_requested
+        js = status.to_job_status(job_type, doc, stop_requested)
+        doc[status.status_key(job_type)] = js.state.value
+        if job_type is JobType.TRAINING:
+            doc["SecondaryStatus"] = js.secondary
+        doc.pop("Local", None)
+        return doc
+
+    def poll(self, jobs: Sequence[tuple[str, JobType]]) -> dict[str, JobStatus]:
+        out = {}
+        for name, job_type in jobs:
+            doc = self._current(name, job_type)
+            stop_requested = JobDir(self.root / name).stop_requested
+            out[name] = status.to_job_status(job_type, doc, stop_requested)
+        return out
+
+    # --- Stop*Job -----------------------------------------------------------------------
+    def stop(self, jobs: Sequence[tuple[str, JobType]]) -> None:
+        """Mark each job Stopping and SIGTERM its runner, which stops the hosts (SIGTERM,
+        SIGKILL after the grace period), uploads what SageMaker uploads, ends Stopped.
+        Stopping a finished job does nothing."""
+        for name, job_type in jobs:
+            doc = self._current(name, job_type)
+            if JobState(doc[status.status_key(job_type)]).is_done:
+                continue
+            jobdir = JobDir(self.root / name)
+            jobdir.stop_file.write_text("")
+            pid = jobdir.runner_pid()
+            if pid is not None and process_alive(pid, RUNNER_MODULE):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    # --- CloudWatch Logs ------------------------------------------------------------------
+    def logs(self, name: str, job_type: JobType) -> Iterator[LogEvent]:
+        """Every line of every host, stream by stream (``<job>/algo-i-<epoch>``, as in
+        /aws/sagemaker/TrainingJobs and /aws/sagemaker/ProcessingJobs)."""
+        doc = self._current(name, job_type)
+        jobdir = JobDir(self.root / name)
+        for host in doc.get("Local", {}).get("Hosts", []):
+            path = jobdir.host_log(host["Host"])
+            try:
+                f = open(path, errors="replace")  # noqa: SIM115 — closed below, generator
+            except FileNotFoundError:
+                continue
+            with f:
+                for line in f:
+                    yield LogEvent(stream=host["LogStream"], message=line.rstrip("\n"))
+
+    # --- internals ------------------------------------------------------------------------
+    def _current(self, name: str, job_type: JobType) -> dict[str, Any]:
+        """status.json, after making sure a dead runner does not leave a job InProgress."""
+        jobdir = JobDir(self.root / name)
+        try:
+            request = jobdir.read_request()
+            doc = jobdir.read_status()
+        except FileNotFoundError:
+            raise _not_found(name, job_type) from None
+        key = "TrainingJobName" if job_type is JobType.TRAINING else "ProcessingJobName"
+        if key not in request:
+            raise _not_found(name, job_type)
+        state = JobState(doc[status.status_key(job_type)])
+        if state.is_done:
+            return doc
+        pid = jobdir.runner_pid()
+        if pid is None or process_alive(pid, RUNNER_MODULE):
+            return doc
+        doc = jobdir.read_status()  # the runner may have finished just before exiting
+        if JobState(doc[status.status_key(job_type)]).is_done:
+            return doc
+        return self._runner_died(jobdir, job_type, request, doc)
+
+    def _runner_died(
+        self, jobdir: JobDir, job_type: JobType, request: dict[str, Any], doc: dict[str, Any]
+    ) -> dict[str, Any]:
+        log.warning("local runner of %s died; failing the job", jobdir.name)
+        for host in doc.get("Local", {}).get("Hosts", []):
+            signal_group(int(host["Pid"]), signal.SIGKILL)
+        if job_type is JobType.TRAINING:
+            self._save_checkpoints(jobdir, request, doc)
+        st = status.StatusDoc(job_type, doc)
+        if jobdir.stop_requested:
+            st.finish(JobState.STOPPED, None, status.STOPPED)
+        else:
+            st.finish(JobState.FAILED, f"InternalServerError: {RUNNER_DIED}")
+        jobdir.write_status(st.doc)
+        return st.doc
+
+    @staticmethod
+    def _save_checkpoints(jobdir: JobDir, request: dict[str, Any], doc: dict[str, Any]) -> None:
+        """What the runner synced so far is in S3 already; add what changed since."""
+        from ssm_rules.backends.local.artifacts import CheckpointSync
+        from ssm_rules.backends.local.runner import sandboxes_for
+
+        try:
+            mounted = doc.get("Local", {}).get("MountMode", "none") != "none"
+            sync = CheckpointSync.for_job(request, sandboxes_for(jobdir, request, mounted))
+            if sync is not None:
+                sync.upload()
+        except Exception:  # noqa: BLE001 — best effort after a crash; the job fails anyway
+            log.exception("could not upload checkpoints of %s", jobdir.name)
+
+
+def _not_found(name: str, job_type: JobType) -> JobNotFound:
+    what = "Training" if job_type is JobType.TRAINING else "Processing"
+    return JobNotFound(f"ValidationException: Requested resource not found: {what} job {name!r}")

@@ -1,0 +1,268 @@
+"""Script mode, as the sagemaker-training-toolkit in SageMaker's framework images runs it.
+
+Followed from aws/sagemaker-training-toolkit (``environment.py``, ``mapping.py``,
+``entry_point.py``, ``process.py``):
+
+- hyperparameters.json values are JSON-decoded where they parse (``read_hyperparameters``);
+  keys starting with ``sagemaker_`` are the toolkit's and are split off; the rest become the
+  user's hyperparameters.
+- ``sagemaker_submit_directory`` (a tar.gz URI) is downloaded and extracted into
+  /opt/ml/code; ``sagemaker_program`` runs there: ``*.py`` as ``python prog args``, a
+  directory with setup.py as ``python -m module args``, anything else made executable and
+  run as ``/bin/sh -c "./prog args"`` (arguments shell-quoted).
+- args are ``mapping.to_cmd_args(hyperparameters)``: sorted keys, ``--key value`` (``-k``
+  for one-letter keys), dict values as ``k=v,k2=v2``, other values ``str()``-ed.
+- the environment is ``Environment.to_env_vars()``: ``SM_<KEY>`` for every property,
+  strings as-is and everything else compact sorted JSON, plus SM_CHANNEL_<NAME> and
+  SM_HP_<KEY>, and PYTHONPATH with the code directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ssm_rules.backends.local.archives import safe_extract
+from ssm_rules.backends.local.sandbox import GROUP_NAME, NETWORK_INTERFACE, Sandbox
+from ssm_rules.objects import ObjectURI, S3Objects, store_for
+from worker_toolkit import contract
+
+SAGEMAKER_PREFIX = "sagemaker_"
+# params.SAGEMAKER_HYPERPARAMETERS: split off even without the prefix
+SAGEMAKER_HYPERPARAMETERS = (
+    "sagemaker_program",
+    "sagemaker_submit_directory",
+    "sagemaker_enable_cloudwatch_metrics",
+    "sagemaker_region",
+    "sagemaker_container_log_level",
+    "sagemaker_job_name",
+    "default_user_module_name",
+    "_tuning_objective_metric",
+    "sagemaker_s3_output",
+)
+DEFAULT_LOG_LEVEL = 20  # logging.INFO
+
+
+def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
+    decoded: dict[str, Any] = {}
+    for k, v in raw.items():
+        try:
+            decoded[k] = json.loads(v)
+        except (ValueError, TypeError):
+            decoded[k] = v
+    return decoded
+
+
+def split_hyperparameters(decoded: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(sagemaker_*, user) as ``mapping.split_by_criteria`` splits them."""
+    sm = {
+        k: v
+        for k, v in decoded.items()
+        if k in SAGEMAKER_HYPERPARAMETERS or k.startswith(SAGEMAKER_PREFIX)
+    }
+    return sm, {k: v for k, v in decoded.items() if k not in sm}
+
+
+def _decode(obj: Any) -> str:
+    if obj is None:
+        return ""
+    if isinstance(obj, bytes):
+        return obj.decode("latin1")
+    return str(obj)
+
+
+def to_cmd_args(mapping: dict[str, Any]) -> list[str]:
+    args: list[str] = []
+    for key in sorted(mapping):
+        name = _decode(key)
+        args.append(("--" if len(name) > 1 else "-") + name if name else "")
+        value = mapping[key]
+        if hasattr(value, "items"):
+            args.append(",".join(f"{k}={v}" for k, v in sorted(value.items())))
+        else:
+            args.append(_decode(value))
+    return args
+
+
+def env_value(value: Any) -> str:
+    """``mapping.to_env_vars``' value format."""
+    if isinstance(value, bytes):
+        return value.decode("latin1")
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def fetch_code(submit_dir: str, cache: Path, s3: S3Objects | None = None) -> Path:
+    """The code bundle on this disk (downloaded once per job, shared by its hosts).
+
+    Like ``files.download_and_extract``: an s3:// (here also file://) tar.gz, or a plain
+    local path that is either a tar.gz or a directory.
+    """
+    if "://" not in submit_dir:
+        return Path(submit_dir)
+    ObjectURI.parse(submit_dir)
+    target = cache / "sourcedir.tar.gz"
+    if not target.exists():
+        store_for(submit_dir, s3).download(submit_dir, target)
+    return target
+
+
+def install_code(bundle: Path, code_dir: Path) -> None:
+    if bundle.is_dir():
+        import shutil
+
+        shutil.copytree(bundle, code_dir, dirs_exist_ok=True, symlinks=True)
+    else:
+        safe_extract(bundle, code_dir)
+
+
+@dataclass(frozen=True)
+class ScriptPlan:
+    argv: list[str]
+    env: dict[str, str]  # the toolkit's variables (applied over the container env)
+    cwd: str  # as the job sees it
+    warnings: tuple[str, ...] = ()
+
+
+def plan(body: dict[str, Any], sandbox: Sandbox, hosts: list[str], num_cpus: int) -> ScriptPlan:
+    """What ``train`` (the toolkit's entry) would execute on ``sandbox.host``."""
+    raw = dict(body.get("HyperParameters") or {})
+    sm, user = split_hyperparameters(decode_hyperparameters(raw))
+    program = str(sm[contract.HP_PROGRAM])
+    module_dir = str(sm.get(contract.HP_SUBMIT_DIRECTORY, sandbox.visible(contract.CODE_DIR)))
+    log_level = sm.get(contract.HP_CONTAINER_LOG_LEVEL, DEFAULT_LOG_LEVEL)
+    additional = {k: v for k, v in sm.items() if k not in SAGEMAKER_HYPERPARAMETERS}
+    job_name = body["TrainingJobName"]
+    instance_type = (body.get("ResourceConfig") or {}).get("InstanceType", "local")
+    code_dir = sandbox.visible(contract.CODE_DIR)
+    channels = {
+        ch["ChannelName"]: sandbox.visible(f"{contract.INPUT_DATA_DIR}/{ch['ChannelName']}")
+        for ch in body.get("InputDataConfig") or []
+    }
+    from ssm_rules.backends.local.sandbox import input_data_config, training_resource_config
+
+    resource_config = training_resource_config(sandbox.host, hosts, instance_type)
+    data_config = input_data_config(body)
+    module_name = program[:-3] if program.endswith(".py") else program
+    user_args = to_cmd_args(user)
+    groups_dict = {g["instance_group_name"]: g for g in resource_config["instance_groups"]}
+
+    props: dict[str, Any] = {
+        "additional_framework_parameters": additional,
+        "channel_input_dirs": channels,
+        "current_host": sandbox.host,
+        "current_instance_group": GROUP_NAME,
+        "current_instance_group_hosts": hosts,
+        "current_instance_type": instance_type,
+        "distribution_hosts": [],
+        "distribution_instance_groups": [],
+        "framework_module": None,
+        "hosts": hosts,
+        "hyperparameters": user,
+        "input_config_dir": sandbox.visible(contract.INPUT_CONFIG_DIR),
+        "input_data_config": data_config,
+        "input_dir": sandbox.visible(contract.INPUT_DIR),
+        "instance_groups": [GROUP_NAME],
+        "instance_groups_dict": groups_dict,
+        "is_hetero": False,
+        "is_master": sandbox.host == hosts[0],
+        "is_modelparallel_enabled": None,
+        "job_name": job_name,
+        "log_level": log_level,
+        "master_hostname": hosts[0],
+        "model_dir": sandbox.visible(contract.MODEL_DIR),
+        "module_dir": module_dir,
+        "module_name": module_name,
+        "network_interface_name": NETWORK_INTERFACE,
+        "num_cpus": num_cpus,
+        "num_gpus": 0,
+        "num_neurons": 0,
+        "output_data_dir": sandbox.visible(contract.OUTPUT_DATA_DIR),
+        "output_dir": sandbox.visible(contract.OUTPUT_DIR),
+        "output_intermediate_dir": sandbox.visible(f"{contract.OUTPUT_DIR}/intermediate"),
+        "resource_config": resource_config,
+        "user_entry_point": program,
+    }
+    env_map: dict[str, Any] = {
+        "hosts": hosts,
+        "network_interface_name": NETWORK_INTERFACE,
+        "hps": user,
+        "user_entry_point": program,
+        "framework_params": additional,
+        "resource_config": resource_config,
+        "input_data_config": data_config,
+        "output_data_dir": props["output_data_dir"],
+        "channels": sorted(channels),
+        "current_host": sandbox.host,
+        "current_instance_type": instance_type,
+        "current_instance_group": GROUP_NAME,
+        "current_instance_group_hosts": hosts,
+        "instance_groups": [GROUP_NAME],
+        "instance_groups_dict": groups_dict,
+        "distribution_instance_groups": [],
+        "is_hetero": False,
+        "module_name": module_name,
+        "log_level": log_level,
+        "framework_module": None,
+        "input_dir": props["input_dir"],
+        "input_config_dir": props["input_config_dir"],
+        "output_dir": props["output_dir"],
+        "num_cpus": num_cpus,
+        "num_gpus": 0,
+        "model_dir": props["model_dir"],
+        "module_dir": module_dir,
+        "training_env": props,
+        "user_args": user_args,
+        "output_intermediate_dir": props["output_intermediate_dir"],
+    }
+    for name, path in channels.items():
+        env_map[f"channel_{name}"] = path
+    for key, value in user.items():
+        env_map[f"hp_{key}"] = value
+    env = {f"SM_{k.upper()}": env_value(v) for k, v in env_map.items()}
+    # Set by the toolkit in Environment.__init__ / entry_point.run
+    env["CURRENT_HOST"] = sandbox.host
+    env["SAGEMAKER_REGION"] = str(sm.get(contract.HP_REGION, ""))
+    env[contract.ENV_JOB_NAME] = str(sm.get("sagemaker_job_name", job_name))
+
+    argv, warnings = _command(program, user_args, sandbox.real(contract.CODE_DIR))
+    return ScriptPlan(argv=argv, env=env, cwd=code_dir, warnings=warnings)
+
+
+def _command(
+    program: str, args: list[str], real_code_dir: Path
+) -> tuple[list[str], tuple[str, ...]]:
+    """``ProcessRunner._create_command``, with this machine's interpreter as the image's."""
+    warnings: list[str] = []
+    if (real_code_dir / "requirements.txt").exists():
+        warnings.append("requirements.txt found: the local backend does not pip-install it")
+    if (real_code_dir / "setup.py").exists():  # _entry_point_type.PYTHON_PACKAGE
+        warnings.append("setup.py found: the local backend runs the module without installing")
+        return [sys.executable, "-m", program.replace(".py", ""), *args], tuple(warnings)
+    if program.endswith(".py"):  # PYTHON_PROGRAM
+        return [sys.executable, program, *args], tuple(warnings)
+    # COMMAND: entry_point.install makes it executable (chmod 511 == 0o777)
+    prog = real_code_dir / program
+    if prog.exists():
+        os.chmod(prog, 0o777)
+    quoted = " ".join(shlex.quote(a) for a in args)
+    return ["/bin/sh", "-c", f"./{program} {quoted}"], tuple(warnings)
+
+
+def python_argv(argv: list[str]) -> list[str]:
+    """ContainerEntrypoint: the image's ``python``/``python3`` is this machine's interpreter."""
+    if argv and (argv[0] in ("python", "python3") or _is_versioned_python(argv[0])):
+        return [sys.executable, *argv[1:]]
+    return list(argv)
+
+
+def _is_versioned_python(word: str) -> bool:
+    return word.startswith("python3.") and word[len("python3.") :].isdigit()
