@@ -1,0 +1,63 @@
+"""Helpers for end-to-end tests: a workflow copied into a temporary directory, run by the real
+`snakemake` command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Workflow:
+    root: Path
+
+    def run(self, *args: str, check: bool = True, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "snakemake", *args]
+        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}"
+                f"\n--- stderr\n{proc.stderr[-6000:]}"
+            )
+        return proc
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=self.root,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def write(self, rel: str, text: str) -> Path:
+        p = self.root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        return p
+
+
+def example_workflow(tmp_path: Path) -> Workflow:
+    root = tmp_path / "wf"
+    root.mkdir()
+    shutil.copy(REPO / "Snakefile.example", root / "Snakefile")
+    shutil.copytree(REPO / "example", root / "example")
+    shutil.copytree(REPO / "profiles", root / "profiles")
+    return Workflow(root)
+
+
+def planned_rules(output: str) -> set[str]:
+    """Rule names a dry run (-n) says it would run: lines like 'rule train:' / 'localrule all:'."""
+    names = set()
+    for line in output.splitlines():
+        line = line.strip()
+        for prefix in ("rule ", "localrule "):
+            if line.startswith(prefix) and line.endswith(":"):
+                names.add(line[len(prefix):-1])
+    return names

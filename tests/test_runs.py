@@ -1,0 +1,115 @@
+"""Real snakemake runs of small workflows on the local backend: shell bodies, failures,
+stale outputs, a killed client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import Workflow
+
+pytestmark = pytest.mark.slow
+ARGS = ("--executor", "sagemaker", "--sagemaker-backend", "local", "--jobs", "4",
+        "--seconds-between-status-checks", "0", "--latency-wait", "1")
+HEADER = "from ssm_rules import model, output_data, state, sharded, local_input, job\n\n"
+
+
+def workflow(tmp_path: Path, snakefile: str) -> Workflow:
+    wf = Workflow(tmp_path)
+    wf.write("Snakefile", HEADER + snakefile)
+    return wf
+
+
+def test_shell_paths_resolve_inside_the_job(tmp_path):
+    wf = workflow(tmp_path, '''
+rule make:
+    output: "out/{sample}.txt"
+    params: greeting="hi"
+    shell: "echo {params.greeting} {wildcards.sample} > {output}; echo {output} >&2"
+
+rule use:
+    input: a="out/x.txt", d=local_input("data")
+    output: m=model("res/{name}/model.tar.gz"), f="res/{name}.json"
+    log: "logs/use.{name}.log"
+    shell: "cp {input.a} $SM_MODEL_DIR/copied.txt; ls {input.d} > {output.m}/listing; echo '{{}}' > {output.f}; echo {input.a} {input.d} > {log}"
+''')
+    wf.write("data/one.txt", "1")
+    wf.run(*ARGS, "res/n1.json")
+    assert wf.path("out/x.txt").read_text() == "hi x\n"
+    log = wf.path("logs/use.n1.log").read_text()
+    assert "/opt/ml/input/data/a/x.txt /opt/ml/input/data/d" in log  # paths inside the job
+    import tarfile
+
+    with tarfile.open(wf.path("res/n1/model.tar.gz")) as tar:
+        names = {m.name.removeprefix("./") for m in tar.getmembers()}
+    assert {"copied.txt", "listing"} <= names
+
+
+def test_failed_job_leaves_no_output_and_reports_reason_and_log(tmp_path):
+    wf = workflow(tmp_path, '''
+rule fail:
+    output: m=model("m.tar.gz"), f="f.txt"
+    log: "fail.log"
+    shell: "echo partial > {output.f}; echo 'something broke here' >&2; exit 3"
+''')
+    proc = wf.run(*ARGS, check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "Failed" in text and "ExitCode 3" in text and "something broke here" in text
+    assert not wf.path("f.txt").exists() and not wf.path("m.tar.gz").exists()
+    assert "something broke here" in wf.path("fail.log").read_text()
+
+
+def test_forcerun_never_accepts_the_old_output(tmp_path):
+    wf = workflow(tmp_path, '''
+rule r:
+    output: "v.txt"
+    shell: "test -e /tmp/ssm-never-exists-{config[fail]} && exit 4; echo new > {output}"
+''')
+    wf.run(*ARGS, "--config", "fail=no")
+    assert wf.path("v.txt").read_text() == "new\n"
+    wf.write("v.txt", "old\n")
+    Path("/tmp/ssm-never-exists-yes").touch()
+    try:
+        proc = wf.run(*ARGS, "--config", "fail=yes", "--forcerun", "r", check=False)
+    finally:
+        Path("/tmp/ssm-never-exists-yes").unlink()
+    assert proc.returncode != 0
+    assert not wf.path("v.txt").exists()  # the stale "old" can never pass as this run's result
+
+
+def test_run_body_is_a_clear_error_before_anything_runs(tmp_path):
+    wf = workflow(tmp_path, '''
+rule r:
+    output: "x.txt"
+    run:
+        open(output[0], "w").write("x")
+''')
+    proc = wf.run(*ARGS, check=False)
+    assert proc.returncode != 0
+    assert "run: body" in proc.stdout + proc.stderr and "script" in proc.stdout + proc.stderr
+    assert not (tmp_path / ".ssm_rules" / "jobs").exists()
+
+
+def test_killed_client_then_rerun_incomplete_completes(tmp_path):
+    wf = workflow(tmp_path, '''
+rule slow:
+    output: "slow.txt"
+    shell: "sleep 4; echo done > {output}"
+''')
+    client = wf.popen(*ARGS)
+    jobs = tmp_path / ".ssm_rules" / "jobs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (jobs.exists() and any(jobs.iterdir())):
+        time.sleep(0.2)
+    assert jobs.exists(), "the job was never submitted"
+    os.kill(client.pid, signal.SIGKILL)
+    client.wait()
+    assert not wf.path("slow.txt").exists()
+    wf.run(*ARGS, "--unlock")  # Snakemake's own lock survives a SIGKILL
+    wf.run(*ARGS, "--rerun-incomplete")
+    assert wf.path("slow.txt").read_text() == "done\n"
