@@ -332,6 +332,10 @@ def _channels(view: JobView, job_type: JobType, backend: str) -> tuple[Channel, 
             path = view.workdir / item.path
             if not path.exists():
                 raise _err(view, f"local_input {item.path!r} does not exist (looked at {str(path)!r})")
+            if path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
+                # SageMaker fails a job whose channel prefix holds no object
+                raise _err(view, f"local_input {item.path!r} is an empty directory: SageMaker "
+                           "refuses a channel with no objects; put the data in it or drop the input")
             local_path, uri, is_prefix = str(path), None, path.is_dir()
         else:
             uri = _uri_of(view, item, backend, "input")
