@@ -80,8 +80,9 @@ class Executor(RemoteExecutor):
         )
 
     def _spec(self, view: JobView) -> TaskSpec:
-        return build_spec(view, backend=self.ctx.backend_name,
-                          default_instance_type=self.settings.instance_type)
+        return build_spec(
+            view, backend=self.ctx.backend_name, default_instance_type=self.settings.instance_type
+        )
 
     def _submit(self, spec: TaskSpec) -> Submission:
         place = self._stage(spec)
@@ -105,7 +106,9 @@ class Executor(RemoteExecutor):
                 channel_uris[ch.name] = ch.uri
                 continue
             assert ch.local_path is not None
-            dest = str(ObjectURI.parse(ctx.root).join("tasks", spec.task_id, "input", ch.name)) + "/"
+            dest = (
+                str(ObjectURI.parse(ctx.root).join("tasks", spec.task_id, "input", ch.name)) + "/"
+            )
             channel_uris[ch.name] = staging.sync_local_input(
                 ctx.store(dest), Path(ch.local_path), dest
             ).uri
@@ -118,8 +121,9 @@ class Executor(RemoteExecutor):
             code_uri=code_uri,
             channel_uris=channel_uris,
             jobs_uri=ctx.jobs_uri,
-            image_uri=image_uri(spec.options, spec.rule, ctx.region,
-                                spec.instance.instance_type, spec.job_type),
+            image_uri=image_uri(
+                spec.options, spec.rule, ctx.region, spec.instance.instance_type, spec.job_type
+            ),
             role_arn=ctx.role_arn,
             region=ctx.region,
             kms_key=ctx.kms_key,
@@ -138,8 +142,12 @@ class Executor(RemoteExecutor):
         key = (spec.source_dir, spec.dependencies, spec.script_path)
         if key not in self._bundles:
             bundle = staging.code_bundle(spec)
-            uri, uploaded = staging.upload_code(self.ctx.store(self.ctx.root), self.ctx.root, bundle)
-            self.logger.debug(f"code bundle {bundle.sha256[:12]}: {'uploaded' if uploaded else 'reused'}")
+            uri, uploaded = staging.upload_code(
+                self.ctx.store(self.ctx.root), self.ctx.root, bundle
+            )
+            self.logger.debug(
+                f"code bundle {bundle.sha256[:12]}: {'uploaded' if uploaded else 'reused'}"
+            )
             self._bundles[key] = uri
         return self._bundles[key]
 

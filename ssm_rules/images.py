@@ -15,32 +15,54 @@ from ssm_rules.spec import SpecError
 DEFAULT_VERSIONS = {"pytorch": ("2.8", "py312"), "tensorflow": ("2.19", "py312")}
 
 
-def image_uri(options: JobOptions, rule: str, region: str, instance_type: str,
-              job_type: JobType) -> str:
+def image_uri(
+    options: JobOptions, rule: str, region: str, instance_type: str, job_type: JobType
+) -> str:
     if options.image_uri:
         return options.image_uri
     framework = options.framework
     version, py = DEFAULT_VERSIONS.get(framework, (None, None))
-    return _retrieve(rule, framework, options.framework_version or version,
-                     options.py_version or py, region, instance_type)
+    return _retrieve(
+        rule,
+        framework,
+        options.framework_version or version,
+        options.py_version or py,
+        region,
+        instance_type,
+    )
 
 
 @functools.cache
-def _retrieve(rule: str, framework: str, version: str | None, py_version: str | None,
-              region: str, instance_type: str) -> str:
+def _retrieve(
+    rule: str,
+    framework: str,
+    version: str | None,
+    py_version: str | None,
+    region: str,
+    instance_type: str,
+) -> str:
     try:
         from sagemaker.core import image_uris
     except ImportError as e:  # pragma: no cover - sagemaker-core is a dependency
-        raise SpecError(f"rule {rule}: resolving the {framework} image needs sagemaker-core "
-                        "(pip install sagemaker-core), or give job(image_uri=...)") from e
+        raise SpecError(
+            f"rule {rule}: resolving the {framework} image needs sagemaker-core "
+            "(pip install sagemaker-core), or give job(image_uri=...)"
+        ) from e
     try:
         # script-mode processing runs on the framework's training image, as the SDK's
         # FrameworkProcessor does
-        return image_uris.retrieve(framework, region=region, version=version,
-                                   py_version=py_version, instance_type=instance_type,
-                                   image_scope="training")
+        return image_uris.retrieve(
+            framework,
+            region=region,
+            version=version,
+            py_version=py_version,
+            instance_type=instance_type,
+            image_scope="training",
+        )
     except ValueError as e:
-        raise SpecError(f"rule {rule}: no SageMaker image for framework={framework!r} "
-                        f"framework_version={version!r} py_version={py_version!r} on "
-                        f"{instance_type} in {region}: {e}. Fix job(framework=..., "
-                        "framework_version=..., py_version=...) or give job(image_uri=...)") from e
+        raise SpecError(
+            f"rule {rule}: no SageMaker image for framework={framework!r} "
+            f"framework_version={version!r} py_version={py_version!r} on "
+            f"{instance_type} in {region}: {e}. Fix job(framework=..., "
+            "framework_version=..., py_version=...) or give job(image_uri=...)"
+        ) from e

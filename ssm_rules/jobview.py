@@ -80,7 +80,9 @@ def view_of(job: Any) -> JobView:
         body = "run"
     script = None
     if rule.script is not None:
-        script = str(job.format_wildcards(rule.script)) if "{" in str(rule.script) else str(rule.script)
+        script = (
+            str(job.format_wildcards(rule.script)) if "{" in str(rule.script) else str(rule.script)
+        )
     return JobView(
         rule=rule.name,
         jobid=job.jobid,

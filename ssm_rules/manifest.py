@@ -38,7 +38,9 @@ class StateManifest:
         data = json.loads(text)
         if data.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"not an ssm_rules state manifest (format {data.get('format')!r})")
-        return cls(data["prefix"], data["job"], tuple((o["key"], o["size"]) for o in data["objects"]))
+        return cls(
+            data["prefix"], data["job"], tuple((o["key"], o["size"]) for o in data["objects"])
+        )
 
 
 def snapshot(prefix: str, job: str) -> StateManifest:

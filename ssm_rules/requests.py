@@ -55,8 +55,10 @@ def job_name(rule: str, now: float | None = None, token: str | None = None) -> s
     """``<rule>-<MMDDHHMMSS>-<6 hex>``: readable, unique per submission, valid for SageMaker."""
     slug = re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9]", "-", rule)).strip("-")
     if not slug:
-        raise SpecError(f"rule {rule!r}: its name has no letter or digit, so it cannot start a "
-                        "SageMaker job name: rename the rule (letters, digits, '_')")
+        raise SpecError(
+            f"rule {rule!r}: its name has no letter or digit, so it cannot start a "
+            "SageMaker job name: rename the rule (letters, digits, '_')"
+        )
     stamp = time.strftime("%m%d%H%M%S", time.gmtime(now if now is not None else time.time()))
     token = token or secrets.token_hex(3)
     suffix = f"-{stamp}-{token}"
@@ -113,17 +115,21 @@ def _tags(spec: TaskSpec, place: Placement) -> list[dict[str, str]]:
 def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
     task = json.dumps(task_description(spec), sort_keys=True)
     hps = {name: json.dumps(value) for name, value in spec.hyperparameters}
-    hps.update({
-        C.HP_PROGRAM: json.dumps(C.LAUNCHER_PROGRAM),
-        C.HP_SUBMIT_DIRECTORY: json.dumps(place.code_uri),
-        C.HP_REGION: json.dumps(place.region),
-        C.HP_CONTAINER_LOG_LEVEL: "20",
-        C.HP_TASK: json.dumps(task),
-    })
+    hps.update(
+        {
+            C.HP_PROGRAM: json.dumps(C.LAUNCHER_PROGRAM),
+            C.HP_SUBMIT_DIRECTORY: json.dumps(place.code_uri),
+            C.HP_REGION: json.dumps(place.region),
+            C.HP_CONTAINER_LOG_LEVEL: "20",
+            C.HP_TASK: json.dumps(task),
+        }
+    )
     if len(hps[C.HP_TASK]) > 2500:
-        raise SpecError(f"rule {spec.rule}: the shell command and outputs take "
-                        f"{len(hps[C.HP_TASK])} characters as a hyperparameter (SageMaker allows "
-                        "2500): move the command into a script (script: 'code/run.sh')")
+        raise SpecError(
+            f"rule {spec.rule}: the shell command and outputs take "
+            f"{len(hps[C.HP_TASK])} characters as a hyperparameter (SageMaker allows "
+            "2500): move the command into a script (script: 'code/run.sh')"
+        )
     instance = spec.instance
     body: dict[str, Any] = {
         "TrainingJobName": place.job_name,
@@ -156,7 +162,9 @@ def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri": place.channel_uris[ch.name],
-                        "S3DataDistributionType": "ShardedByS3Key" if ch.sharded else "FullyReplicated",
+                        "S3DataDistributionType": "ShardedByS3Key"
+                        if ch.sharded
+                        else "FullyReplicated",
                     }
                 },
                 "InputMode": "File",
@@ -175,8 +183,10 @@ def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
         body["OutputDataConfig"]["KmsKeyId"] = place.kms_key
         body["ResourceConfig"]["VolumeKmsKeyId"] = place.kms_key
     if place.subnets:
-        body["VpcConfig"] = {"Subnets": list(place.subnets),
-                             "SecurityGroupIds": list(place.security_groups)}
+        body["VpcConfig"] = {
+            "Subnets": list(place.subnets),
+            "SecurityGroupIds": list(place.security_groups),
+        }
     return body
 
 
@@ -198,22 +208,39 @@ def processing_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
         s3_input(C.PROCESSING_TASK_INPUT, task_file_uri(place), C.PROCESSING_TASK_DIR),
     ]
     for ch in spec.channels:
-        inputs.append(s3_input(ch.name, place.channel_uris[ch.name],
-                               f"{C.PROCESSING_INPUT_DIR}/{ch.name}", ch.sharded))
-    outputs = [{
-        "OutputName": C.PROCESSING_CARRIER_OUTPUT,
-        "S3Output": {"S3Uri": carrier_uri(spec, place), "LocalPath": C.PROCESSING_CARRIER_DIR,
-                     "S3UploadMode": "EndOfJob"},
-    }]
+        inputs.append(
+            s3_input(
+                ch.name,
+                place.channel_uris[ch.name],
+                f"{C.PROCESSING_INPUT_DIR}/{ch.name}",
+                ch.sharded,
+            )
+        )
+    outputs = [
+        {
+            "OutputName": C.PROCESSING_CARRIER_OUTPUT,
+            "S3Output": {
+                "S3Uri": carrier_uri(spec, place),
+                "LocalPath": C.PROCESSING_CARRIER_DIR,
+                "S3UploadMode": "EndOfJob",
+            },
+        }
+    ]
     if spec.state_prefix:
-        inputs.append(s3_input(C.PROCESSING_STATE_INPUT, spec.state_prefix,
-                               PROCESSING_STATE_INPUT_PATH))
+        inputs.append(
+            s3_input(C.PROCESSING_STATE_INPUT, spec.state_prefix, PROCESSING_STATE_INPUT_PATH)
+        )
         # Continuous upload keeps the state of a job that fails or is stopped.
-        outputs.append({
-            "OutputName": C.PROCESSING_STATE_OUTPUT,
-            "S3Output": {"S3Uri": spec.state_prefix, "LocalPath": C.PROCESSING_STATE_DIR,
-                         "S3UploadMode": "Continuous"},
-        })
+        outputs.append(
+            {
+                "OutputName": C.PROCESSING_STATE_OUTPUT,
+                "S3Output": {
+                    "S3Uri": spec.state_prefix,
+                    "LocalPath": C.PROCESSING_STATE_DIR,
+                    "S3UploadMode": "Continuous",
+                },
+            }
+        )
     instance = spec.instance
     cluster: dict[str, Any] = {
         "InstanceCount": instance.count,
@@ -224,8 +251,10 @@ def processing_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
         "ProcessingJobName": place.job_name,
         "ProcessingResources": {"ClusterConfig": cluster},
         "StoppingCondition": {"MaxRuntimeInSeconds": instance.max_run_seconds},
-        "AppSpecification": {"ImageUri": place.image_uri,
-                             "ContainerEntrypoint": list(PROCESSING_ENTRYPOINT)},
+        "AppSpecification": {
+            "ImageUri": place.image_uri,
+            "ContainerEntrypoint": list(PROCESSING_ENTRYPOINT),
+        },
         "ProcessingInputs": inputs,
         "ProcessingOutputConfig": {"Outputs": outputs},
         "RoleArn": place.role_arn,
@@ -237,6 +266,10 @@ def processing_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
         cluster["VolumeKmsKeyId"] = place.kms_key
         body["ProcessingOutputConfig"]["KmsKeyId"] = place.kms_key
     if place.subnets:
-        body["NetworkConfig"] = {"VpcConfig": {"Subnets": list(place.subnets),
-                                               "SecurityGroupIds": list(place.security_groups)}}
+        body["NetworkConfig"] = {
+            "VpcConfig": {
+                "Subnets": list(place.subnets),
+                "SecurityGroupIds": list(place.security_groups),
+            }
+        }
     return body

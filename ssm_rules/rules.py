@@ -63,7 +63,7 @@ def state_prefix(manifest: str) -> str:
 
 
 def sharded(path: Any) -> Any:
-    """Distribute the input's objects among the instances (S3DataDistributionType ShardedByS3Key)."""
+    """Spread the input's objects over the instances (S3DataDistributionType ShardedByS3Key)."""
     return _flag(path, SHARDED_FLAG, True)
 
 

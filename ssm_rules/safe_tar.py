@@ -17,9 +17,7 @@ def extract_tarball(src: Path, dest: Path, skip_carrier: bool = True) -> None:
     leave ``dest`` and special files, so a crafted archive cannot write outside ``dest``."""
     with tarfile.open(src, "r:*") as tar:
         members = [
-            m
-            for m in tar.getmembers()
-            if not (skip_carrier and _top(m.name) == SSM_FILES_MEMBER)
+            m for m in tar.getmembers() if not (skip_carrier and _top(m.name) == SSM_FILES_MEMBER)
         ]
         tar.extractall(dest, members=members, filter="data")
 

@@ -3,7 +3,6 @@
 # No "from __future__ import annotations": Snakemake builds the CLI from the real field types.
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
@@ -25,37 +24,40 @@ class ExecutorSettings(ExecutorSettingsBase):
             "(no AWS, no Docker); 'aws' submits it to Amazon SageMaker."
         ),
     )
-    region: Optional[str] = field(
+    region: str | None = field(
         default=None, metadata=_meta("AWS region (default: the boto3 session's region).")
     )
-    role: Optional[str] = field(
+    role: str | None = field(
         default=None,
         metadata=_meta("IAM role the jobs run as: an ARN or a role name in this account."),
     )
-    bucket: Optional[str] = field(
+    bucket: str | None = field(
         default=None,
-        metadata=_meta("S3 bucket for code, inputs and staging (default sagemaker-{region}-{account})."),
+        metadata=_meta(
+            "S3 bucket for code, inputs and staging (default sagemaker-{region}-{account})."
+        ),
     )
     prefix: str = field(
-        default="ssm-rules", metadata=_meta("Key prefix in the bucket for everything ssm_rules writes.")
+        default="ssm-rules",
+        metadata=_meta("Key prefix in the bucket for everything ssm_rules writes."),
     )
     instance_type: str = field(
         default=DEFAULT_INSTANCE_TYPE,
         metadata=_meta("Instance type of rules that set no instance_type resource."),
     )
-    poll_interval: Optional[int] = field(
+    poll_interval: int | None = field(
         default=None,
         metadata=_meta(
             "Seconds between status rounds (default: Snakemake's --seconds-between-status-checks)."
         ),
     )
-    kms_key: Optional[str] = field(
+    kms_key: str | None = field(
         default=None, metadata=_meta("KMS key id or ARN for job volumes and outputs.")
     )
-    subnets: Optional[str] = field(
+    subnets: str | None = field(
         default=None, metadata=_meta("Comma-separated VPC subnet ids for the jobs.")
     )
-    security_group_ids: Optional[str] = field(
+    security_group_ids: str | None = field(
         default=None, metadata=_meta("Comma-separated security group ids for the jobs.")
     )
     local_root: str = field(

@@ -44,10 +44,30 @@ INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
 DEFAULT_MAX_RUN_MINS = 24 * 60
 DEFAULT_VOLUME_GB = 30
 # Resources Snakemake itself sets on every job; never ours to validate.
-SNAKEMAKE_RESOURCES = {"_cores", "_nodes", "mem_mb", "mem_mib", "disk_mb", "disk_mib", "tmpdir",
-                       "mem", "disk", "runtime", "threads", "gpu", "gpus"}
-OUR_RESOURCES = {"instance_type", "instance_count", "spot", "max_run_mins", "max_wait_mins",
-                 "volume_size_gb", "job_type"}
+SNAKEMAKE_RESOURCES = {
+    "_cores",
+    "_nodes",
+    "mem_mb",
+    "mem_mib",
+    "disk_mb",
+    "disk_mib",
+    "tmpdir",
+    "mem",
+    "disk",
+    "runtime",
+    "threads",
+    "gpu",
+    "gpus",
+}
+OUR_RESOURCES = {
+    "instance_type",
+    "instance_count",
+    "spot",
+    "max_run_mins",
+    "max_wait_mins",
+    "volume_size_gb",
+    "job_type",
+}
 
 
 class SpecError(WorkflowError):
@@ -99,7 +119,9 @@ class TaskSpec:
     command: str | None  # shell: formatted command with in-job paths
     source_dir: Path | None
     dependencies: tuple[Path, ...]
-    script_path: Path | None  # the script on this machine (added to the bundle when outside source_dir)
+    script_path: (
+        Path | None
+    )  # the script on this machine (added to the bundle when outside source_dir)
     channels: tuple[Channel, ...]
     outputs: tuple[Output, ...]
     state_prefix: str | None  # URI ending with "/"
@@ -133,8 +155,11 @@ def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> Ta
     if script_path is not None:
         if source_dir is not None:
             if not script_path.is_relative_to(source_dir):
-                raise _err(view, f"script {str(script_path)!r} is outside source_dir "
-                           f"{str(source_dir)!r}: move it into source_dir or drop source_dir")
+                raise _err(
+                    view,
+                    f"script {str(script_path)!r} is outside source_dir "
+                    f"{str(source_dir)!r}: move it into source_dir or drop source_dir",
+                )
             program = script_path.relative_to(source_dir).as_posix()
         else:
             program = script_path.name
@@ -181,8 +206,10 @@ def task_id(rule: str, wildcards: Mapping[str, str]) -> str:
 def _job_options(view: JobView) -> JobOptions:
     found = [(n, v) for n, v in view.params if isinstance(v, JobOptions)]
     if len(found) > 1:
-        raise _err(view, f"params {[n for n, _ in found]} are all job(...): keep one "
-                   "(e.g. sagemaker=job(...))")
+        raise _err(
+            view,
+            f"params {[n for n, _ in found]} are all job(...): keep one (e.g. sagemaker=job(...))",
+        )
     return found[0][1] if found else JobOptions()
 
 
@@ -191,8 +218,11 @@ def _job_type(view: JobView) -> JobType:
     try:
         return JobType(str(value))
     except ValueError:
-        raise _err(view, f"resources job_type={value!r} is not a job type: write "
-                   "job_type='training' or job_type='processing'") from None
+        raise _err(
+            view,
+            f"resources job_type={value!r} is not a job type: write "
+            "job_type='training' or job_type='processing'",
+        ) from None
 
 
 def _int_resource(view: JobView, name: str, default: int | None, minimum: int) -> int | None:
@@ -200,12 +230,17 @@ def _int_resource(view: JobView, name: str, default: int | None, minimum: int) -
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _err(view, f"resources {name}={value!r} is not a whole number: write e.g. {name}={minimum}")
+        raise _err(
+            view, f"resources {name}={value!r} is not a whole number: write e.g. {name}={minimum}"
+        )
     try:
         number = int(value)
     except ValueError:
-        raise _err(view, f"resources {name}={value!r} is not a whole number: "
-                   f"write e.g. {name}={max(minimum, 1)}") from None
+        raise _err(
+            view,
+            f"resources {name}={value!r} is not a whole number: "
+            f"write e.g. {name}={max(minimum, 1)}",
+        ) from None
     if number < minimum:
         raise _err(view, f"resources {name}={number} is below {minimum}: write {name}>={minimum}")
     return number
@@ -214,39 +249,62 @@ def _int_resource(view: JobView, name: str, default: int | None, minimum: int) -
 def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
     instance_type = str(view.resources.get("instance_type", default_type))
     if not INSTANCE_TYPE.fullmatch(instance_type):
-        raise _err(view, f"resources instance_type={instance_type!r} is not a SageMaker instance "
-                   "type: write one like 'ml.m5.large' or 'ml.g5.xlarge'")
+        raise _err(
+            view,
+            f"resources instance_type={instance_type!r} is not a SageMaker instance "
+            "type: write one like 'ml.m5.large' or 'ml.g5.xlarge'",
+        )
     count = _int_resource(view, "instance_count", 1, 1)
     spot_default = 1 if job_type is JobType.TRAINING else 0
     spot_value = view.resources.get("spot", spot_default)
     if str(spot_value).lower() not in ("0", "1", "true", "false"):
-        raise _err(view, f"resources spot={spot_value!r}: write spot=1 (managed spot) or spot=0 "
-                   "(on-demand)")
+        raise _err(
+            view,
+            f"resources spot={spot_value!r}: write spot=1 (managed spot) or spot=0 (on-demand)",
+        )
     spot = str(spot_value).lower() in ("1", "true")
     if spot and job_type is JobType.PROCESSING:
-        raise _err(view, "resources spot=1 on a processing rule: SageMaker processing jobs have no "
-                   "spot capacity; write spot=0, or job_type='training' to use managed spot")
+        raise _err(
+            view,
+            "resources spot=1 on a processing rule: SageMaker processing jobs have no "
+            "spot capacity; write spot=0, or job_type='training' to use managed spot",
+        )
     default_run = DEFAULT_MAX_RUN_MINS
     if "max_run_mins" not in view.resources and view.resources.get("runtime"):
         default_run = int(view.resources["runtime"])  # Snakemake's own runtime (minutes)
     max_run = _int_resource(view, "max_run_mins", default_run, 1)
     limit = MAX_RUNTIME_SECONDS if job_type is JobType.TRAINING else MAX_PROCESSING_RUNTIME_SECONDS
     if max_run * 60 > limit:
-        raise _err(view, f"resources max_run_mins={max_run} exceeds SageMaker's limit for "
-                   f"{job_type} jobs: write max_run_mins<={limit // 60}")
+        raise _err(
+            view,
+            f"resources max_run_mins={max_run} exceeds SageMaker's limit for "
+            f"{job_type} jobs: write max_run_mins<={limit // 60}",
+        )
     max_wait = _int_resource(view, "max_wait_mins", None, 1)
     if max_wait is not None and not spot:
-        raise _err(view, f"resources max_wait_mins={max_wait} without spot: SageMaker only accepts "
-                   "a wait time for managed spot; drop max_wait_mins or set spot=1")
+        raise _err(
+            view,
+            f"resources max_wait_mins={max_wait} without spot: SageMaker only accepts "
+            "a wait time for managed spot; drop max_wait_mins or set spot=1",
+        )
     if spot:
         max_wait = max_run if max_wait is None else max_wait
         if max_wait < max_run:
-            raise _err(view, f"resources max_wait_mins={max_wait} is less than max_run_mins="
-                       f"{max_run}: SageMaker requires MaxWaitTimeInSeconds >= MaxRuntimeInSeconds; "
-                       f"write max_wait_mins>={max_run}")
+            raise _err(
+                view,
+                f"resources max_wait_mins={max_wait} is less than max_run_mins="
+                f"{max_run}: SageMaker requires MaxWaitTimeInSeconds >= MaxRuntimeInSeconds; "
+                f"write max_wait_mins>={max_run}",
+            )
     volume = _int_resource(view, "volume_size_gb", DEFAULT_VOLUME_GB, 1)
-    return Instance(instance_type, count, spot, max_run * 60,
-                    max_wait * 60 if max_wait is not None else None, volume)
+    return Instance(
+        instance_type,
+        count,
+        spot,
+        max_run * 60,
+        max_wait * 60 if max_wait is not None else None,
+        volume,
+    )
 
 
 # --- body and code ------------------------------------------------------------------------
@@ -262,16 +320,25 @@ def _body(view: JobView, options: JobOptions) -> tuple[str, Path | None]:
             path = view.snakefile_dir / path
         path = path.resolve()
         if not path.is_file():
-            raise _err(view, f"script {view.script!r} does not exist (looked at {str(path)!r}): "
-                       "give its path relative to the Snakefile")
+            raise _err(
+                view,
+                f"script {view.script!r} does not exist (looked at {str(path)!r}): "
+                "give its path relative to the Snakefile",
+            )
         if path.suffix not in (".py", ".sh"):
-            raise _err(view, f"script {view.script!r} is not a .py or .sh file: SageMaker script mode "
-                       "runs Python or shell entry points")
+            raise _err(
+                view,
+                f"script {view.script!r} is not a .py or .sh file: SageMaker script mode "
+                "runs Python or shell entry points",
+            )
         return "script", path
     if view.body == "run":
-        raise _err(view, "a run: body executes Python inside Snakemake and cannot run as a SageMaker "
-                   "job: move the code into a script (script: 'code/x.py') or a shell: command, "
-                   "or make the rule local with localrules")
+        raise _err(
+            view,
+            "a run: body executes Python inside Snakemake and cannot run as a SageMaker "
+            "job: move the code into a script (script: 'code/x.py') or a shell: command, "
+            "or make the rule local with localrules",
+        )
     raise _err(view, f"a {view.body}: body cannot run as a SageMaker job: use script: or shell:")
 
 
@@ -279,17 +346,23 @@ def _code_dirs(view: JobView, options: JobOptions) -> tuple[Path | None, tuple[P
     def resolve(p: str, what: str) -> Path:
         path = Path(p) if Path(p).is_absolute() else view.snakefile_dir / p
         if not path.is_dir():
-            raise _err(view, f"job({what}={p!r}): no such directory (looked at {str(path)!r}): "
-                       "give a directory relative to the Snakefile")
+            raise _err(
+                view,
+                f"job({what}={p!r}): no such directory (looked at {str(path)!r}): "
+                "give a directory relative to the Snakefile",
+            )
         return path.resolve()
 
     source_dir = resolve(options.source_dir, "source_dir") if options.source_dir else None
     deps = tuple(resolve(d, "dependencies") for d in options.dependencies)
     names = [d.name for d in deps]
     if len(set(names)) != len(names) or "worker_toolkit" in names:
-        raise _err(view, f"job(dependencies={list(options.dependencies)}): dependency directories "
-                   "are unpacked by name at the code root, so names must be unique and not "
-                   "'worker_toolkit'")
+        raise _err(
+            view,
+            f"job(dependencies={list(options.dependencies)}): dependency directories "
+            "are unpacked by name at the code root, so names must be unique and not "
+            "'worker_toolkit'",
+        )
     return source_dir, deps
 
 
@@ -301,9 +374,12 @@ def _uri_of(view: JobView, item: IOItem, backend: str, what: str) -> str:
         return item.storage_uri
     if backend == "local":
         return file_uri(view.workdir / item.path, directory=item.is_directory)
-    raise _err(view, f"{what} {item.path!r} is a local file that SageMaker cannot write: run with a "
-               "default storage provider (the sagemaker profile sets --default-storage-provider s3) "
-               "or mark the path as storage (storage.s3(...))")
+    raise _err(
+        view,
+        f"{what} {item.path!r} is a local file that SageMaker cannot write: run with a "
+        "default storage provider (the sagemaker profile sets --default-storage-provider s3) "
+        "or mark the path as storage (storage.s3(...))",
+    )
 
 
 def _channels(view: JobView, job_type: JobType, backend: str) -> tuple[Channel, ...]:
@@ -331,11 +407,16 @@ def _channels(view: JobView, job_type: JobType, backend: str) -> tuple[Channel, 
         elif flags.get(LOCAL_INPUT_FLAG) or (not item.storage_uri and backend != "local"):
             path = view.workdir / item.path
             if not path.exists():
-                raise _err(view, f"local_input {item.path!r} does not exist (looked at {str(path)!r})")
+                raise _err(
+                    view, f"local_input {item.path!r} does not exist (looked at {str(path)!r})"
+                )
             if path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
                 # SageMaker fails a job whose channel prefix holds no object
-                raise _err(view, f"local_input {item.path!r} is an empty directory: SageMaker "
-                           "refuses a channel with no objects; put the data in it or drop the input")
+                raise _err(
+                    view,
+                    f"local_input {item.path!r} is an empty directory: SageMaker "
+                    "refuses a channel with no objects; put the data in it or drop the input",
+                )
             local_path, uri, is_prefix = str(path), None, path.is_dir()
         else:
             uri = _uri_of(view, item, backend, "input")
@@ -343,25 +424,42 @@ def _channels(view: JobView, job_type: JobType, backend: str) -> tuple[Channel, 
             if is_prefix and not uri.endswith("/"):
                 uri += "/"
         leaf = "" if is_prefix else "/" + os.path.basename(item.path.rstrip("/"))
-        channels.append(Channel(name, uri, local_path, bool(flags.get(SHARDED_FLAG)),
-                                f"{base}/{name}{leaf}", is_prefix))
+        channels.append(
+            Channel(
+                name,
+                uri,
+                local_path,
+                bool(flags.get(SHARDED_FLAG)),
+                f"{base}/{name}{leaf}",
+                is_prefix,
+            )
+        )
     names = [c.name for c in channels]
     dupes = sorted({x for x in names if names.count(x) > 1})
     if dupes:
-        raise _err(view, f"channel names {dupes} are used twice: rename the inputs (unnamed inputs "
-                   "are called in0, in1, ...)")
+        raise _err(
+            view,
+            f"channel names {dupes} are used twice: rename the inputs (unnamed inputs "
+            "are called in0, in1, ...)",
+        )
     limit = MAX_TRAINING_CHANNELS if job_type is JobType.TRAINING else MAX_PROCESSING_INPUTS
     if len(channels) > limit:
-        raise _err(view, f"{len(channels)} inputs but a SageMaker {job_type} job takes at most "
-                   f"{limit}: put related files in one directory and pass it as one "
-                   "local_input(...) / one input")
+        raise _err(
+            view,
+            f"{len(channels)} inputs but a SageMaker {job_type} job takes at most "
+            f"{limit}: put related files in one directory and pass it as one "
+            "local_input(...) / one input",
+        )
     return tuple(channels)
 
 
 def _check_channel_name(view: JobView, name: str, job_type: JobType) -> None:
     if not CHANNEL_NAME.fullmatch(name):
-        raise _err(view, f"input name {name!r} cannot be a SageMaker channel name (letters, digits, "
-                   "'.', '-', '_'; at most 64): rename the input")
+        raise _err(
+            view,
+            f"input name {name!r} cannot be a SageMaker channel name (letters, digits, "
+            "'.', '-', '_'; at most 64): rename the input",
+        )
     reserved = {C.PROCESSING_CODE_INPUT, C.PROCESSING_TASK_INPUT, C.PROCESSING_STATE_INPUT}
     if name.startswith("ssm_") or (job_type is JobType.PROCESSING and name in reserved):
         raise _err(view, f"input name {name!r} is reserved by ssm_rules: rename the input")
@@ -381,27 +479,39 @@ def _outputs(view: JobView, job_type: JobType, backend: str) -> tuple[Output, ..
     outputs: list[Output] = []
     for item in view.outputs:
         uri = _uri_of(view, item, backend, "output")
-        kind = OutputKind(item.flags[ARTIFACT_FLAG]) if ARTIFACT_FLAG in item.flags else OutputKind.FILE
+        kind = (
+            OutputKind(item.flags[ARTIFACT_FLAG])
+            if ARTIFACT_FLAG in item.flags
+            else OutputKind.FILE
+        )
         if item.is_directory:
-            raise _err(view, f"output directory({item.path!r}): write the files into "
-                       "output_data(...) or model(...) (a tar.gz of a directory) instead")
+            raise _err(
+                view,
+                f"output directory({item.path!r}): write the files into "
+                "output_data(...) or model(...) (a tar.gz of a directory) instead",
+            )
         if kind is OutputKind.FILE:
-            member = _member_name(uri)
+            member = _member_name(uri, view.workdir)
             outputs.append(Output(kind, uri, f"{files_dir}/{member}", member))
         else:
             outputs.append(Output(kind, uri, dirs[kind], ""))
     for kind in (OutputKind.MODEL, OutputKind.OUTPUT_DATA, OutputKind.STATE):
         declared = [o.uri for o in outputs if o.kind is kind]
         if len(declared) > 1:
-            raise _err(view, f"{len(declared)} {kind}(...) outputs {declared}: a job has one "
-                       f"{kind}; keep one")
+            raise _err(
+                view,
+                f"{len(declared)} {kind}(...) outputs {declared}: a job has one {kind}; keep one",
+            )
     return tuple(outputs)
 
 
-def _member_name(uri: str) -> str:
+def _member_name(uri: str, workdir: Path) -> str:
+    """The plain output's name inside the job's files carrier: its S3 key, or its path
+    relative to the working directory (readable in ``{output.x}``)."""
     u = ObjectURI.parse(uri)
-    key = u.key.lstrip("/")
-    return key if u.scheme == "s3" else os.path.relpath(u.key, os.getcwd()).replace("../", "_up/")
+    if u.scheme == "s3":
+        return u.key.lstrip("/")
+    return os.path.relpath(u.key, workdir).replace("../", "_up/")
 
 
 # --- hyperparameters and the shell command -------------------------------------------------
@@ -413,30 +523,47 @@ def _hyperparameters(view: JobView) -> tuple[tuple[str, Any], ...]:
         if isinstance(value, JobOptions):
             continue
         if name is None:
-            raise _err(view, f"unnamed param {value!r}: every param is a hyperparameter and needs "
-                       "a name, e.g. params: lr=0.01")
+            raise _err(
+                view,
+                f"unnamed param {value!r}: every param is a hyperparameter and needs "
+                "a name, e.g. params: lr=0.01",
+            )
         if name.startswith(C.RESERVED_HP_PREFIXES):
-            raise _err(view, f"param {name!r} uses a reserved prefix {C.RESERVED_HP_PREFIXES}: "
-                       "rename it")
+            raise _err(
+                view, f"param {name!r} uses a reserved prefix {C.RESERVED_HP_PREFIXES}: rename it"
+            )
         if len(name) > MAX_HP_KEY:
             raise _err(view, f"param name {name[:40]!r}... is longer than {MAX_HP_KEY} characters")
         try:
             encoded = json.dumps(value)
         except (TypeError, ValueError):
-            raise _err(view, f"param {name}={value!r} is not JSON-serialisable, so it cannot be a "
-                       "SageMaker hyperparameter: pass a number, string, bool, list or dict") from None
+            raise _err(
+                view,
+                f"param {name}={value!r} is not JSON-serialisable, so it cannot be a "
+                "SageMaker hyperparameter: pass a number, string, bool, list or dict",
+            ) from None
         if len(encoded) > MAX_HP_VALUE:
-            raise _err(view, f"param {name} is {len(encoded)} characters as JSON; SageMaker allows "
-                       f"{MAX_HP_VALUE}: put large values in a file input instead")
+            raise _err(
+                view,
+                f"param {name} is {len(encoded)} characters as JSON; SageMaker allows "
+                f"{MAX_HP_VALUE}: put large values in a file input instead",
+            )
         hps.append((name, value))
     if len(hps) > MAX_HYPERPARAMETERS - 4:  # room for sagemaker_program etc.
-        raise _err(view, f"{len(hps)} params: SageMaker takes at most {MAX_HYPERPARAMETERS} "
-                   "hyperparameters including ssm_rules' own; pass a config file input instead")
+        raise _err(
+            view,
+            f"{len(hps)} params: SageMaker takes at most {MAX_HYPERPARAMETERS} "
+            "hyperparameters including ssm_rules' own; pass a config file input instead",
+        )
     return tuple(hps)
 
 
-def _format_shell(view: JobView, channels: tuple[Channel, ...], outputs: tuple[Output, ...],
-                  hps: tuple[tuple[str, Any], ...]) -> str:
+def _format_shell(
+    view: JobView,
+    channels: tuple[Channel, ...],
+    outputs: tuple[Output, ...],
+    hps: tuple[tuple[str, Any], ...],
+) -> str:
     from ssm_rules._snakemake_internals import named_list
 
     inputs = [(item.name, ch.job_path) for item, ch in zip(view.inputs, channels, strict=True)]

@@ -19,14 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssm_rules import safe_tar
+from ssm_rules.manifest import snapshot
 from ssm_rules.objects import ObjectStore, ObjectURI, relative_key
 from ssm_rules.requests import Placement, carrier_uri
 from ssm_rules.spec import OutputKind, TaskSpec
-from ssm_rules.manifest import snapshot
 from worker_toolkit import contract as C
 
-SKIP_DIRS = {"__pycache__", ".git", ".snakemake", ".ssm_rules", ".venv", ".mypy_cache",
-             ".pytest_cache"}
+SKIP_DIRS = {
+    "__pycache__",
+    ".git",
+    ".snakemake",
+    ".ssm_rules",
+    ".venv",
+    ".mypy_cache",
+    ".pytest_cache",
+}
 TOOLKIT_DIR = Path(__file__).resolve().parent.parent / "worker_toolkit"
 
 
@@ -182,7 +189,9 @@ def promote_outputs(store_of: callable, spec: TaskSpec, place: Placement) -> Non
         if out.kind in (OutputKind.MODEL, OutputKind.OUTPUT_DATA):
             sources[out.uri] = _carrier(spec, place, out.kind)
         elif out.kind is OutputKind.FILE and not training:
-            sources[out.uri] = str(ObjectURI.parse(carrier_uri(spec, place)).join("files", out.member))
+            sources[out.uri] = str(
+                ObjectURI.parse(carrier_uri(spec, place)).join("files", out.member)
+            )
     missing = [src for src in sources.values() if not store_of(src).exists(src)]
     output_tar = _carrier(spec, place, OutputKind.OUTPUT_DATA)
     if files and training and not store_of(output_tar).exists(output_tar):
@@ -216,8 +225,11 @@ def promote_outputs(store_of: callable, spec: TaskSpec, place: Placement) -> Non
         state = spec.state_output
         if state is not None:
             assert spec.state_prefix is not None
-            upload_text(store_of(state.uri), snapshot(spec.state_prefix, place.job_name).to_json(),
-                        state.uri)
+            upload_text(
+                store_of(state.uri),
+                snapshot(spec.state_prefix, place.job_name).to_json(),
+                state.uri,
+            )
     absent = [o.uri for o in spec.outputs if not store_of(o.uri).exists(o.uri)]
     if absent:
         raise PromotionError(f"job {place.job_name}: after promotion {absent} still do not exist")

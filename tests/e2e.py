@@ -17,11 +17,22 @@ REPO = Path(__file__).resolve().parent.parent
 class Workflow:
     root: Path
 
-    def run(self, *args: str, check: bool = True, timeout: float = 300,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "snakemake", *args]
-        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})})
+        proc = subprocess.run(
+            cmd,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}"
@@ -30,8 +41,13 @@ class Workflow:
         return proc
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=self.root,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *args],
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def path(self, rel: str) -> Path:
         return self.root / rel
@@ -59,5 +75,5 @@ def planned_rules(output: str) -> set[str]:
         line = line.strip()
         for prefix in ("rule ", "localrule "):
             if line.startswith(prefix) and line.endswith(":"):
-                names.add(line[len(prefix):-1])
+                names.add(line[len(prefix) : -1])
     return names

@@ -39,13 +39,18 @@ def test_training_sharded_its_input_between_two_hosts(finished):
         names = sorted(m.name.removeprefix("./") for m in tar.getmembers() if m.isfile())
         # output data is the main host's only; SageMaker gives host i the objects i, i+N, ...
         assert "files-algo-1.txt" in names and "files-algo-2.txt" not in names
-        shard = tar.extractfile([m for m in tar.getmembers() if m.name.endswith("files-algo-1.txt")][0])
+        shard = tar.extractfile(
+            [m for m in tar.getmembers() if m.name.endswith("files-algo-1.txt")][0]
+        )
         assert shard.read().decode().split() == ["part-1.txt", "part-3.txt"]
 
 
 def test_state_manifest_lists_each_instance_state(finished):
     manifest = json.loads(finished.path("runs/train/state.json").read_text())
-    assert [o["key"] for o in manifest["objects"]] == ["algo-1/progress.json", "algo-2/progress.json"]
+    assert [o["key"] for o in manifest["objects"]] == [
+        "algo-1/progress.json",
+        "algo-2/progress.json",
+    ]
     assert finished.path("runs/train/state/algo-2/progress.json").exists()
 
 

@@ -13,8 +13,18 @@ import pytest
 from tests.e2e import Workflow
 
 pytestmark = pytest.mark.slow
-ARGS = ("--executor", "sagemaker", "--sagemaker-backend", "local", "--jobs", "4",
-        "--seconds-between-status-checks", "0", "--latency-wait", "1")
+ARGS = (
+    "--executor",
+    "sagemaker",
+    "--sagemaker-backend",
+    "local",
+    "--jobs",
+    "4",
+    "--seconds-between-status-checks",
+    "0",
+    "--latency-wait",
+    "1",
+)
 HEADER = "from ssm_rules import model, output_data, state, sharded, local_input, job\n\n"
 
 
@@ -25,7 +35,9 @@ def workflow(tmp_path: Path, snakefile: str) -> Workflow:
 
 
 def test_shell_paths_resolve_inside_the_job(tmp_path):
-    wf = workflow(tmp_path, '''
+    wf = workflow(
+        tmp_path,
+        """
 rule make:
     output: "out/{sample}.txt"
     params: greeting="hi"
@@ -36,7 +48,8 @@ rule use:
     output: m=model("res/{name}/model.tar.gz"), f="res/{name}.json"
     log: "logs/use.{name}.log"
     shell: "cp {input.a} $SM_MODEL_DIR/copied.txt; ls {input.d} > {output.m}/listing; echo '{{}}' > {output.f}; echo {input.a} {input.d} > {log}"
-''')
+""",
+    )
     wf.write("data/one.txt", "1")
     wf.run(*ARGS, "res/n1.json")
     assert wf.path("out/x.txt").read_text() == "hi x\n"
@@ -50,12 +63,15 @@ rule use:
 
 
 def test_failed_job_leaves_no_output_and_reports_reason_and_log(tmp_path):
-    wf = workflow(tmp_path, '''
+    wf = workflow(
+        tmp_path,
+        """
 rule fail:
     output: m=model("m.tar.gz"), f="f.txt"
     log: "fail.log"
     shell: "echo partial > {output.f}; echo 'something broke here' >&2; exit 3"
-''')
+""",
+    )
     proc = wf.run(*ARGS, check=False)
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
@@ -65,11 +81,14 @@ rule fail:
 
 
 def test_forcerun_never_accepts_the_old_output(tmp_path):
-    wf = workflow(tmp_path, '''
+    wf = workflow(
+        tmp_path,
+        """
 rule r:
     output: "v.txt"
     shell: "test -e /tmp/ssm-never-exists-{config[fail]} && exit 4; echo new > {output}"
-''')
+""",
+    )
     wf.run(*ARGS, "--config", "fail=no")
     assert wf.path("v.txt").read_text() == "new\n"
     wf.write("v.txt", "old\n")
@@ -83,12 +102,15 @@ rule r:
 
 
 def test_run_body_is_a_clear_error_before_anything_runs(tmp_path):
-    wf = workflow(tmp_path, '''
+    wf = workflow(
+        tmp_path,
+        """
 rule r:
     output: "x.txt"
     run:
         open(output[0], "w").write("x")
-''')
+""",
+    )
     proc = wf.run(*ARGS, check=False)
     assert proc.returncode != 0
     assert "run: body" in proc.stdout + proc.stderr and "script" in proc.stdout + proc.stderr
@@ -96,11 +118,14 @@ rule r:
 
 
 def test_killed_client_then_rerun_incomplete_completes(tmp_path):
-    wf = workflow(tmp_path, '''
+    wf = workflow(
+        tmp_path,
+        """
 rule slow:
     output: "slow.txt"
     shell: "sleep 4; echo done > {output}"
-''')
+""",
+    )
     client = wf.popen(*ARGS)
     jobs = tmp_path / ".ssm_rules" / "jobs"
     deadline = time.monotonic() + 60

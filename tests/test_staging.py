@@ -1,0 +1,105 @@
+"""Code bundles, input sync, output promotion, safe extraction (file:// store: same code path as S3)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ssm_rules import extract, staging
+from ssm_rules._snakemake_internals import keep_local_path, named_list
+from ssm_rules.objects import LocalObjects, ObjectURI, file_uri, relative_key
+from ssm_rules.rules import local_input
+from ssm_rules.spec import build_spec
+from tests.jobviews import view
+
+STORE = LocalObjects()
+
+
+def test_code_bundle_is_deterministic_and_content_addressed(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text("print(1)")
+    (code / "__pycache__").mkdir()
+    (code / "__pycache__" / "x.pyc").write_bytes(b"junk")
+    spec = build_spec(
+        view(
+            tmp_path,
+            body="script",
+            script="code/train.py",
+            params=(("sm", __import__("ssm_rules").job(source_dir="code")),),
+        ),
+        backend="local",
+        default_instance_type="ml.m5.large",
+    )
+    a, b = staging.code_bundle(spec), staging.code_bundle(spec)
+    assert a.data == b.data and a.sha256 == b.sha256
+    assert "train.py" in a.files and "ssm_launch.py" in a.files
+    assert "worker_toolkit/worker_lib.py" in a.files and not any("pycache" in f for f in a.files)
+    root = file_uri(tmp_path / "store", directory=True)
+    uri, uploaded = staging.upload_code(STORE, root, a)
+    assert uploaded and uri.endswith(f"/code/{a.sha256}/sourcedir.tar.gz")
+    assert staging.upload_code(STORE, root, b) == (uri, False)  # unchanged code: no upload
+    (code / "train.py").write_text("print(2)")
+    assert staging.code_bundle(spec).sha256 != a.sha256
+
+
+def test_sync_uploads_only_what_changed_and_deletes_what_went(tmp_path):
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "a.txt").write_text("a")
+    (data / "sub" / "b.txt").write_text("b")
+    dest = file_uri(tmp_path / "store" / "input" / "data", directory=True)
+    first = staging.sync_local_input(STORE, data, dest)
+    assert (first.uploaded, first.deleted) == (2, 0)
+    again = staging.sync_local_input(STORE, data, dest)
+    assert (again.uploaded, again.deleted) == (0, 0)
+    (data / "a.txt").write_text("changed")
+    (data / "sub" / "b.txt").unlink()
+    third = staging.sync_local_input(STORE, data, dest)
+    assert (third.uploaded, third.deleted) == (1, 1)
+    keys = [relative_key(ObjectURI.parse(dest).key, o.key) for o in STORE.list(dest)]
+    assert keys == ["a.txt"]
+
+
+def _evil_tar(path: Path) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name in ("../escape.txt", "/abs.txt", "ok.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+
+
+def test_extract_refuses_path_traversal(tmp_path):
+    evil = tmp_path / "model.tar.gz"
+    _evil_tar(evil)
+    with pytest.raises(tarfile.TarError):
+        extract(evil, tmp_path / "dest")
+    assert not (tmp_path / "escape.txt").exists() and not Path("/abs.txt").exists()
+
+
+def test_extract_refuses_links_out(tmp_path):
+    evil = tmp_path / "model.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        link = tarfile.TarInfo("passwd")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tar.addfile(link)
+    with pytest.raises(tarfile.TarError):
+        extract(evil, tmp_path / "dest")
+
+
+def test_snakemake_internals_we_rely_on():
+    """Guards _snakemake_internals: if Snakemake renames these, this fails first."""
+    from snakemake.path_modifier import PATH_MODIFIER_FLAG, PathModifier
+
+    path = local_input("data/x")
+    assert path.flags[PATH_MODIFIER_FLAG] and keep_local_path("y").flags[PATH_MODIFIER_FLAG]
+    # PathModifier.modify returns a path flagged as modified untouched (no default storage)
+    assert "get_flag_value(path, PATH_MODIFIER_FLAG)" in __import__("inspect").getsource(
+        PathModifier.modify
+    )
+    nl = named_list("input", [("a", "/p/a"), ("b", "/p/b1"), ("b", "/p/b2"), (None, "/p/c")])
+    assert (nl.a, str(nl.b), str(nl)) == ("/p/a", "/p/b1 /p/b2", "/p/a /p/b1 /p/b2 /p/c")
