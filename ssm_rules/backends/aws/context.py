@@ -1,0 +1,192 @@
+"""Resolve where jobs go on AWS, once per run, before any job is submitted.
+
+Order matters: everything that needs no network (region, credentials present, role given)
+is checked first, so a run that cannot work fails before it sends anything; then STS
+GetCallerIdentity gives the account, and the bucket is checked (or created) as that
+account's.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ssm_rules import aws_clients
+from ssm_rules.backends.aws.errors import AwsSetupError, aws_error, error_code
+from ssm_rules.backends.aws.validation import RequestValidator
+from ssm_rules.context import RunContext
+from ssm_rules.objects import S3Objects
+from ssm_rules.settings import ExecutorSettings
+
+log = logging.getLogger(__name__)
+
+ROLE_ARN = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/\S+")
+# IAM role names (and paths): letters, digits and +=,.@_- ; a path adds "/" separators
+ROLE_NAME = re.compile(r"[\w+=,.@\-]+(/[\w+=,.@\-]+)*")
+NO_REGION = "no AWS region: pass --sagemaker-region or set AWS_DEFAULT_REGION"
+
+
+@dataclass(frozen=True)
+class Identity:
+    account: str
+    arn: str
+    partition: str  # "aws", "aws-cn", "aws-us-gov": from the caller ARN
+
+
+def resolve_region(settings: ExecutorSettings) -> str:
+    if settings.region:
+        return settings.region
+    region = aws_clients.session().region_name
+    if not region:
+        raise AwsSetupError(NO_REGION)
+    return region
+
+
+def require_credentials(region: str) -> None:
+    """Fail before any call when boto3 finds no credentials at all (env, profile, SSO, IMDS)."""
+    if aws_clients.session(region).get_credentials() is None:
+        raise AwsSetupError(
+            "no AWS credentials found: configure them (aws configure / aws sso login, "
+            "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or use "
+            "--sagemaker-backend local"
+        )
+
+
+def require_role(settings: ExecutorSettings) -> str:
+    role = (settings.role or "").strip()
+    if not role:
+        raise AwsSetupError(
+            "no IAM role for the SageMaker jobs: pass --sagemaker-role <role name or ARN> "
+            "(a role SageMaker can assume, e.g. with AmazonSageMakerFullAccess)"
+        )
+    if role.startswith("arn:"):
+        if not ROLE_ARN.fullmatch(role):
+            raise AwsSetupError(
+                f"--sagemaker-role {role!r} is not an IAM role ARN: write "
+                "arn:aws:iam::<account>:role/<name>, or just the role name"
+            )
+    elif not ROLE_NAME.fullmatch(role):
+        raise AwsSetupError(
+            f"--sagemaker-role {role!r} is not an IAM role name: write the name "
+            "(letters, digits, +=,.@_-) or the role's ARN"
+        )
+    return role
+
+
+def require_network(settings: ExecutorSettings) -> None:
+    """SageMaker's VpcConfig needs both lists (each at least one id) or neither."""
+    subnets, groups = settings.subnet_list, settings.security_group_list
+    if bool(subnets) != bool(groups):
+        given, missing = (
+            ("--sagemaker-subnets", "--sagemaker-security-group-ids")
+            if subnets
+            else ("--sagemaker-security-group-ids", "--sagemaker-subnets")
+        )
+        raise AwsSetupError(
+            f"{given} is set but {missing} is not: a SageMaker VPC config needs both "
+            f"(pass {missing} <id,...>) or neither"
+        )
+
+
+def role_arn(role: str, identity: Identity) -> str:
+    """An ARN as is; a bare name (or path/name) is a role of the caller's account."""
+    if role.startswith("arn:"):
+        return role
+    return f"arn:{identity.partition}:iam::{identity.account}:role/{role}"
+
+
+def caller_identity(region: str) -> Identity:
+    sts = aws_clients.client("sts", region)
+    try:
+        reply = sts.get_caller_identity()
+    except Exception as e:  # ClientError, NoCredentialsError, EndpointConnectionError, ...
+        raise AwsSetupError(
+            f"could not identify the AWS account (STS GetCallerIdentity): {aws_error(e)}: "
+            "check your credentials (aws sts get-caller-identity)"
+        ) from e
+    arn = reply["Arn"]
+    return Identity(account=reply["Account"], arn=arn, partition=arn.split(":")[1] or "aws")
+
+
+def default_bucket(region: str, account: str) -> str:
+    """The SageMaker SDK's default bucket name."""
+    return f"sagemaker-{region}-{account}"
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str, account: str) -> bool:
+    """Check the bucket is this account's, creating it when missing. True when created.
+
+    HeadBucket with ExpectedBucketOwner answers 403 for a bucket of another account (S3
+    refuses the request instead of revealing it), so a bucket name that is taken elsewhere
+    is never used: objects written there would be readable by its owner.
+    """
+    foreign = AwsSetupError(
+        f"bucket {bucket} belongs to another account or is not accessible: "
+        "pass --sagemaker-bucket <yours>"
+    )
+    try:
+        s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
+        return False
+    except Exception as e:
+        code = error_code(e)
+        if code in ("403", "AccessDenied", "Forbidden"):
+            raise foreign from e
+        if code not in ("404", "NoSuchBucket", "NotFound"):
+            raise AwsSetupError(
+                f"could not check bucket {bucket} (S3 HeadBucket): {aws_error(e)}: "
+                "check your credentials and network, or pass --sagemaker-bucket <yours>"
+            ) from e
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    # us-east-1 is the default location and S3 rejects it as an explicit LocationConstraint
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**kwargs)
+    except Exception as e:
+        code = error_code(e)
+        if code == "BucketAlreadyOwnedByYou":  # created concurrently by another run of ours
+            return False
+        if code == "BucketAlreadyExists":  # bucket names are global: another account has it
+            raise foreign from e
+        raise AwsSetupError(
+            f"could not create bucket {bucket} in {region} (S3 CreateBucket): {aws_error(e)}: "
+            "create it yourself or pass --sagemaker-bucket <yours>"
+        ) from e
+    return True
+
+
+def root_uri(bucket: str, prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return f"s3://{bucket}/{prefix}/" if prefix else f"s3://{bucket}/"
+
+
+def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
+    from ssm_rules.backends.aws.service import AwsBackend
+
+    say = logger or log
+    region = resolve_region(settings)
+    require_credentials(region)
+    role = require_role(settings)
+    require_network(settings)
+    identity = caller_identity(region)
+    s3_client = aws_clients.client("s3", region)
+    bucket = settings.bucket or default_bucket(region, identity.account)
+    if ensure_bucket(s3_client, bucket, region, identity.account):
+        say.info(f"created S3 bucket {bucket} in {region} for ssm_rules staging")
+    root = root_uri(bucket, settings.prefix)
+    arn = role_arn(role, identity)
+    say.info(f"SageMaker in {region}, account {identity.account}, role {arn}, staging at {root}")
+    return RunContext(
+        backend_name="aws",
+        backend=AwsBackend.for_region(region, logger=say),
+        root=root,
+        region=region,
+        role_arn=arn,
+        kms_key=settings.kms_key,
+        subnets=tuple(settings.subnet_list),
+        security_groups=tuple(settings.security_group_list),
+        s3=S3Objects(client=s3_client, expected_owner=identity.account),
+        validate=RequestValidator(warn=say.warning),
+    )

@@ -1,0 +1,96 @@
+"""A SageMaker job's CloudWatch Logs: every instance's stream, read whole or incrementally.
+
+SageMaker writes a job's logs to the group ``/aws/sagemaker/TrainingJobs`` or
+``/aws/sagemaker/ProcessingJobs``, one stream per instance named ``<job>/algo-<n>-<epoch>``.
+The group and streams appear only once an instance has started, so "not found" means
+"nothing yet", not an error.
+
+GetLogEvents with ``startFromHead=True`` pages forward; at the end of a stream it returns the
+token it was given, which is how the end is detected. :class:`JobLogReader` keeps that last
+token per stream, so the next ``read()`` returns only what was appended since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ssm_rules.backends.aws.errors import error_code
+from ssm_rules.backends.base import JobType, LogEvent
+
+LOG_GROUPS = {
+    JobType.TRAINING: "/aws/sagemaker/TrainingJobs",
+    JobType.PROCESSING: "/aws/sagemaker/ProcessingJobs",
+}
+MAX_PAGES_PER_READ = 10_000  # a stream that never ends its tokens is a service bug
+
+
+def _missing(e: Exception) -> bool:
+    return error_code(e) == "ResourceNotFoundException"
+
+
+@dataclass
+class JobLogReader:
+    """Reads one job's log events; each ``read()`` continues where the previous one ended."""
+
+    client: Any  # boto3 CloudWatch Logs client
+    job_name: str
+    job_type: JobType
+    tokens: dict[str, str] = field(default_factory=dict)  # stream → last nextForwardToken
+
+    @property
+    def group(self) -> str:
+        return LOG_GROUPS[JobType(self.job_type)]
+
+    def streams(self) -> list[str]:
+        """The job's stream names, in name order (algo-1 before algo-2)."""
+        names: list[str] = []
+        kwargs: dict[str, Any] = {
+            "logGroupName": self.group,
+            # the "/" keeps job "train-1" from matching the streams of "train-10"
+            "logStreamNamePrefix": f"{self.job_name}/",
+        }
+        while True:
+            try:
+                reply = self.client.describe_log_streams(**kwargs)
+            except Exception as e:
+                if _missing(e):
+                    return names
+                raise
+            names.extend(s["logStreamName"] for s in reply.get("logStreams", []))
+            token = reply.get("nextToken")
+            if not token or token == kwargs.get("nextToken"):
+                return sorted(names)
+            kwargs["nextToken"] = token
+
+    def read(self) -> list[LogEvent]:
+        """The events appended since the previous read (all of them the first time)."""
+        return list(self.iter_new())
+
+    def iter_new(self) -> Iterator[LogEvent]:
+        for stream in self.streams():
+            yield from self._read_stream(stream)
+
+    def _read_stream(self, stream: str) -> Iterator[LogEvent]:
+        token = self.tokens.get(stream)
+        for _ in range(MAX_PAGES_PER_READ):
+            kwargs: dict[str, Any] = {
+                "logGroupName": self.group,
+                "logStreamName": stream,
+                "startFromHead": True,
+            }
+            if token:
+                kwargs["nextToken"] = token
+            try:
+                reply = self.client.get_log_events(**kwargs)
+            except Exception as e:
+                if _missing(e):
+                    return
+                raise
+            for event in reply.get("events", []):
+                yield LogEvent(stream=stream, message=event.get("message", ""))
+            next_token = reply.get("nextForwardToken")
+            if not next_token or next_token == token:
+                return  # end of the stream: the same token comes back
+            token = self.tokens[stream] = next_token

@@ -1,0 +1,354 @@
+"""One status round for many SageMaker jobs: O(1) List calls per job type, Describe on change.
+
+Describing every job each round costs N calls per round and runs into SageMaker's Describe*
+throttling (a few TPS per account) at a few dozen jobs. Instead, per job type, one
+ListTrainingJobs / ListProcessingJobs query covers every job in flight:
+
+- ``NameContains`` = the longest common prefix of the names in flight (job names start with
+  the rule name, so one rule's jobs share ``<rule>-<timestamp...>``); omitted when empty.
+- ``CreationTimeAfter`` = the oldest in-flight job's creation time (our submit time until the
+  service reports it) minus a clock-skew margin: older jobs of the account are never paged.
+- ``LastModifiedTimeAfter`` = the server time of the previous round (the HTTP ``Date`` header
+  of its first page) minus a margin: only jobs that changed since are returned. A job not
+  returned keeps its cached status. Every ``FULL_ROUND_EVERY``-th round omits this filter, a
+  safety net in case a change did not advance LastModifiedTime.
+- ``NextToken`` is followed until absent, even past empty pages: SageMaker filters after
+  paginating and can answer an empty page with a NextToken. The round stops early once every
+  job in flight was seen.
+
+With at most 100 matching jobs (``MaxResults``), a round is one List call per job type.
+Describe is called only when the summary is not enough: once when a job reaches a final state
+(FailureReason, ModelArtifacts, billing times), for a training job whose summary lacks
+SecondaryStatus (moto's) when its status or LastModifiedTime changed, for a job the List has
+not shown yet (List is eventually consistent after Create), and once for a job this backend
+did not submit (re-attached after a killed run) to learn its CreationTime.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ssm_rules.backends.aws.errors import is_not_found
+from ssm_rules.backends.base import JobState, JobStatus, JobType
+
+log = logging.getLogger(__name__)
+
+MAX_RESULTS = 100  # the List APIs' maximum page size
+CLOCK_SKEW = datetime.timedelta(minutes=5)  # our clock vs SageMaker's CreationTime
+# the Date header (1 s resolution, front-end clock) vs LastModifiedTime (back-end clock)
+WATERMARK_MARGIN = datetime.timedelta(seconds=60)
+FULL_ROUND_EVERY = 10
+NOT_FOUND_GRACE = datetime.timedelta(minutes=5)  # Create → Describe visibility
+MAX_PAGES = 1000  # a NextToken that never ends is a service bug, not a reason to spin forever
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass(frozen=True)
+class JobApi:
+    """The SageMaker operations and field names of one job type."""
+
+    job_type: JobType
+    list_op: str
+    summaries_key: str
+    describe_op: str
+    stop_op: str
+    name_key: str
+    status_key: str
+    end_key: str
+
+
+APIS = {
+    JobType.TRAINING: JobApi(
+        JobType.TRAINING,
+        "list_training_jobs",
+        "TrainingJobSummaries",
+        "describe_training_job",
+        "stop_training_job",
+        "TrainingJobName",
+        "TrainingJobStatus",
+        "TrainingEndTime",
+    ),
+    JobType.PROCESSING: JobApi(
+        JobType.PROCESSING,
+        "list_processing_jobs",
+        "ProcessingJobSummaries",
+        "describe_processing_job",
+        "stop_processing_job",
+        "ProcessingJobName",
+        "ProcessingJobStatus",
+        "ProcessingEndTime",
+    ),
+}
+
+
+def job_state(value: str) -> JobState:
+    try:
+        return JobState(value)
+    except ValueError:
+        # ListTrainingJobs also knows "Deleting": the job is going away and will not finish
+        return JobState.FAILED
+
+
+def longest_common_prefix(names: Sequence[str]) -> str:
+    if not names:
+        return ""
+    lo, hi = min(names), max(names)  # the common prefix of all is that of the extremes
+    n = 0
+    while n < min(len(lo), len(hi)) and lo[n] == hi[n]:
+        n += 1
+    return lo[:n]
+
+
+def status_from_summary(api: JobApi, summary: dict[str, Any]) -> JobStatus:
+    state = job_state(summary[api.status_key])
+    return JobStatus(
+        name=summary[api.name_key],
+        state=state,
+        secondary=summary.get("SecondaryStatus", ""),
+        # ProcessingJobSummary carries FailureReason; TrainingJobSummary does not
+        failure_reason=summary.get("FailureReason") or _unknown_status(summary, api),
+        extra=_pick(summary, "LastModifiedTime", "CreationTime", api.end_key, "ExitMessage"),
+    )
+
+
+def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
+    artifacts = desc.get("ModelArtifacts") or {}
+    return JobStatus(
+        name=desc[api.name_key],
+        state=job_state(desc[api.status_key]),
+        secondary=desc.get("SecondaryStatus", ""),
+        failure_reason=desc.get("FailureReason") or _unknown_status(desc, api),
+        model_artifacts=artifacts.get("S3ModelArtifacts"),
+        extra=_pick(
+            desc,
+            "LastModifiedTime",
+            "CreationTime",
+            api.end_key,
+            "ExitMessage",
+            "TrainingTimeInSeconds",
+            "BillableTimeInSeconds",
+            "FinalMetricDataList",
+        ),
+    )
+
+
+def _unknown_status(reply: dict[str, Any], api: JobApi) -> str | None:
+    value = reply.get(api.status_key, "")
+    if value in {s.value for s in JobState}:
+        return None
+    return f"SageMaker reports the unexpected status {value!r}"
+
+
+def _pick(reply: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: reply[k] for k in keys if reply.get(k) is not None}
+
+
+@dataclass
+class JobRecord:
+    """What the previous rounds learnt about one job."""
+
+    name: str
+    api: JobApi
+    since: datetime.datetime | None  # lower bound of CreationTime (None: not known yet)
+    submitted_here: bool = False
+    seen: bool = False  # the service has reported the job at least once
+    state: JobState | None = None
+    secondary: str | None = None
+    last_modified: datetime.datetime | None = None
+    status: JobStatus | None = None
+    final_described: bool = False
+
+    def changed(self, state: JobState, secondary: str | None, modified: Any) -> bool:
+        return (
+            not self.seen
+            or state is not self.state
+            or modified != self.last_modified
+            or (secondary is not None and secondary != self.secondary)
+        )
+
+
+@dataclass
+class TypeWatch:
+    """Per job type: where the last complete round stood."""
+
+    watermark: datetime.datetime | None = None
+    rounds: int = 0
+
+
+@dataclass
+class RoundStats:
+    """API calls of the last round (what the benchmark and tests check)."""
+
+    list_calls: int = 0
+    describe_calls: int = 0
+
+
+@dataclass
+class StatusPoller:
+    client: Any  # boto3 SageMaker client
+    records: dict[str, JobRecord] = field(default_factory=dict)
+    watches: dict[JobType, TypeWatch] = field(default_factory=dict)
+    last_round: RoundStats = field(default_factory=RoundStats)
+
+    def track(self, name: str, job_type: JobType, submitted_at: datetime.datetime) -> None:
+        """A job this backend just created: its CreationTime is not before ``submitted_at``."""
+        self.records[name] = JobRecord(
+            name, APIS[job_type], since=submitted_at, submitted_here=True
+        )
+
+    def poll(self, jobs: Sequence[tuple[str, JobType]], full: bool = False) -> dict[str, JobStatus]:
+        self.last_round = RoundStats()
+        by_type: dict[JobType, list[str]] = {}
+        for name, job_type in jobs:
+            by_type.setdefault(JobType(job_type), []).append(name)
+        statuses: dict[str, JobStatus] = {}
+        for job_type, names in by_type.items():
+            statuses.update(self._poll_type(APIS[job_type], names, full))
+        self._forget_finished({name for name, _ in jobs})
+        return statuses
+
+    # --- one job type -------------------------------------------------------------------
+
+    def _poll_type(self, api: JobApi, names: list[str], full: bool) -> dict[str, JobStatus]:
+        records = {n: self.records.get(n) or self._adopt(n, api) for n in names}
+        for record in records.values():
+            if record.since is None:  # re-attached: one Describe gives its CreationTime
+                self._describe(record)
+        watch = self.watches.setdefault(api.job_type, TypeWatch())
+        watch.rounds += 1
+        full = full or watch.watermark is None or watch.rounds % FULL_ROUND_EVERY == 0
+        pending = {n for n, r in records.items() if r.since is not None}
+        query = self._query(api, [records[n] for n in pending], None if full else watch.watermark)
+        if pending:
+            watermark = None
+            for summary, server_time in self._list(api, query, pending):
+                watermark = watermark or server_time
+                record = records.get(summary[api.name_key])
+                if record is not None:
+                    self._update(record, summary)
+            if watermark is not None:
+                watch.watermark = watermark - WATERMARK_MARGIN
+        for record in records.values():
+            if not record.seen:  # created but not listed yet: List lags Create
+                self._describe(record)
+        return {n: r.status for n, r in records.items() if r.status is not None}
+
+    def _adopt(self, name: str, api: JobApi) -> JobRecord:
+        record = JobRecord(name, api, since=None)
+        self.records[name] = record
+        return record
+
+    def _query(
+        self, api: JobApi, records: list[JobRecord], watermark: datetime.datetime | None
+    ) -> dict[str, Any]:
+        query: dict[str, Any] = {
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": MAX_RESULTS,
+        }
+        prefix = longest_common_prefix([r.name for r in records])
+        if prefix:
+            query["NameContains"] = prefix
+        starts = [r.since for r in records if r.since is not None]
+        if starts:
+            query["CreationTimeAfter"] = min(starts) - CLOCK_SKEW
+        if watermark is not None:
+            query["LastModifiedTimeAfter"] = watermark
+        return query
+
+    def _list(
+        self, api: JobApi, query: dict[str, Any], wanted: set[str]
+    ) -> Iterator[tuple[dict[str, Any], datetime.datetime | None]]:
+        """Summaries, each with the server time of the round's first page."""
+        list_op = getattr(self.client, api.list_op)
+        server_time: datetime.datetime | None = None
+        token: str | None = None
+        missing = set(wanted)
+        for _ in range(MAX_PAGES):
+            reply = list_op(**query, **({"NextToken": token} if token else {}))
+            self.last_round.list_calls += 1
+            if server_time is None:
+                server_time = _server_time(reply)
+            for summary in reply.get(api.summaries_key, []):
+                missing.discard(summary[api.name_key])
+                yield summary, server_time
+            token = reply.get("NextToken")
+            if not token or not missing:
+                return
+        log.warning("%s: stopped after %d pages (NextToken never ended)", api.list_op, MAX_PAGES)
+
+    def _update(self, record: JobRecord, summary: dict[str, Any]) -> None:
+        api = record.api
+        state = job_state(summary[api.status_key])
+        secondary = summary.get("SecondaryStatus")
+        modified = summary.get("LastModifiedTime")
+        record.since = summary.get("CreationTime", record.since)
+        if not record.changed(state, secondary, modified):
+            return
+        if state.is_done or (api.job_type is JobType.TRAINING and secondary is None):
+            # Final: FailureReason and ModelArtifacts are only in Describe (once per job).
+            # In progress without SecondaryStatus in the summary: Describe has it.
+            if not record.final_described:
+                self._describe(record)
+            return
+        record.seen = True
+        record.state, record.secondary, record.last_modified = state, secondary, modified
+        record.status = status_from_summary(api, summary)
+
+    def _describe(self, record: JobRecord) -> None:
+        api = record.api
+        try:
+            desc = getattr(self.client, api.describe_op)(**{api.name_key: record.name})
+        except Exception as e:
+            self.last_round.describe_calls += 1
+            if not is_not_found(e):
+                raise
+            self._not_found(record)
+            return
+        self.last_round.describe_calls += 1
+        status = status_from_description(api, desc)
+        record.seen = True
+        record.since = desc.get("CreationTime", record.since)
+        record.state = status.state
+        record.secondary = desc.get("SecondaryStatus")
+        record.last_modified = desc.get("LastModifiedTime")
+        record.status = status
+        record.final_described = status.is_done
+
+    def _not_found(self, record: JobRecord) -> None:
+        young = record.submitted_here and record.since and utcnow() - record.since < NOT_FOUND_GRACE
+        if young:
+            return  # just created: Describe may not see it yet
+        record.seen = True
+        record.state = JobState.FAILED
+        record.final_described = True
+        record.status = JobStatus(
+            name=record.name,
+            state=JobState.FAILED,
+            failure_reason=f"SageMaker has no {record.api.job_type} job named {record.name}",
+        )
+
+    def _forget_finished(self, requested: set[str]) -> None:
+        """Drop records of final jobs no longer asked about (memory stays O(in flight))."""
+        for name in [
+            n for n, r in self.records.items() if n not in requested and r.final_described
+        ]:
+            del self.records[name]
+
+
+def _server_time(reply: dict[str, Any]) -> datetime.datetime | None:
+    date = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if not date:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,153 @@
+"""The ``aws`` backend: SageMaker through boto3 (submit, poll, stop) and CloudWatch Logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ssm_rules import aws_clients
+from ssm_rules.backends.aws.cwlogs import JobLogReader
+from ssm_rules.backends.aws.errors import SubmitError, aws_error, error_code, is_not_found
+from ssm_rules.backends.aws.polling import APIS, StatusPoller, utcnow
+from ssm_rules.backends.aws.validation import OPERATIONS
+from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, LogEvent
+
+log = logging.getLogger(__name__)
+
+STOP_WAIT_SECONDS = 60.0
+STOP_POLL_SECONDS = 2.0
+
+# What to do about the Create*Job errors a user can fix.
+_HINTS = {
+    "ResourceLimitExceeded": (
+        "raise the SageMaker quota for this instance type (Service Quotas: '<type> for "
+        "training job usage' / 'for spot training job usage' / 'for processing job usage') "
+        "or run fewer jobs at once (--jobs)"
+    ),
+    "AccessDeniedException": (
+        "the caller needs sagemaker:CreateTrainingJob / CreateProcessingJob, "
+        "sagemaker:AddTags and iam:PassRole on --sagemaker-role"
+    ),
+    "ResourceInUse": "a job with this name exists already: run again (names are unique per run)",
+}
+
+
+class AwsBackend:
+    """:class:`~ssm_rules.backends.base.Backend` on Amazon SageMaker."""
+
+    def __init__(
+        self,
+        sagemaker: Any,
+        logs: Any,
+        logger: Any = None,
+        stop_wait_seconds: float = STOP_WAIT_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.sagemaker = sagemaker
+        self.logs_client = logs
+        self.poller = StatusPoller(sagemaker)
+        self._log = logger or log
+        self._stop_wait = stop_wait_seconds
+        self._sleep = sleep
+
+    @classmethod
+    def for_region(cls, region: str, logger: Any = None) -> AwsBackend:
+        return cls(
+            aws_clients.client("sagemaker", region), aws_clients.client("logs", region), logger
+        )
+
+    # --- submit -------------------------------------------------------------------------
+
+    def submit(self, request: JobRequest) -> None:
+        from botocore.exceptions import ClientError, ParamValidationError
+
+        operation = OPERATIONS[request.job_type]
+        create = getattr(
+            self.sagemaker,
+            "create_training_job"
+            if request.job_type is JobType.TRAINING
+            else "create_processing_job",
+        )
+        submitted_at = utcnow()
+        try:
+            create(**request.body)
+        except (ClientError, ParamValidationError) as e:
+            hint = _HINTS.get(error_code(e), "fix the value SageMaker names and run again")
+            raise SubmitError(
+                f"SageMaker refused {operation} for job {request.name}: {aws_error(e)} ({hint})"
+            ) from e
+        self.poller.track(request.name, request.job_type, submitted_at)
+
+    # --- status -------------------------------------------------------------------------
+
+    def poll(self, jobs: Sequence[tuple[str, JobType]]) -> dict[str, JobStatus]:
+        """One status round; see :mod:`ssm_rules.backends.aws.polling` for its cost."""
+        return self.poller.poll(jobs)
+
+    # --- stop ---------------------------------------------------------------------------
+
+    def stop(self, jobs: Sequence[tuple[str, JobType]]) -> None:
+        """Stop each job, then wait (bounded) until each reports Stopping or a final state.
+
+        SageMaker sends SIGTERM to the containers, then SIGKILL after 120 s; a training job's
+        checkpoints (task state) are uploaded before it is Stopped. A job that already ended
+        answers ValidationException: that is the outcome we wanted, not an error.
+        """
+        from botocore.exceptions import ClientError
+
+        for name, job_type in jobs:
+            api = APIS[JobType(job_type)]
+            try:
+                getattr(self.sagemaker, api.stop_op)(**{api.name_key: name})
+            except ClientError as e:
+                code = error_code(e)
+                if is_not_found(e):
+                    self._log.warning(f"cannot stop job {name}: SageMaker does not know it")
+                elif code == "ValidationException":
+                    self._log.debug(
+                        f"job {name} was not stoppable (ended already?): {aws_error(e)}"
+                    )
+                else:
+                    self._log.warning(
+                        f"could not stop {job_type} job {name}: {aws_error(e)}; it may still "
+                        f"be running (and billed): stop it with 'aws sagemaker "
+                        f"{_cli(api.stop_op)} --{_cli(api.name_key)} {name}'"
+                    )
+        self._wait_stopping(jobs)
+
+    def _wait_stopping(self, jobs: Sequence[tuple[str, JobType]]) -> None:
+        deadline = time.monotonic() + self._stop_wait
+        waiting = list(jobs)
+        while waiting:
+            statuses = self.poller.poll(waiting, full=True)
+            waiting = [
+                (n, t)
+                for n, t in waiting
+                if n not in statuses
+                or not (statuses[n].is_done or statuses[n].state is JobState.STOPPING)
+            ]
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                names = ", ".join(n for n, _ in waiting)
+                self._log.warning(f"jobs not yet stopping after {self._stop_wait:.0f}s: {names}")
+                return
+            self._sleep(STOP_POLL_SECONDS)
+
+    # --- logs ---------------------------------------------------------------------------
+
+    def logs(self, name: str, job_type: JobType) -> Iterator[LogEvent]:
+        """Every event of every instance's stream, stream by stream (none if not started)."""
+        return JobLogReader(self.logs_client, name, JobType(job_type)).iter_new()
+
+    def log_reader(self, name: str, job_type: JobType) -> JobLogReader:
+        """An incremental reader: each ``read()`` returns the events appended since the last."""
+        return JobLogReader(self.logs_client, name, JobType(job_type))
+
+
+def _cli(name: str) -> str:
+    """stop_training_job → stop-training-job; TrainingJobName → training-job-name."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).replace("_", "-").lower()
