@@ -625,3 +625,34 @@ def test_requests_ssm_rules_builds_pass_the_service_model(
         identity_tags={"ssm-rules:rule": "train", "ssm-rules:task": "train"},
     )
     assert validate_request(build_request(spec, place), model) == []
+
+
+# --- the sagemaker profile ---------------------------------------------------------------------
+
+
+def test_install_profile_puts_it_where_snakemake_looks(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+    from snakemake.cli import get_profile_dir
+
+    from ssm_rules.__main__ import main
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    argv = ["install-profile", "--storage-prefix", "s3://my-bucket/runs/", "--role", "MyRole"]
+    assert main(argv) == 0
+    found = get_profile_dir("sagemaker")  # Snakemake's own lookup for --profile sagemaker
+    assert found is not None
+    directory, config = found
+    assert directory == tmp_path / "xdg" / "snakemake" / "sagemaker"
+    profile = yaml.safe_load(config.read_text())
+    assert profile["executor"] == "sagemaker" and profile["sagemaker-backend"] == "aws"
+    assert profile["default-storage-provider"] == "s3"
+    assert profile["default-storage-prefix"] == "s3://my-bucket/runs"
+    assert profile["sagemaker-role"] == "MyRole"
+    assert profile["seconds-between-status-checks"] == 30 and profile["retries"] == 0
+
+    assert main(argv) == 1  # never overwrites without --force
+    assert "pass --force" in capsys.readouterr().err
+    assert main([*argv, "--force"]) == 0
