@@ -656,3 +656,33 @@ def test_install_profile_puts_it_where_snakemake_looks(
     assert main(argv) == 1  # never overwrites without --force
     assert "pass --force" in capsys.readouterr().err
     assert main([*argv, "--force"]) == 0
+
+
+# --- find (re-attach) --------------------------------------------------------------------------
+
+
+def test_find_matches_name_prefix_and_tags_newest_first(backend: tuple[AwsBackend, Calls]) -> None:
+    aws, counted = backend
+
+    def tagged(body: dict[str, Any], identity: str) -> dict[str, Any]:
+        return {**body, "Tags": [*body["Tags"], {"Key": "ssm-rules:identity", "Value": identity}]}
+
+    aws.submit(JobRequest(JobType.TRAINING, tagged(training_body("train-1121000000-aaaaaa"), "A")))
+    aws.submit(JobRequest(JobType.TRAINING, tagged(training_body("train-1121000001-bbbbbb"), "B")))
+    aws.submit(JobRequest(JobType.TRAINING, tagged(training_body("train-1121000002-cccccc"), "A")))
+    aws.submit(JobRequest(JobType.TRAINING, tagged(training_body("other-1121000003-dddddd"), "A")))
+    counted.clear()
+    found = aws.find(JobType.TRAINING, "train-", {"ssm-rules:identity": "A"})
+    assert [s.name for s in found] == ["train-1121000002-cccccc", "train-1121000000-aaaaaa"]
+    assert all(s.state is JobState.COMPLETED for s in found)
+    assert dict(counted.seen) == {("sagemaker", "Search"): 1}
+
+    aws.submit(
+        JobRequest(JobType.PROCESSING, tagged(processing_body("prep-1121000000-aaaaaa"), "A"))
+    )
+    aws.submit(
+        JobRequest(JobType.PROCESSING, tagged(processing_body("prep-1121000001-bbbbbb"), "B"))
+    )
+    found = aws.find(JobType.PROCESSING, "prep-", {"ssm-rules:identity": "A"})
+    assert [s.name for s in found] == ["prep-1121000000-aaaaaa"]
+    assert aws.find(JobType.PROCESSING, "prep-", {"ssm-rules:identity": "C"}) == []

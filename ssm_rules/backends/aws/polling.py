@@ -204,6 +204,11 @@ class StatusPoller:
             name, APIS[job_type], since=submitted_at, submitted_here=True
         )
 
+    def adopt(self, name: str, job_type: JobType, created: datetime.datetime | None) -> None:
+        """A job found by ``find``: its CreationTime is known, so no Describe is needed."""
+        if name not in self.records:
+            self.records[name] = JobRecord(name, APIS[JobType(job_type)], since=created)
+
     def poll(self, jobs: Sequence[tuple[str, JobType]], full: bool = False) -> dict[str, JobStatus]:
         self.last_round = RoundStats()
         by_type: dict[JobType, list[str]] = {}

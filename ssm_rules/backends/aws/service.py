@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ssm_rules import aws_clients
+from ssm_rules.backends.aws import finding
 from ssm_rules.backends.aws.cwlogs import JobLogReader
 from ssm_rules.backends.aws.errors import SubmitError, aws_error, error_code, is_not_found
 from ssm_rules.backends.aws.polling import APIS, StatusPoller, utcnow
@@ -86,6 +87,24 @@ class AwsBackend:
     def poll(self, jobs: Sequence[tuple[str, JobType]]) -> dict[str, JobStatus]:
         """One status round; see :mod:`ssm_rules.backends.aws.polling` for its cost."""
         return self.poller.poll(jobs)
+
+    # --- find (re-attach) ---------------------------------------------------------------
+
+    def find(self, job_type: JobType, name_prefix: str, tags: dict[str, str]) -> list[JobStatus]:
+        """Jobs named ``name_prefix...`` carrying all ``tags``, newest first.
+
+        Training: one SageMaker Search call filters on the tags server-side (Search knows
+        TrainingJob, not ProcessingJob). Processing: ListProcessingJobs by name within the
+        last ``FIND_WINDOW``, then ListTags per candidate (at most ``FIND_MAX_CANDIDATES``).
+        """
+        job_type = JobType(job_type)
+        if job_type is JobType.TRAINING:
+            found = finding.find_training(self.sagemaker, name_prefix, tags)
+        else:
+            found = finding.find_processing(self.sagemaker, name_prefix, tags)
+        for status, created in found:
+            self.poller.adopt(status.name, job_type, created)
+        return [status for status, _ in found]
 
     # --- stop ---------------------------------------------------------------------------
 
