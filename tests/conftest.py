@@ -1,0 +1,78 @@
+"""Shared fixtures: a moto server on 127.0.0.1 whose SageMaker jobs really run.
+
+- ``moto_server`` (session): the server (:class:`tests.moto_sagemaker.MotoServer`), started
+  once, in a thread of this process. Use ``aws`` instead.
+- ``aws`` (per test): the same server, emptied (``POST /moto-api/reset``), with the hook
+  installed for this test (jobs run under its ``tmp_path``), and ``AWS_ENDPOINT_URL`` + test credentials
+  in ``os.environ`` for this test (so in-process boto3, ``snakemake`` subprocesses and the
+  local runners all reach moto). ``aws.client("s3")`` gives a plain boto3 client.
+- ``api_calls`` (per test): every request the server received since the test started,
+  ``api_calls.count("sagemaker", "DescribeTrainingJob")``, ``api_calls.counts("s3")``.
+- ``bucket`` (per test): an empty bucket in moto's S3; its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.moto_sagemaker import CLEARED_ENV, ApiCalls, MotoServer
+
+BUCKET = "ssm-test-bucket"
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = MotoServer(tmp_path_factory.mktemp("moto-sagemaker"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(
+    moto_server: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[MotoServer]:
+    for name in CLEARED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in moto_server.env().items():
+        monkeypatch.setenv(name, value)
+    # moto's classes are patched only while a test that asked for jobs that run is running
+    moto_server.hook.install()
+    moto_server.reset()
+    moto_server.hook.reset(tmp_path / "sagemaker-jobs")
+    moto_server.calls.clear()
+    _forget_cached_sessions()
+    try:
+        yield moto_server
+    finally:
+        # No runner outlives its test: it would call the server during the next one.
+        moto_server.hook.stop_all()
+        try:
+            moto_server.hook.wait_all()
+        finally:
+            moto_server.hook.uninstall()
+        _forget_cached_sessions()
+
+
+def _forget_cached_sessions() -> None:
+    """ssm_rules caches its boto3 session, which caches the credentials it first resolved:
+    a session made outside this environment must not be reused inside it, nor after."""
+    from ssm_rules import aws_clients
+
+    aws_clients.session.cache_clear()
+
+
+@pytest.fixture
+def api_calls(aws: MotoServer) -> ApiCalls:
+    return aws.calls
+
+
+@pytest.fixture
+def bucket(aws: MotoServer) -> str:
+    aws.client("s3").create_bucket(Bucket=BUCKET)
+    return BUCKET
