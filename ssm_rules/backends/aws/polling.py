@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +184,14 @@ class TypeWatch:
 
 
 @dataclass
+class Listed:
+    """One List query, all pages: the summaries and the server time of its first page."""
+
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+    server_time: datetime.datetime | None = None
+
+
+@dataclass
 class RoundStats:
     """API calls of the last round (what the benchmark and tests check)."""
 
@@ -233,14 +241,14 @@ class StatusPoller:
         pending = {n for n, r in records.items() if r.since is not None}
         query = self._query(api, [records[n] for n in pending], None if full else watch.watermark)
         if pending:
-            watermark = None
-            for summary, server_time in self._list(api, query, pending):
-                watermark = watermark or server_time
+            listed = self._list(api, query, pending)
+            for summary in listed.summaries:
                 record = records.get(summary[api.name_key])
                 if record is not None:
                     self._update(record, summary)
-            if watermark is not None:
-                watch.watermark = watermark - WATERMARK_MARGIN
+            if listed.server_time is not None:
+                # the next round asks only for what changed after this one began
+                watch.watermark = listed.server_time - WATERMARK_MARGIN
         for record in records.values():
             if not record.seen:  # created but not listed yet: List lags Create
                 self._describe(record)
@@ -269,26 +277,24 @@ class StatusPoller:
             query["LastModifiedTimeAfter"] = watermark
         return query
 
-    def _list(
-        self, api: JobApi, query: dict[str, Any], wanted: set[str]
-    ) -> Iterator[tuple[dict[str, Any], datetime.datetime | None]]:
-        """Summaries, each with the server time of the round's first page."""
+    def _list(self, api: JobApi, query: dict[str, Any], wanted: set[str]) -> Listed:
+        listed = Listed()
         list_op = getattr(self.client, api.list_op)
-        server_time: datetime.datetime | None = None
         token: str | None = None
         missing = set(wanted)
-        for _ in range(MAX_PAGES):
+        for page in range(MAX_PAGES):
             reply = list_op(**query, **({"NextToken": token} if token else {}))
             self.last_round.list_calls += 1
-            if server_time is None:
-                server_time = _server_time(reply)
+            if page == 0:
+                listed.server_time = _server_time(reply)
             for summary in reply.get(api.summaries_key, []):
                 missing.discard(summary[api.name_key])
-                yield summary, server_time
+                listed.summaries.append(summary)
             token = reply.get("NextToken")
             if not token or not missing:
-                return
+                return listed
         log.warning("%s: stopped after %d pages (NextToken never ended)", api.list_op, MAX_PAGES)
+        return listed
 
     def _update(self, record: JobRecord, summary: dict[str, Any]) -> None:
         api = record.api
