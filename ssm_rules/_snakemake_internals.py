@@ -37,3 +37,21 @@ def named_list(kind: str, items: list[tuple[str | None, Any]]) -> Any:
         else:
             nl._set_name(name, idx[0], idx[-1] + 1)
     return nl
+
+
+def is_forced(workflow: Any, job: Any) -> bool:
+    """Whether the user forced this job (``-F``, ``--forcerun``, ``-f``): then a finished
+    SageMaker job of the same identity must not be reused in its place."""
+    try:
+        return bool(workflow.dag.reason(job).forced)
+    except AttributeError:  # an interface without reasons: reusing nothing is the safe side
+        return True
+
+
+def preemptible_retries(job: Any) -> int | None:
+    """``--preemptible-retries`` when the rule is among ``--preemptible-rules``, else None."""
+    settings = job.rule.workflow.remote_execution_settings
+    rules = getattr(settings, "preemptible_rules", None)
+    if rules is not None and rules.is_preemptible(job.rule.name):
+        return settings.preemptible_retries
+    return None

@@ -7,10 +7,11 @@ after the backend reports the job Completed.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,24 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from ssm_rules import staging
-from ssm_rules.backends.base import JobRequest, JobState, JobStatus
+from ssm_rules._snakemake_internals import is_forced
+from ssm_rules.backends.base import JobState, JobStatus, JobType
 from ssm_rules.context import RunContext, make_context
+from ssm_rules.identity import IDENTITY_TAG, RULE_TAG, TASK_TAG, identity, input_version
 from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import write_logs
 from ssm_rules.objects import ObjectURI
-from ssm_rules.requests import Placement, build_request, job_name, task_description, task_file_uri
+from ssm_rules.outcomes import Outcome, classify
+from ssm_rules.requests import (
+    Placement,
+    adopted_placement,
+    build_request,
+    job_name,
+    job_name_prefix,
+    task_description,
+    task_file_uri,
+)
 from ssm_rules.settings import ExecutorSettings
 from ssm_rules.spec import TaskSpec, build_spec
 
@@ -37,11 +49,11 @@ STOP_WAIT_SECONDS = 120
 
 @dataclass
 class Submission:
-    """One SageMaker job of a Snakemake job."""
+    """One SageMaker job of a Snakemake job (submitted by us, or adopted)."""
 
     spec: TaskSpec
     place: Placement
-    request: JobRequest
+    job_type: JobType
     secondary: str = ""  # last SecondaryStatus seen, to log changes once
 
     @property
@@ -57,6 +69,8 @@ class Tracked:
     current: Submission
     pending: list[JobView] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    forced: bool = False
+    capacity_failures: int = 0
 
 
 class Executor(RemoteExecutor):
@@ -73,8 +87,9 @@ class Executor(RemoteExecutor):
         members = _members(job)
         views = [view_of(m) for m in members]
         specs = [self._spec(v) for v in views]  # validate every member before sending anything
-        first = self._submit(specs[0])
-        tracked = Tracked(current=first, pending=views[1:])
+        forced = is_forced(self.workflow, job)
+        first = self._submit(specs[0], forced)
+        tracked = Tracked(current=first, pending=views[1:], forced=forced)
         self.report_job_submission(
             SubmittedJobInfo(job=job, external_jobid=first.name, aux={AUX_KEY: tracked})
         )
@@ -84,40 +99,26 @@ class Executor(RemoteExecutor):
             view, backend=self.ctx.backend_name, default_instance_type=self.settings.instance_type
         )
 
-    def _submit(self, spec: TaskSpec) -> Submission:
-        place = self._stage(spec)
-        request = build_request(spec, place)
-        self.ctx.validate(request)
-        self.ctx.backend.submit(request)
-        self.logger.info(
-            f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
-            f"({spec.instance.count} x {spec.instance.instance_type}"
-            f"{', spot' if spec.instance.spot else ''})"
-        )
-        return Submission(spec, place, request)
-
-    def _stage(self, spec: TaskSpec) -> Placement:
+    def _submit(self, spec: TaskSpec, forced: bool) -> Submission:
+        """Stage and submit, or adopt an existing job of the same identity."""
         ctx = self.ctx
-        name = job_name(spec.rule, token=secrets.token_hex(3))
-        code_uri = self._code(spec)
-        channel_uris: dict[str, str] = {}
-        for ch in spec.channels:
-            if ch.uri is not None:
-                channel_uris[ch.name] = ch.uri
-                continue
-            assert ch.local_path is not None
-            dest = (
-                str(ObjectURI.parse(ctx.root).join("tasks", spec.task_id, "input", ch.name)) + "/"
-            )
-            channel_uris[ch.name] = staging.sync_local_input(
-                ctx.store(dest), Path(ch.local_path), dest
-            ).uri
+        code_uri, code_sha = self._code(spec)
+        channel_uris = self._channels(spec)
+        ident = identity(
+            spec,
+            code_sha,
+            {name: input_version(ctx.store(uri), uri) for name, uri in channel_uris.items()},
+        )
+        tags = {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
+        staging.remove_stale_outputs(ctx.store, spec)
+        adopted = self._adopt(spec, ident, forced)
+        if adopted is not None:
+            return adopted
         if spec.clean_state and spec.state_prefix:
             n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
             self.logger.info(f"rule {spec.rule}: clean_state wiped {n} state objects")
-        staging.remove_stale_outputs(ctx.store, spec)
         place = Placement(
-            job_name=name,
+            job_name=job_name(spec.rule, token=secrets.token_hex(3)),
             code_uri=code_uri,
             channel_uris=channel_uris,
             jobs_uri=ctx.jobs_uri,
@@ -129,16 +130,49 @@ class Executor(RemoteExecutor):
             kms_key=ctx.kms_key,
             subnets=ctx.subnets,
             security_groups=ctx.security_groups,
-            identity_tags={"ssm-rules:rule": spec.rule, "ssm-rules:task": spec.task_id[:256]},
+            identity_tags=tags,
         )
-        if spec.job_type.value == "processing":
-            import json
-
+        if spec.job_type is JobType.PROCESSING:
             uri = task_file_uri(place)
             staging.upload_text(ctx.store(uri), json.dumps(task_description(spec)), uri)
-        return place
+        request = build_request(spec, place)
+        ctx.validate(request)
+        ctx.backend.submit(request)
+        self.logger.info(
+            f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
+            f"({spec.instance.count} x {spec.instance.instance_type}"
+            f"{', spot' if spec.instance.spot else ''})"
+        )
+        return Submission(spec, place, request.job_type)
 
-    def _code(self, spec: TaskSpec) -> str:
+    def _adopt(self, spec: TaskSpec, ident: str, forced: bool) -> Submission | None:
+        """A job of the same identity still running (its client died): wait for it instead
+        of paying twice. One that completed while nobody watched: take its outputs, unless
+        the user forced a rerun."""
+        found = self.ctx.backend.find(
+            spec.job_type, job_name_prefix(spec.rule), {IDENTITY_TAG: ident}
+        )
+        for status in found:
+            place = adopted_placement(status.name, self.ctx.jobs_uri)
+            if status.state is JobState.IN_PROGRESS and not forced:
+                self.logger.info(
+                    f"rule {spec.rule}: re-attaching to job {status.name}, still running with "
+                    "the same code, inputs and parameters"
+                )
+                return Submission(spec, place, spec.job_type)
+            if (
+                status.state is JobState.COMPLETED
+                and not forced
+                and staging.carriers_present(self.ctx.store, spec, place)
+            ):
+                self.logger.info(
+                    f"rule {spec.rule}: reusing job {status.name}, which completed with the same "
+                    "code, inputs and parameters"
+                )
+                return Submission(spec, place, spec.job_type)
+        return None
+
+    def _code(self, spec: TaskSpec) -> tuple[str, str]:
         key = (spec.source_dir, spec.dependencies, spec.script_path)
         if key not in self._bundles:
             bundle = staging.code_bundle(spec)
@@ -148,8 +182,23 @@ class Executor(RemoteExecutor):
             self.logger.debug(
                 f"code bundle {bundle.sha256[:12]}: {'uploaded' if uploaded else 'reused'}"
             )
-            self._bundles[key] = uri
+            self._bundles[key] = (uri, bundle.sha256)
         return self._bundles[key]
+
+    def _channels(self, spec: TaskSpec) -> dict[str, str]:
+        """Channel name → URI; local inputs are synced under the task's prefix first."""
+        uris: dict[str, str] = {}
+        for ch in spec.channels:
+            if ch.uri is not None:
+                uris[ch.name] = ch.uri
+                continue
+            assert ch.local_path is not None
+            dest = str(ObjectURI.parse(self.ctx.root).join("tasks", spec.task_id, "input", ch.name))
+            dest += "/"
+            uris[ch.name] = staging.sync_local_input(
+                self.ctx.store(dest), Path(ch.local_path), dest
+            ).uri
+        return uris
 
     # --- status -------------------------------------------------------------------------
 
@@ -161,7 +210,7 @@ class Executor(RemoteExecutor):
         tracked = [info.aux[AUX_KEY] for info in active_jobs]
         async with self.status_rate_limiter:
             statuses = self.ctx.backend.poll(
-                [(t.current.name, t.current.request.job_type) for t in tracked]
+                [(t.current.name, t.current.job_type) for t in tracked]
             )
         for info, t in zip(active_jobs, tracked, strict=True):
             status = statuses.get(t.current.name)
@@ -181,11 +230,14 @@ class Executor(RemoteExecutor):
         """Handle a job that ended. True when the Snakemake job is still active (next member)."""
         sub = t.current
         tail = self._write_logs(sub)
+        outcome = classify(status)
+        if outcome is Outcome.CAPACITY and sub.spec.instance.spot:
+            return self._retry_capacity(info, t, status)
         if status.state is not JobState.COMPLETED:
             reason = status.failure_reason or "(no FailureReason)"
             self.report_job_error(
                 info,
-                msg=f"SageMaker {sub.request.job_type} job {sub.name} {status.state}: {reason}\n"
+                msg=f"SageMaker {sub.job_type} job {sub.name} {status.state}: {reason}\n"
                 + (f"Last log lines:\n{tail}\n" if tail else ""),
             )
             return False
@@ -198,7 +250,7 @@ class Executor(RemoteExecutor):
         if t.pending:
             view = t.pending.pop(0)
             try:
-                t.current = self._submit(self._spec(view))
+                t.current = self._submit(self._spec(view), t.forced)
             except WorkflowError as e:
                 self.report_job_error(info, msg=str(e))
                 return False
@@ -206,9 +258,31 @@ class Executor(RemoteExecutor):
         self.report_job_success(info)
         return False
 
+    def _retry_capacity(self, info: SubmittedJobInfo, t: Tracked, status: JobStatus) -> bool:
+        """No spot capacity (or spot waited past MaxWaitTimeInSeconds): try spot again up to
+        ``spot_retries`` times, then on-demand. The task state carries over: it lives at the
+        same prefix. Never reached for a failure of the user's code."""
+        spec = t.current.spec
+        t.capacity_failures += 1
+        if t.capacity_failures > spec.instance.spot_retries:
+            spec = replace(spec, instance=spec.instance.on_demand())
+            how = "on-demand"
+        else:
+            how = f"spot again ({t.capacity_failures}/{spec.instance.spot_retries})"
+        self.logger.warning(
+            f"rule {spec.rule}: job {status.name} got no spot capacity "
+            f"({status.failure_reason or status.secondary}); retrying {how}"
+        )
+        try:
+            t.current = self._submit(spec, forced=True)
+        except WorkflowError as e:
+            self.report_job_error(info, msg=str(e))
+            return False
+        return True
+
     def _write_logs(self, sub: Submission) -> str:
         try:
-            events = list(self.ctx.backend.logs(sub.name, sub.request.job_type))
+            events = list(self.ctx.backend.logs(sub.name, sub.job_type))
         except Exception as e:  # logs are a courtesy; never let them hide the job's outcome
             self.logger.warning(f"could not read the logs of job {sub.name}: {e!r}")
             return ""
@@ -220,7 +294,7 @@ class Executor(RemoteExecutor):
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         jobs = [
-            (info.aux[AUX_KEY].current.name, info.aux[AUX_KEY].current.request.job_type)
+            (info.aux[AUX_KEY].current.name, info.aux[AUX_KEY].current.job_type)
             for info in active_jobs
         ]
         if not jobs:

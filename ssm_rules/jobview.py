@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssm_rules._snakemake_internals import preemptible_retries
+
 
 @dataclass(frozen=True)
 class IOItem:
@@ -39,6 +41,7 @@ class JobView:
     snakefile_dir: Path
     workdir: Path
     format: Callable[..., str] = field(compare=False, repr=False)
+    preemptible_retries: int | None = None  # Snakemake's --preemptible-retries for this rule
 
 
 def _items(namedlist: Any) -> tuple[tuple[str | None, Any], ...]:
@@ -98,4 +101,5 @@ def view_of(job: Any) -> JobView:
         snakefile_dir=Path(rule.snakefile).parent.resolve(),
         workdir=Path.cwd(),
         format=job.format_wildcards,
+        preemptible_retries=preemptible_retries(job),
     )

@@ -64,6 +64,7 @@ class ObjectInfo:
     uri: str
     key: str
     size: int
+    version: str = ""  # changes when the content does: S3 ETag, or size+mtime of a file
 
 
 class ObjectStore(Protocol):
@@ -89,16 +90,25 @@ class LocalObjects:
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         p = ObjectURI.parse(prefix).key
-        root = p if p.endswith("/") else os.path.dirname(p) + "/"
-        if not os.path.isdir(root):
+        parent, _, stem = p.rpartition("/")
+        if not os.path.isdir(parent or "/"):
             return []
         found = []
-        for dirpath, _dirs, files in os.walk(root):
-            for name in files:
-                path = os.path.join(dirpath, name)
-                if path.startswith(p) and not name.startswith(".ssm-tmp-"):
-                    found.append(ObjectInfo(file_uri(path), path, os.path.getsize(path)))
-        return sorted(found, key=lambda o: o.key)
+        # only the parent's entries that start with the last segment can match: never walk
+        # siblings (a prefix "wf/x.txt" must not walk the whole workflow directory)
+        for entry in os.scandir(parent or "/"):
+            if not entry.name.startswith(stem):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                for dirpath, _dirs, files in os.walk(entry.path):
+                    found.extend(
+                        _info(os.path.join(dirpath, n))
+                        for n in files
+                        if not n.startswith(".ssm-tmp-")
+                    )
+            elif entry.is_file() and not entry.name.startswith(".ssm-tmp-"):
+                found.append(_info(entry.path))
+        return sorted((o for o in found if o.key.startswith(p)), key=lambda o: o.key)
 
     def exists(self, uri: str) -> bool:
         return os.path.isfile(ObjectURI.parse(uri).key)
@@ -114,6 +124,11 @@ class LocalObjects:
 
     def delete(self, uri: str) -> None:
         Path(ObjectURI.parse(uri).key).unlink(missing_ok=True)
+
+
+def _info(path: str) -> ObjectInfo:
+    st = os.stat(path)
+    return ObjectInfo(file_uri(path), path, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
@@ -149,7 +164,14 @@ class S3Objects:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=u.bucket, Prefix=u.key, **self._owner):
             for obj in page.get("Contents", []):
-                found.append(ObjectInfo(f"s3://{u.bucket}/{obj['Key']}", obj["Key"], obj["Size"]))
+                found.append(
+                    ObjectInfo(
+                        f"s3://{u.bucket}/{obj['Key']}",
+                        obj["Key"],
+                        obj["Size"],
+                        f"{obj['Size']}-{obj.get('ETag', '')}",
+                    )
+                )
         return sorted(found, key=lambda o: o.key)
 
     def exists(self, uri: str) -> bool:

@@ -51,20 +51,39 @@ class Placement:
     identity_tags: dict[str, str] = field(default_factory=dict)
 
 
-def job_name(rule: str, now: float | None = None, token: str | None = None) -> str:
-    """``<rule>-<MMDDHHMMSS>-<6 hex>``: readable, unique per submission, valid for SageMaker."""
+JOB_SUFFIX_LENGTH = len("-MMDDHHMMSS-abcdef")
+
+
+def job_name_prefix(rule: str) -> str:
+    """The rule's part of its job names (also what finding its earlier jobs filters on)."""
     slug = re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9]", "-", rule)).strip("-")
     if not slug:
         raise SpecError(
             f"rule {rule!r}: its name has no letter or digit, so it cannot start a "
             "SageMaker job name: rename the rule (letters, digits, '_')"
         )
+    return slug[: MAX_JOB_NAME - JOB_SUFFIX_LENGTH].rstrip("-") + "-"
+
+
+def job_name(rule: str, now: float | None = None, token: str | None = None) -> str:
+    """``<rule>-<MMDDHHMMSS>-<6 hex>``: readable, unique per submission, valid for SageMaker."""
     stamp = time.strftime("%m%d%H%M%S", time.gmtime(now if now is not None else time.time()))
-    token = token or secrets.token_hex(3)
-    suffix = f"-{stamp}-{token}"
-    name = slug[: MAX_JOB_NAME - len(suffix)].rstrip("-") + suffix
-    assert JOB_NAME.fullmatch(name), name
+    name = f"{job_name_prefix(rule)}{stamp}-{token or secrets.token_hex(3)}"
+    assert JOB_NAME.fullmatch(name) and len(name) <= MAX_JOB_NAME, name
     return name
+
+
+def adopted_placement(name: str, jobs_uri: str) -> Placement:
+    """Enough of a Placement to find the outputs of a job submitted by an earlier run."""
+    return Placement(
+        job_name=name,
+        code_uri="",
+        channel_uris={},
+        jobs_uri=jobs_uri,
+        image_uri="",
+        role_arn="",
+        region="",
+    )
 
 
 def carrier_uri(spec: TaskSpec, place: Placement) -> str:

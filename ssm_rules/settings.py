@@ -3,6 +3,7 @@
 # No "from __future__ import annotations": Snakemake builds the CLI from the real field types.
 import re
 from dataclasses import dataclass, field
+from typing import Optional
 
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
@@ -24,14 +25,14 @@ class ExecutorSettings(ExecutorSettingsBase):
             "(no AWS, no Docker); 'aws' submits it to Amazon SageMaker."
         ),
     )
-    region: str | None = field(
+    region: Optional[str] = field(
         default=None, metadata=_meta("AWS region (default: the boto3 session's region).")
     )
-    role: str | None = field(
+    role: Optional[str] = field(
         default=None,
         metadata=_meta("IAM role the jobs run as: an ARN or a role name in this account."),
     )
-    bucket: str | None = field(
+    bucket: Optional[str] = field(
         default=None,
         metadata=_meta(
             "S3 bucket for code, inputs and staging (default sagemaker-{region}-{account})."
@@ -45,19 +46,19 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=DEFAULT_INSTANCE_TYPE,
         metadata=_meta("Instance type of rules that set no instance_type resource."),
     )
-    poll_interval: int | None = field(
+    poll_interval: Optional[int] = field(
         default=None,
         metadata=_meta(
             "Seconds between status rounds (default: Snakemake's --seconds-between-status-checks)."
         ),
     )
-    kms_key: str | None = field(
+    kms_key: Optional[str] = field(
         default=None, metadata=_meta("KMS key id or ARN for job volumes and outputs.")
     )
-    subnets: str | None = field(
+    subnets: Optional[str] = field(
         default=None, metadata=_meta("Comma-separated VPC subnet ids for the jobs.")
     )
-    security_group_ids: str | None = field(
+    security_group_ids: Optional[str] = field(
         default=None, metadata=_meta("Comma-separated security group ids for the jobs.")
     )
     local_root: str = field(

@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,10 @@ class Instance:
     max_run_seconds: int
     max_wait_seconds: int | None
     volume_gb: int
+    spot_retries: int = 0  # capacity failures on spot retried before falling back to on-demand
+
+    def on_demand(self) -> Instance:
+        return replace(self, spot=False, max_wait_seconds=None)
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,7 @@ def _err(view: JobView, message: str) -> SpecError:
 
 
 def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> TaskSpec:
+    _check_resource_names(view)
     options = _job_options(view)
     job_type = _job_type(view)
     instance = _instance(view, job_type, default_instance_type)
@@ -223,6 +228,19 @@ def _job_type(view: JobView) -> JobType:
             f"resources job_type={value!r} is not a job type: write "
             "job_type='training' or job_type='processing'",
         ) from None
+
+
+def _check_resource_names(view: JobView) -> None:
+    """A misspelt resource would silently fall back to a default (and a bill): refuse names
+    that are close to ours without being ours."""
+    import difflib
+
+    for name in view.resources:
+        if name in OUR_RESOURCES or name in SNAKEMAKE_RESOURCES or name.startswith("_"):
+            continue
+        close = difflib.get_close_matches(name, sorted(OUR_RESOURCES), n=1, cutoff=0.8)
+        if close:
+            raise _err(view, f"resources {name}=...: unknown resource, did you mean {close[0]}=?")
 
 
 def _int_resource(view: JobView, name: str, default: int | None, minimum: int) -> int | None:

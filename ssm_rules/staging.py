@@ -179,6 +179,23 @@ def _carrier(spec: TaskSpec, place: Placement, out_kind: OutputKind) -> str:
     return str(base.join(name))
 
 
+def carriers_present(store_of: callable, spec: TaskSpec, place: Placement) -> bool:
+    """Whether a finished job left everything promotion needs (an adopted job's outputs may
+    have been cleaned up since)."""
+    kinds = {o.kind for o in spec.outputs}
+    needed = [
+        _carrier(spec, place, k) for k in (OutputKind.MODEL, OutputKind.OUTPUT_DATA) if k in kinds
+    ]
+    if spec.job_type.value == "training" and OutputKind.FILE in kinds:
+        needed.append(_carrier(spec, place, OutputKind.OUTPUT_DATA))
+    elif OutputKind.FILE in kinds:
+        base = ObjectURI.parse(carrier_uri(spec, place))
+        needed += [
+            str(base.join("files", o.member)) for o in spec.outputs if o.kind is OutputKind.FILE
+        ]
+    return all(store_of(uri).exists(uri) for uri in needed)
+
+
 def promote_outputs(store_of: callable, spec: TaskSpec, place: Placement) -> None:
     """Put every declared output in place from what the finished job left. Checks first that
     every carrier exists, then copies; a missing carrier raises before anything is promoted."""

@@ -78,3 +78,6 @@ class Backend(Protocol):
 
     def logs(self, name: str, job_type: JobType) -> Iterator[LogEvent]:
         """Every log line of every instance of the job, stream by stream."""
+
+    def find(self, job_type: JobType, name_prefix: str, tags: dict[str, str]) -> list[JobStatus]:
+        """Jobs named ``name_prefix...`` carrying all ``tags``, newest first (re-attach)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ssm_rules.backends.base import JobState, JobType
-from ssm_rules.backends.local import artifacts, channels, hosts, status, toolkit
+from ssm_rules.backends.local import artifacts, channels, faults, hosts, status, toolkit
 from ssm_rules.backends.local.hosts import Host, HostSpec, MountMode
 from ssm_rules.backends.local.jobdir import JobDir
 from ssm_rules.backends.local.sandbox import (
@@ -43,6 +44,9 @@ TAIL_LINES = 10
 
 class Stopped(Exception):
     """Raised between preparation steps once a stop was requested."""
+
+
+INTERRUPTED = "interrupted"  # _watch's verdict when the spot instance was reclaimed
 
 
 def job_type_of(body: dict[str, Any]) -> JobType:
@@ -108,6 +112,8 @@ class JobRun:
         )
         self.running: list[Host] = []
         self.commands: dict[str, str | None] = {}
+        self.spot = faults.spot_faults(self.name, self.body)
+        self.interruptions_left = self.spot.interruptions
         local = self.status.doc.setdefault("Local", {})
         local["RunnerPid"] = os.getpid()
         local["MountMode"] = self.mount.value
@@ -158,11 +164,37 @@ class JobRun:
         except Exception as e:
             log.exception("download failed")
             return JobState.FAILED, f"ClientError: Data download failed: {e}"[:1024], ""
+        if not self.spot.capacity:
+            return JobState.FAILED, faults.CAPACITY_REASON, ""
         self.check_stop()
         self.status.started()
         self.enter(status.TRAINING)
         self._start_hosts()
-        return self._watch()
+        verdict = self._watch()
+        while isinstance(verdict, str):  # INTERRUPTED
+            self._interrupt()
+            verdict = self._watch()
+        return verdict
+
+    def _interrupt(self) -> None:
+        """Managed spot reclaimed the instances: the hosts get SIGTERM and the grace period,
+        checkpoints are saved, and the job starts over on fresh instances from them."""
+        self.interruptions_left -= 1
+        self.enter(status.INTERRUPTED)
+        hosts.terminate(self.running, hosts.stop_grace_seconds())
+        if self.checkpoints is not None:
+            self.checkpoints.upload()
+        self.running = []
+        self.status.doc["Local"]["Hosts"] = []
+        for sb in self.sandboxes:  # a new instance: nothing of the old disk survives
+            shutil.rmtree(sb.root, ignore_errors=True)
+        self.checkpoints = artifacts.CheckpointSync.for_job(self.body, self.sandboxes, self.s3)
+        self.enter(status.STARTING)
+        self.enter(status.DOWNLOADING)
+        self._prepare()
+        self.check_stop()
+        self.enter(status.TRAINING)
+        self._start_hosts()
 
     def _prepare(self) -> None:
         for sb in self.sandboxes:
@@ -277,12 +309,17 @@ class JobRun:
             )
         self.save()
 
-    def _watch(self) -> tuple[JobState, str | None, str]:
+    def _watch(self) -> tuple[JobState, str | None, str] | str:
         stopping = self.body.get("StoppingCondition") or {}
         max_runtime = stopping.get("MaxRuntimeInSeconds")
         deadline = time.monotonic() + max_runtime if max_runtime else None
         sync_every = float(os.environ.get(CHECKPOINT_SYNC_ENV, "5"))
         next_sync = time.monotonic() + sync_every
+        interrupt_at = (
+            time.monotonic() + self.spot.interrupt_after_seconds
+            if self.interruptions_left > 0
+            else None
+        )
         while True:
             failed = next((h for h in self.running if h.exit_code not in (None, 0)), None)
             if failed is not None:
@@ -301,6 +338,8 @@ class JobRun:
                 log.info("%s exceeded MaxRuntimeInSeconds=%s", self.name, max_runtime)
                 self._stop_hosts()
                 return JobState.STOPPED, None, status.MAX_RUNTIME_EXCEEDED
+            if interrupt_at is not None and time.monotonic() >= interrupt_at:
+                return INTERRUPTED
             if self.checkpoints is not None and time.monotonic() >= next_sync:
                 self.checkpoints.upload()  # SageMaker syncs checkpoints while training runs
                 next_sync = time.monotonic() + sync_every

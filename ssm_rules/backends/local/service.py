@@ -96,6 +96,26 @@ class LocalBackend:
             out[name] = status.to_job_status(job_type, doc, stop_requested)
         return out
 
+    def find(self, job_type: JobType, name_prefix: str, tags: dict[str, str]) -> list[JobStatus]:
+        """Jobs whose name starts with ``name_prefix`` and that carry every tag in ``tags``,
+        newest first (ListTrainingJobs(NameContains) + ListTags, as on SageMaker)."""
+        if not self.root.is_dir():
+            return []
+        key = "TrainingJobName" if job_type is JobType.TRAINING else "ProcessingJobName"
+        found: list[tuple[str, JobStatus]] = []
+        for path in self.root.iterdir():
+            if not path.name.startswith(name_prefix):
+                continue
+            try:
+                request = JobDir(path).read_request()
+            except (FileNotFoundError, ValueError):
+                continue
+            have = {t["Key"]: t["Value"] for t in request.get("Tags") or []}
+            if key in request and all(have.get(k) == v for k, v in tags.items()):
+                doc = self._current(path.name, job_type)
+                found.append((doc["CreationTime"], self.poll([(path.name, job_type)])[path.name]))
+        return [st for _, st in sorted(found, key=lambda item: item[0], reverse=True)]
+
     # --- Stop*Job -----------------------------------------------------------------------
     def stop(self, jobs: Sequence[tuple[str, JobType]]) -> None:
         """Mark each job Stopping and SIGTERM its runner, which stops the hosts (SIGTERM,

@@ -32,6 +32,7 @@ FAILED = "Failed"
 STOPPING = "Stopping"
 STOPPED = "Stopped"
 MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
+INTERRUPTED = "Interrupted"  # managed spot: the instance was reclaimed; the job restarts
 
 _MESSAGES = {
     STARTING: "Launching requested ML instances",
@@ -43,6 +44,7 @@ _MESSAGES = {
     STOPPING: "Stopping the training job",
     STOPPED: "Training job stopped",
     MAX_RUNTIME_EXCEEDED: "Job stopped because it exceeded the maximum allowed runtime",
+    INTERRUPTED: "Spot instance was interrupted; the job restarts from its checkpoints",
 }
 
 
