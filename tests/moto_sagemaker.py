@@ -538,6 +538,7 @@ def _install(hook: SageMakerJobHook, patches: _Patches) -> None:
         _patch_describe(hook, patches, job_type)
         _patch_list(hook, patches, job_type)
         _patch_stop(hook, patches, job_type)
+    _patch_search(hook, patches)
     _patch_logs_reads(hook, patches)
     _patch_reset(hook, patches)
 
@@ -660,6 +661,18 @@ def _patch_stop(hook: SageMakerJobHook, patches: _Patches, job_type: JobType) ->
 
     patches.set(sm_models.SageMakerModelBackend, method, backend_stop)
     patches.set(SageMakerResponse, method, response_stop)
+
+
+def _patch_search(hook: SageMakerJobHook, patches: _Patches) -> None:
+    """SageMakerModelBackend.search serializes the same records (Resource TrainingJob, used
+    to find the jobs of an earlier run by tag): refreshed first, like List."""
+    original = sm_models.SageMakerModelBackend.search
+
+    def search(self: Any, *args: Any, **kwargs: Any) -> Any:
+        hook.refresh(self, JobType.TRAINING, None)
+        return original(self, *args, **kwargs)
+
+    patches.set(sm_models.SageMakerModelBackend, "search", search)
 
 
 def _patch_logs_reads(hook: SageMakerJobHook, patches: _Patches) -> None:

@@ -286,6 +286,31 @@ def test_list_shows_live_statuses(aws: MotoServer, staged: str) -> None:
     wait_for(lambda: listed()["live-a"] == "Stopped", timeout=45, what="live-a Stopped")
 
 
+def test_search_by_tag_shows_live_status(aws: MotoServer, staged: str) -> None:
+    sm = aws.client("sagemaker")
+    body = training_body("tagged", staged, mode="wait")
+    body["Tags"] = [{"Key": "run", "Value": "r1"}]
+    sm.create_training_job(**body)
+    sm.create_training_job(**training_body("untagged", staged))
+    query = {
+        "Resource": "TrainingJob",
+        "SearchExpression": {
+            "Filters": [{"Name": "Tags.run", "Operator": "Equals", "Value": "r1"}]
+        },
+    }
+
+    def found() -> dict[str, str]:
+        results = sm.search(**query)["Results"]
+        return {
+            r["TrainingJob"]["TrainingJobName"]: r["TrainingJob"]["TrainingJobStatus"]
+            for r in results
+        }
+
+    assert found() == {"tagged": "InProgress"}
+    sm.stop_training_job(TrainingJobName="tagged")
+    wait_for(lambda: found() == {"tagged": "Stopped"}, timeout=45, what="tagged Stopped")
+
+
 def test_duplicate_name_and_refused_request(aws: MotoServer, staged: str) -> None:
     sm = aws.client("sagemaker")
     sm.create_training_job(**training_body("dup", staged))
