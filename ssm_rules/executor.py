@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
@@ -79,7 +80,11 @@ class Executor(RemoteExecutor):
         self.ctx: RunContext = make_context(self.settings, Path.cwd(), self.logger)
         if self.settings.poll_interval is not None:
             self.next_seconds_between_status_checks = self.settings.poll_interval
-        self._bundles: dict[tuple[Any, ...], str] = {}
+        self._bundles: dict[tuple[Any, ...], tuple[str, str]] = {}
+        # Every Snakemake job in flight, ours to stop on Ctrl-C. Snakemake's own active_jobs
+        # list is empty while its status thread is checking, so cancel() can miss jobs.
+        self._in_flight: dict[int, Tracked] = {}
+        self._in_flight_lock = threading.Lock()
 
     # --- submission ---------------------------------------------------------------------
 
@@ -90,6 +95,8 @@ class Executor(RemoteExecutor):
         forced = is_forced(self.workflow, job)
         first = self._submit(specs[0], forced)
         tracked = Tracked(current=first, pending=views[1:], forced=forced)
+        with self._in_flight_lock:
+            self._in_flight[id(tracked)] = tracked
         self.report_job_submission(
             SubmittedJobInfo(job=job, external_jobid=first.name, aux={AUX_KEY: tracked})
         )
@@ -220,6 +227,9 @@ class Executor(RemoteExecutor):
                 continue
             if self._finish(info, t, status):
                 yield info
+            else:
+                with self._in_flight_lock:
+                    self._in_flight.pop(id(t), None)
 
     def _note_progress(self, sub: Submission, status: JobStatus | None) -> None:
         if status is not None and status.secondary and status.secondary != sub.secondary:
@@ -293,10 +303,10 @@ class Executor(RemoteExecutor):
     # --- cancellation ------------------------------------------------------------------
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
-        jobs = [
-            (info.aux[AUX_KEY].current.name, info.aux[AUX_KEY].current.job_type)
-            for info in active_jobs
-        ]
+        with self._in_flight_lock:
+            tracked = {id(t): t for t in self._in_flight.values()}
+        tracked.update({id(info.aux[AUX_KEY]): info.aux[AUX_KEY] for info in active_jobs})
+        jobs = [(t.current.name, t.current.job_type) for t in tracked.values()]
         if not jobs:
             return
         names = ", ".join(n for n, _ in jobs)

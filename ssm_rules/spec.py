@@ -67,7 +67,9 @@ OUR_RESOURCES = {
     "max_wait_mins",
     "volume_size_gb",
     "job_type",
+    "spot_retries",
 }
+DEFAULT_SPOT_RETRIES = 2
 
 
 class SpecError(WorkflowError):
@@ -315,6 +317,12 @@ def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
                 f"write max_wait_mins>={max_run}",
             )
     volume = _int_resource(view, "volume_size_gb", DEFAULT_VOLUME_GB, 1)
+    retries = _int_resource(
+        view,
+        "spot_retries",
+        view.preemptible_retries if view.preemptible_retries is not None else DEFAULT_SPOT_RETRIES,
+        0,
+    )
     return Instance(
         instance_type,
         count,
@@ -322,6 +330,7 @@ def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
         max_run * 60,
         max_wait * 60 if max_wait is not None else None,
         volume,
+        retries,
     )
 
 

@@ -1,0 +1,220 @@
+"""Never lose work or money (local backend): re-attach, spot interruptions and capacity,
+clean cancellation. Each asserts how many SageMaker jobs were created (job records in the
+local backend) and what the outputs and task state are afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import Workflow
+
+pytestmark = pytest.mark.slow
+ARGS = (
+    "--executor",
+    "sagemaker",
+    "--sagemaker-backend",
+    "local",
+    "--jobs",
+    "4",
+    "--seconds-between-status-checks",
+    "0",
+    "--latency-wait",
+    "1",
+)
+GRACE = {"SSM_STOP_GRACE_SECONDS": "3"}
+
+STATEFUL = """
+from ssm_rules import state, job
+
+rule train:
+    output: out="out.txt", st=state("runs/state.json")
+    params: steps=STEPS
+    resources: spot=SPOT, spot_retries=1
+    log: "train.log"
+    script: "train.py"
+"""
+
+# A worker that makes one step per ~0.3 s, keeps its progress in the task state, and saves on
+# SIGTERM (what a spot interruption or a stop gives it time to do).
+TRAIN_PY = """
+import json, os, pathlib, signal, sys, time
+from worker_toolkit import worker_lib
+cfg = worker_lib.WorkerConfig(per_instance_state=True)
+progress = pathlib.Path(cfg.instance_state) / "progress.json"
+done = json.loads(progress.read_text())["step"] if progress.exists() else 0
+print(f"starting at step {done}", flush=True)
+def save(*_):
+    progress.write_text(json.dumps({"step": done}))
+    print(f"saved at step {done}", flush=True)
+    sys.exit(143)
+signal.signal(signal.SIGTERM, save)
+while done < int(cfg.hps["steps"]):
+    time.sleep(0.3)
+    done += 1
+    progress.write_text(json.dumps({"step": done}))
+pathlib.Path(os.environ["SSM_OUTPUT_OUT"]).write_text(f"steps={done}\\n")
+"""
+
+
+def workflow(tmp_path: Path, steps: int = 3, spot: int = 1) -> Workflow:
+    wf = Workflow(tmp_path)
+    wf.write("Snakefile", STATEFUL.replace("STEPS", str(steps)).replace("SPOT", str(spot)))
+    wf.write("train.py", TRAIN_PY)
+    return wf
+
+
+def jobs(wf: Workflow) -> list[dict]:
+    root = wf.root / ".ssm_rules" / "jobs"
+    if not root.exists():
+        return []
+    return [json.loads((d / "request.json").read_text()) for d in sorted(root.iterdir())]
+
+
+def job_status(wf: Workflow) -> list[dict]:
+    root = wf.root / ".ssm_rules" / "jobs"
+    return [json.loads((d / "status.json").read_text()) for d in sorted(root.iterdir())]
+
+
+def wait_for(predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def start_and_kill_client(wf: Workflow, *extra: str) -> None:
+    client = wf.popen(*ARGS, *extra)
+    wait_for(
+        lambda: (
+            any(s.get("SecondaryStatus") == "Training" for s in job_status(wf))
+            if jobs(wf)
+            else False
+        )
+    )
+    os.kill(client.pid, signal.SIGKILL)
+    client.wait()
+    wf.run(*ARGS, "--unlock")  # Snakemake's own lock survives a SIGKILL
+
+
+def test_rerun_adopts_the_job_still_running(tmp_path):
+    wf = workflow(tmp_path, steps=8)
+    start_and_kill_client(wf)
+    out = wf.run(*ARGS)  # no --rerun-incomplete needed: the output never existed
+    assert "re-attaching to job" in out.stderr
+    assert len(jobs(wf)) == 1  # zero extra CreateTrainingJob
+    assert wf.path("out.txt").read_text() == "steps=8\n"
+
+
+def test_rerun_incomplete_reuses_the_job_that_completed_meanwhile(tmp_path):
+    wf = workflow(tmp_path, steps=2)
+    start_and_kill_client(wf)
+    wait_for(lambda: job_status(wf)[0]["TrainingJobStatus"] == "Completed")
+    out = wf.run(*ARGS, "--rerun-incomplete")
+    assert "reusing job" in out.stderr
+    assert len(jobs(wf)) == 1
+    assert wf.path("out.txt").read_text() == "steps=2\n"
+    assert json.loads(wf.path("runs/state.json").read_text())["objects"]
+
+
+def test_forcerun_does_not_reuse(tmp_path):
+    wf = workflow(tmp_path, steps=1)
+    wf.run(*ARGS)
+    wf.run(*ARGS, "--forcerun", "train")
+    assert len(jobs(wf)) == 2
+
+
+def test_spot_interruption_resumes_from_task_state(tmp_path):
+    wf = workflow(tmp_path, steps=8)
+    faults = wf.write(
+        "faults.json",
+        json.dumps({"train": {"spot_interruptions": 1, "interrupt_after_seconds": 1.2}}),
+    )
+    wf.run(*ARGS, env={"SSM_LOCAL_FAULTS": str(faults), **GRACE})
+    assert len(jobs(wf)) == 1  # managed spot restarts the same job
+    transitions = [t["Status"] for t in job_status(wf)[0]["SecondaryStatusTransitions"]]
+    assert "Interrupted" in transitions and transitions[-1] == "Completed"
+    log = wf.path("train.log").read_text()
+    assert "saved at step" in log  # the script got SIGTERM and time to save
+    resumed = [
+        int(line.split()[-1]) for line in log.splitlines() if line.startswith("starting at step")
+    ]
+    assert resumed[0] == 0 and resumed[-1] > 0  # the restart began from the saved state
+    assert wf.path("out.txt").read_text() == "steps=8\n"
+
+
+def test_no_spot_capacity_retries_then_falls_back_to_on_demand_with_state(tmp_path):
+    wf = workflow(tmp_path, steps=2)
+    wf.write("runs/state/algo-1/progress.json", json.dumps({"step": 1}))  # earlier progress
+    faults = wf.write("faults.json", json.dumps({"train": {"spot_capacity": False}}))
+    out = wf.run(*ARGS, env={"SSM_LOCAL_FAULTS": str(faults)})
+    spot = [r["EnableManagedSpotTraining"] for r in jobs(wf)]
+    assert sorted(spot) == [False, True, True]  # spot_retries=1: two spot tries, then on-demand
+    assert "retrying on-demand" in out.stderr
+    assert "starting at step 1" in wf.path("train.log").read_text()  # state carried over
+    assert wf.path("out.txt").read_text() == "steps=2\n"
+
+
+def test_user_error_is_never_retried_as_capacity(tmp_path):
+    wf = workflow(tmp_path)
+    wf.write("train.py", "raise SystemExit(5)\n")
+    proc = wf.run(*ARGS, check=False)
+    assert proc.returncode != 0 and len(jobs(wf)) == 1
+
+
+def test_ctrl_c_stops_every_job_and_waits_for_it(tmp_path):
+    wf = Workflow(tmp_path)
+    wf.write(
+        "Snakefile",
+        """
+rule all:
+    input: expand("o{i}.txt", i=range(3))
+rule slow:
+    output: "o{i}.txt"
+    resources: spot=0
+    shell: "sleep 60; touch {output}"
+""",
+    )
+    client = wf.popen(*ARGS, env=GRACE)
+    wait_for(
+        lambda: (
+            len(jobs(wf)) == 3
+            and all(s.get("SecondaryStatus") == "Training" for s in job_status(wf))
+        )
+    )
+    client.send_signal(signal.SIGINT)
+    output = client.communicate(timeout=120)[0]
+    assert "stopping 3 SageMaker job(s)" in output
+    # the client exits only once each job is Stopping or Stopped (StopTrainingJob accepted)
+    assert {s["TrainingJobStatus"] for s in job_status(wf)} <= {"Stopping", "Stopped"}
+    wait_for(lambda: [s["TrainingJobStatus"] for s in job_status(wf)] == ["Stopped"] * 3)
+    assert not list(tmp_path.glob("o*.txt"))
+
+
+def test_detach_leaves_jobs_running_and_says_how_to_reattach(tmp_path):
+    wf = Workflow(tmp_path)
+    wf.write(
+        "Snakefile",
+        """
+rule slow:
+    output: "o.txt"
+    resources: spot=0
+    shell: "sleep 3; echo ok > {output}"
+""",
+    )
+    client = wf.popen(*ARGS, "--sagemaker-detach")
+    wait_for(lambda: jobs(wf) and job_status(wf)[0].get("SecondaryStatus") == "Training")
+    client.send_signal(signal.SIGINT)
+    output = client.communicate(timeout=60)[0]
+    assert "leaving 1 SageMaker job(s) running" in output and "same snakemake command" in output
+    assert job_status(wf)[0]["TrainingJobStatus"] == "InProgress"
+    wf.run(*ARGS, "--unlock")
+    wf.run(*ARGS)  # re-attaches and promotes
+    assert len(jobs(wf)) == 1 and wf.path("o.txt").read_text() == "ok\n"
