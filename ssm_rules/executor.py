@@ -23,12 +23,12 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from ssm_rules import staging
 from ssm_rules._snakemake_internals import is_forced
-from ssm_rules.backends.base import JobState, JobStatus, JobType
+from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
 from ssm_rules.context import RunContext, make_context
 from ssm_rules.identity import IDENTITY_TAG, RULE_TAG, TASK_TAG, identity, input_version
 from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
-from ssm_rules.logs import write_logs
+from ssm_rules.logs import render, write_log
 from ssm_rules.objects import ObjectURI
 from ssm_rules.outcomes import Outcome, classify
 from ssm_rules.requests import (
@@ -56,6 +56,9 @@ class Submission:
     place: Placement
     job_type: JobType
     secondary: str = ""  # last SecondaryStatus seen, to log changes once
+    log_reader: LogReader | None = None
+    log_events: list[LogEvent] = field(default_factory=list)
+    log_refreshed: float = 0.0  # time.monotonic() of the last read
 
     @property
     def name(self) -> str:
@@ -72,6 +75,7 @@ class Tracked:
     finished: list[str] = field(default_factory=list)
     forced: bool = False
     capacity_failures: int = 0
+    finished_logs: dict[str, str] = field(default_factory=dict)  # log URI → earlier jobs' text
 
 
 class Executor(RemoteExecutor):
@@ -85,6 +89,8 @@ class Executor(RemoteExecutor):
         # list is empty while its status thread is checking, so cancel() can miss jobs.
         self._in_flight: dict[int, Tracked] = {}
         self._in_flight_lock = threading.Lock()
+        # CloudWatch reads cost one call per stream: follow remote logs less often
+        self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
 
     # --- submission ---------------------------------------------------------------------
 
@@ -223,6 +229,7 @@ class Executor(RemoteExecutor):
             status = statuses.get(t.current.name)
             if status is None or not status.is_done:
                 self._note_progress(t.current, status)
+                self._refresh_logs(t)
                 yield info
                 continue
             if self._finish(info, t, status):
@@ -239,7 +246,7 @@ class Executor(RemoteExecutor):
     def _finish(self, info: SubmittedJobInfo, t: Tracked, status: JobStatus) -> bool:
         """Handle a job that ended. True when the Snakemake job is still active (next member)."""
         sub = t.current
-        tail = self._write_logs(sub)
+        tail = self._refresh_logs(t, final=True)
         outcome = classify(status)
         if outcome is Outcome.CAPACITY and sub.spec.instance.spot:
             return self._retry_capacity(info, t, status)
@@ -290,15 +297,31 @@ class Executor(RemoteExecutor):
             return False
         return True
 
-    def _write_logs(self, sub: Submission) -> str:
-        try:
-            events = list(self.ctx.backend.logs(sub.name, sub.job_type))
-        except Exception as e:  # logs are a courtesy; never let them hide the job's outcome
-            self.logger.warning(f"could not read the logs of job {sub.name}: {e!r}")
+    def _refresh_logs(self, t: Tracked, final: bool = False) -> str:
+        """Bring the rule's log file up to date with the job's logs (every instance), while
+        it runs (at most every ``log_refresh_seconds``) and once more when it ended. Returns
+        the last lines. Logs are a courtesy: a failure to read them never hides the outcome."""
+        sub = t.current
+        now = time.monotonic()
+        if not final and now - sub.log_refreshed < self.log_refresh_seconds:
             return ""
-        for uri in sub.spec.logs:
-            write_logs(self.ctx.store(uri), uri, sub.name, events)
-        return "\n".join(e.message for e in events[-LOG_TAIL_LINES:])
+        sub.log_refreshed = now
+        try:
+            if sub.log_reader is None:
+                sub.log_reader = self.ctx.backend.log_reader(sub.name, sub.job_type)
+            new = sub.log_reader.read()
+        except Exception as e:  # noqa: BLE001 — see docstring
+            self.logger.warning(f"could not read the logs of job {sub.name}: {e!r}")
+            new = []
+        sub.log_events.extend(new)
+        text = render(sub.name, sub.log_events)
+        if new or final:
+            for uri in sub.spec.logs:
+                write_log(self.ctx.store(uri), uri, t.finished_logs.get(uri, "") + text)
+        if final:
+            for uri in sub.spec.logs:
+                t.finished_logs[uri] = t.finished_logs.get(uri, "") + text
+        return "\n".join(e.message for e in sub.log_events[-LOG_TAIL_LINES:])
 
     # --- cancellation ------------------------------------------------------------------
 

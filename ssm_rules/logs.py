@@ -21,8 +21,9 @@ def render(job_name: str, events: Sequence[LogEvent]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def write_logs(store: ObjectStore, uri: str, job_name: str, events: Sequence[LogEvent]) -> None:
+def write_log(store: ObjectStore, uri: str, text: str) -> None:
+    """The whole log so far (a file is replaced atomically; an S3 object is put again)."""
     with tempfile.NamedTemporaryFile("w", suffix=".log") as tmp:
-        tmp.write(render(job_name, events))
+        tmp.write(text)
         tmp.flush()
         store.upload(Path(tmp.name), uri)

@@ -138,3 +138,25 @@ rule slow:
     wf.run(*ARGS, "--unlock")  # Snakemake's own lock survives a SIGKILL
     wf.run(*ARGS, "--rerun-incomplete")
     assert wf.path("slow.txt").read_text() == "done\n"
+
+
+def test_log_is_written_while_the_job_runs(tmp_path):
+    wf = workflow(tmp_path, '''
+rule r:
+    output: "r.txt"
+    log: "r.log"
+    shell: "echo first-line; sleep 5; echo done > {output}"
+''')
+    client = wf.popen(*ARGS)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            log = wf.path("r.log")
+            if log.exists() and "first-line" in log.read_text():
+                break
+            time.sleep(0.2)
+        assert "first-line" in wf.path("r.log").read_text()
+        assert not wf.path("r.txt").exists()  # the job was still running
+    finally:
+        assert client.wait(timeout=60) == 0
+    assert wf.path("r.txt").exists() and "first-line" in wf.path("r.log").read_text()

@@ -66,6 +66,10 @@ class LogEvent:
     message: str
 
 
+class LogReader(Protocol):
+    def read(self) -> list[LogEvent]: ...
+
+
 class Backend(Protocol):
     def submit(self, request: JobRequest) -> None:
         """Create the job. Raises on a request the service refuses."""
@@ -78,6 +82,9 @@ class Backend(Protocol):
 
     def logs(self, name: str, job_type: JobType) -> Iterator[LogEvent]:
         """Every log line of every instance of the job, stream by stream."""
+
+    def log_reader(self, name: str, job_type: JobType) -> LogReader:
+        """Follows the job's logs: each ``read()`` returns the events since the last one."""
 
     def find(self, job_type: JobType, name_prefix: str, tags: dict[str, str]) -> list[JobStatus]:
         """Jobs named ``name_prefix...`` carrying all ``tags``, newest first (re-attach)."""

@@ -150,6 +150,10 @@ class LocalBackend:
                 for line in f:
                     yield LogEvent(stream=host["LogStream"], message=line.rstrip("\n"))
 
+    def log_reader(self, name: str, job_type: JobType) -> LocalLogReader:
+        """An incremental reader: each ``read()`` returns the lines appended since the last."""
+        return LocalLogReader(self, name, job_type)
+
     # --- internals ------------------------------------------------------------------------
     def _current(self, name: str, job_type: JobType) -> dict[str, Any]:
         """status.json, after making sure a dead runner does not leave a job InProgress."""
@@ -202,6 +206,24 @@ class LocalBackend:
                 sync.upload()
         except Exception:  # noqa: BLE001 — best effort after a crash; the job fails anyway
             log.exception("could not upload checkpoints of %s", jobdir.name)
+
+
+class LocalLogReader:
+    """Follows a job's host logs; remembers how many lines of each stream it returned."""
+
+    def __init__(self, backend: LocalBackend, name: str, job_type: JobType) -> None:
+        self._backend, self._name, self._job_type = backend, name, job_type
+        self._seen: dict[str, int] = {}
+
+    def read(self) -> list[LogEvent]:
+        new: list[LogEvent] = []
+        counts: dict[str, int] = {}
+        for event in self._backend.logs(self._name, self._job_type):
+            counts[event.stream] = counts.get(event.stream, 0) + 1
+            if counts[event.stream] > self._seen.get(event.stream, 0):
+                new.append(event)
+        self._seen.update(counts)
+        return new
 
 
 def _not_found(name: str, job_type: JobType) -> JobNotFound:
