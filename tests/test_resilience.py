@@ -218,3 +218,37 @@ rule slow:
     wf.run(*ARGS, "--unlock")
     wf.run(*ARGS)  # re-attaches and promotes
     assert len(jobs(wf)) == 1 and wf.path("o.txt").read_text() == "ok\n"
+
+
+def test_failed_job_keeps_its_state_and_the_next_run_resumes(tmp_path):
+    wf = workflow(tmp_path, steps=4)
+    wf.write(
+        "train.py",
+        TRAIN_PY.replace(
+            "while done <",
+            "if done == 0:\n    progress.write_text(json.dumps({'step': 2}))\n    raise SystemExit('crash after 2 steps')\nwhile done <",
+        ),
+    )
+    proc = wf.run(*ARGS, check=False)
+    assert proc.returncode != 0 and "crash after 2 steps" in proc.stdout + proc.stderr
+    assert json.loads(wf.path("runs/state/algo-1/progress.json").read_text()) == {"step": 2}
+    assert not wf.path("runs/state.json").exists()  # no manifest: the state is not complete
+    wf.write("train.py", TRAIN_PY)
+    wf.run(*ARGS)
+    assert "starting at step 2" in wf.path("train.log").read_text()
+    assert wf.path("out.txt").read_text() == "steps=4\n"
+
+
+def test_clean_state_wipes_the_state_first(tmp_path):
+    wf = workflow(tmp_path, steps=2)
+    snakefile = wf.path("Snakefile")
+    snakefile.write_text(
+        snakefile.read_text().replace(
+            "params: steps=2", "params: sm=job(clean_state=True), steps=2"
+        )
+    )
+    wf.write("runs/state/algo-1/progress.json", json.dumps({"step": 1}))
+    wf.write("runs/state/stale.bin", "x")
+    wf.run(*ARGS)
+    assert "starting at step 0" in wf.path("train.log").read_text()
+    assert not wf.path("runs/state/stale.bin").exists()

@@ -339,6 +339,23 @@ def _prepare(argv: list[str], root: str) -> tuple[dict[str, Any], list[str], dic
     return task, args, env
 
 
+def install_requirements(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:
+    """Processing jobs: ``pip install -r requirements.txt`` from the code bundle, as the
+    training toolkit does before a training job's entry point (on training jobs that toolkit
+    already did it, so nothing is done here). The local backend runs jobs with this
+    machine's Python and sets SSM_LOCAL_BACKEND: installing there would change the user's
+    environment, so it only says what it skips."""
+    requirements = code_dir / "requirements.txt"
+    if task.get("job_type") != "processing" or not requirements.is_file():
+        return 0
+    if env.get("SSM_LOCAL_BACKEND"):
+        _log("local backend: not installing requirements.txt into this machine's Python")
+        return 0
+    _log(f"Installing {requirements}")
+    cmd = [sys.executable, "-m", "pip", "install", "-r", str(requirements)]
+    return subprocess.call(cmd, cwd=code_dir, env=env)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the job's task; returns the exit code for the container."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -351,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
         write_failure(root, f"ExitCode {LAUNCH_ERROR_EXIT}: ssm_launch: {exc}\n")
         return LAUNCH_ERROR_EXIT
     what = describe(task, args)
+    rc = install_requirements(task, _code_dir(), env)
+    if rc != 0:
+        write_failure(root, f"ExitCode {rc}: pip install -r requirements.txt failed\n")
+        return rc
     _log(f"Invoking {task['kind']} ({task['job_type']} job): {shlex.join(cmd)}")
     rc, tail = run_program(cmd, _code_dir(), env)
     if rc != 0:

@@ -18,8 +18,12 @@ parser.add_argument("--min_count", type=int, default=1)
 args = parser.parse_args()
 
 raw = pathlib.Path(os.environ["SM_CHANNEL_RAW"])
-counts = count_words(line for f in sorted(raw.rglob("*.txt")) for line in f.read_text().splitlines())
+counts = count_words(
+    line for f in sorted(raw.rglob("*.txt")) for line in f.read_text().splitlines()
+)
 vocab = sorted(w for w, n in counts.items() if n >= args.min_count)
 pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-pathlib.Path(args.out).write_text(json.dumps({"vocab": vocab, "files": len(list(raw.rglob("*.txt")))}))
+pathlib.Path(args.out).write_text(
+    json.dumps({"vocab": vocab, "files": len(list(raw.rglob("*.txt")))})
+)
 print(f"vocabulary of {len(vocab)} words")

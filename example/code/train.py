@@ -11,6 +11,7 @@ import pathlib
 import sys
 
 from textstats import count_words
+
 from worker_toolkit import worker_lib
 
 logging.basicConfig(stream=sys.stdout, level=logging.INFO)
@@ -24,7 +25,13 @@ vocab = set(json.loads((pathlib.Path(config.channel_stats) / "stats.json").read_
 state_file = pathlib.Path(config.instance_state) / "progress.json"
 done = json.loads(state_file.read_text())["epochs"] if state_file.exists() else 0
 files = sorted(p for p in pathlib.Path(config.channel_data).rglob("*") if p.is_file())
-log.info("host %s of %s: %d files, resuming after %d epochs", config.current_host, config.hosts, len(files), done)
+log.info(
+    "host %s of %s: %d files, resuming after %d epochs",
+    config.current_host,
+    config.hosts,
+    len(files),
+    done,
+)
 
 counts = count_words(line for f in files for line in f.read_text().splitlines())
 weights = {w: round(lr * n * epochs, 4) for w, n in counts.items() if w in vocab}

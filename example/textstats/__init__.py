@@ -1,4 +1,5 @@
-"""A shared helper the example ships as a code dependency (job(dependencies=[...]): unpacked as a package at the code root)."""
+"""A helper the example ships as a code dependency: job(dependencies=[...]) unpacks it at the
+code root, where it imports as a package."""
 
 from __future__ import annotations
 

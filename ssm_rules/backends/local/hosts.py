@@ -133,6 +133,7 @@ def container_env(extra_path: Sequence[str] = ()) -> dict[str, str]:
     env["PATH"] = os.pathsep.join(p for p in path if p)
     env["PYTHONUNBUFFERED"] = "TRUE"
     env["PYTHONDONTWRITEBYTECODE"] = "TRUE"
+    env["SSM_LOCAL_BACKEND"] = "1"  # the launcher then leaves this machine's Python alone
     return env
 
 
