@@ -541,3 +541,20 @@ def test_processing_bootstrap_fits_and_refuses_unsafe_bundles(tmp_path: Path) ->
     )
     assert proc.returncode != 0 and "outside" in proc.stderr
     assert not (root / "evil.txt").exists()
+
+
+def test_root_is_found_in_an_emulation_that_does_not_mount_opt_ml(tmp_path: Path) -> None:
+    """A container emulation may unpack the job under any directory and only set SM_*
+    variables: the launcher finds the root from where its code was unpacked (<root>/code)."""
+    root = tmp_path / "job"
+    code = _make_bundle(root / "code", {})
+    _training_tree(root, {})
+    env = _clean_env(root)
+    del env[c.ENV_OPT_ML_ROOT]
+    env[c.ENV_MODEL_DIR] = str(root / "model")
+    task = _task(
+        kind="shell", command="cp /opt/ml/input/data/data/sample_data.txt /opt/ml/model/m.txt"
+    )
+    proc = _launch(code, _task_arg(task), env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (root / "model" / "m.txt").read_text() == "sample"

@@ -17,9 +17,36 @@ _OPT_ML_IN_TEXT = re.compile(r"(?<![\w.\-/])" + re.escape(c.OPT_ML) + r"(?![\w.\
 
 
 def opt_ml_root() -> str:
-    """The real directory that stands for /opt/ml ($SSM_OPT_ML_ROOT, else /opt/ml)."""
+    """The real directory that stands for /opt/ml.
+
+    $SSM_OPT_ML_ROOT when set (our local backend without a mount namespace); /opt/ml when it
+    holds a job (SageMaker); otherwise a container emulation that placed the job elsewhere
+    is recognised by where it unpacked our code (``<root>/code`` for training,
+    ``<root>/processing/work`` for processing) or by the SM_* directories it set.
+    """
     root = os.environ.get(c.ENV_OPT_ML_ROOT, "").strip()
-    return root.rstrip("/") or c.OPT_ML
+    if root:
+        return root.rstrip("/")
+    if any(os.path.isdir(os.path.join(c.OPT_ML, d)) for d in ("input", "processing", "config")):
+        return c.OPT_ML
+    inferred = _inferred_root()
+    return inferred or c.OPT_ML
+
+
+def _inferred_root() -> str | None:
+    bundle = Path(__file__).resolve().parent.parent  # the code dir the job unpacked us into
+    if bundle.name == "code" and (bundle.parent / "input").is_dir():
+        return str(bundle.parent)
+    if bundle.name == "work" and bundle.parent.name == "processing":
+        return str(bundle.parent.parent)
+    for var, up in ((c.ENV_INPUT_DIR, 1), (c.ENV_MODEL_DIR, 1), (c.ENV_OUTPUT_DATA_DIR, 2)):
+        value = os.environ.get(var, "").rstrip("/")
+        if value and not value.startswith(c.OPT_ML + "/"):
+            path = Path(value)
+            for _ in range(up):
+                path = path.parent
+            return str(path)
+    return None
 
 
 def reroot(path: str, root: str | None = None) -> str:
