@@ -27,7 +27,8 @@ def opt_ml_root() -> str:
     root = os.environ.get(c.ENV_OPT_ML_ROOT, "").strip()
     if root:
         return root.rstrip("/")
-    if any(os.path.isdir(os.path.join(c.OPT_ML, d)) for d in ("input", "processing", "config")):
+    # what SageMaker writes before the container starts (training / processing)
+    if os.path.isfile(c.RESOURCE_CONFIG_FILE) or os.path.isfile(c.PROCESSING_CONFIG_FILE):
         return c.OPT_ML
     inferred = _inferred_root()
     return inferred or c.OPT_ML
