@@ -8,6 +8,8 @@
   local runners all reach moto). ``aws.client("s3")`` gives a plain boto3 client.
 - ``api_calls`` (per test): every request the server received since the test started,
   ``api_calls.count("sagemaker", "DescribeTrainingJob")``, ``api_calls.counts("s3")``.
+- ``aws.faults`` (per test, emptied): server-side faults, ``aws.faults.add("sagemaker",
+  "CreateTrainingJob", "throttle", times=2)`` (:mod:`tests.moto_faults`).
 - ``bucket`` (per test): an empty bucket in moto's S3; its name.
 """
 
@@ -46,11 +48,13 @@ def aws(
     moto_server.reset()
     moto_server.hook.reset(tmp_path / "sagemaker-jobs")
     moto_server.calls.clear()
+    moto_server.faults.clear()
     _forget_cached_sessions()
     try:
         yield moto_server
     finally:
         # No runner outlives its test: it would call the server during the next one.
+        moto_server.faults.clear()
         moto_server.hook.stop_all()
         try:
             moto_server.hook.wait_all()
@@ -76,3 +80,17 @@ def api_calls(aws: MotoServer) -> ApiCalls:
 def bucket(aws: MotoServer) -> str:
     aws.client("s3").create_bucket(Bucket=BUCKET)
     return BUCKET
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_written_to_the_real_opt_ml() -> Iterator[None]:
+    """The local backend mounts each host's sandbox at /opt/ml in a private namespace (or
+    re-roots paths): no job, launcher or test may ever write into this machine's /opt/ml."""
+    before = _files_under(Path("/opt/ml"))
+    yield
+    leaked = _files_under(Path("/opt/ml")) - before
+    assert not leaked, f"written into the real /opt/ml: {sorted(leaked)[:10]}"
+
+
+def _files_under(root: Path) -> set[str]:
+    return {str(p) for p in root.rglob("*") if not p.is_dir()} if root.is_dir() else set()
