@@ -46,6 +46,7 @@ from ssm_rules.spec import TaskSpec, build_spec
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
 STOP_WAIT_SECONDS = 120
+MAX_FAILED_POLLS = 10  # consecutive status rounds that fail (after botocore's own retries)
 
 
 @dataclass
@@ -72,7 +73,6 @@ class Tracked:
 
     current: Submission
     pending: list[JobView] = field(default_factory=list)
-    finished: list[str] = field(default_factory=list)
     forced: bool = False
     capacity_failures: int = 0
     finished_logs: dict[str, str] = field(default_factory=dict)  # log URI → earlier jobs' text
@@ -89,6 +89,7 @@ class Executor(RemoteExecutor):
         # list is empty while its status thread is checking, so cancel() can miss jobs.
         self._in_flight: dict[int, Tracked] = {}
         self._in_flight_lock = threading.Lock()
+        self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
 
@@ -222,9 +223,20 @@ class Executor(RemoteExecutor):
             return
         tracked = [info.aux[AUX_KEY] for info in active_jobs]
         async with self.status_rate_limiter:
-            statuses = self.ctx.backend.poll(
-                [(t.current.name, t.current.job_type) for t in tracked]
-            )
+            try:
+                statuses = self.ctx.backend.poll(
+                    [(t.current.name, t.current.job_type) for t in tracked]
+                )
+                self._failed_polls = 0
+            except Exception as e:  # noqa: BLE001 — a status round failing past its retries
+                self._failed_polls += 1
+                if self._failed_polls >= MAX_FAILED_POLLS:
+                    raise WorkflowError(
+                        f"{MAX_FAILED_POLLS} status rounds in a row failed ({e}); the jobs keep "
+                        "running: run the same command again to re-attach to them"
+                    ) from e
+                self.logger.warning(f"status round failed, trying again next round: {e!r}")
+                statuses = {}
         for info, t in zip(active_jobs, tracked, strict=True):
             status = statuses.get(t.current.name)
             if status is None or not status.is_done:
@@ -263,7 +275,14 @@ class Executor(RemoteExecutor):
         except staging.PromotionError as e:
             self.report_job_error(info, msg=f"rule {sub.spec.rule}: {e}\n")
             return False
-        t.finished.append(sub.name)
+        except Exception as e:  # noqa: BLE001 — storage failing past its retries: this job's error
+            self.report_job_error(
+                info,
+                msg=f"rule {sub.spec.rule}: job {sub.name} completed, but putting its outputs in "
+                f"place failed: {type(e).__name__}: {e}. Nothing was reported as done; rerun to "
+                "retry (the finished job is reused, not run again).\n",
+            )
+            return False
         if t.pending:
             view = t.pending.pop(0)
             try:
