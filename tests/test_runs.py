@@ -141,12 +141,15 @@ rule slow:
 
 
 def test_log_is_written_while_the_job_runs(tmp_path):
-    wf = workflow(tmp_path, '''
+    wf = workflow(
+        tmp_path,
+        """
 rule r:
     output: "r.txt"
     log: "r.log"
     shell: "echo first-line; sleep 5; echo done > {output}"
-''')
+""",
+    )
     client = wf.popen(*ARGS)
     try:
         deadline = time.monotonic() + 30
@@ -160,3 +163,40 @@ rule r:
     finally:
         assert client.wait(timeout=60) == 0
     assert wf.path("r.txt").exists() and "first-line" in wf.path("r.log").read_text()
+
+
+def test_state_and_output_data_chain_into_a_processing_script(tmp_path):
+    wf = workflow(
+        tmp_path,
+        """
+rule produce:
+    output: st=state("a/state.json"), out=output_data("a/output.tar.gz")
+    shell: "mkdir -p $SSM_INSTANCE_STATE; echo s > $SSM_INSTANCE_STATE/s.txt; echo o > {output.out}/o.txt"
+
+rule consume:
+    input: st=state("a/state.json"), out=output_data("a/output.tar.gz")
+    output: report="b/report.txt"
+    params: greeting="hello", n=2
+    resources: job_type="processing"
+    script: "consume.py"
+""",
+    )
+    wf.write(
+        "consume.py",
+        """
+import argparse, os, pathlib
+from worker_toolkit import worker_lib
+parser = argparse.ArgumentParser()
+parser.add_argument("--greeting")
+parser.add_argument("-n", type=int)
+args = parser.parse_args()
+cfg = worker_lib.WorkerConfig(per_instance_state=False)
+state = sorted(str(p.relative_to(cfg.channel_st)) for p in pathlib.Path(cfg.channel_st).rglob("*") if p.is_file())
+tarball = pathlib.Path(os.environ["SSM_INPUT_OUT"])
+pathlib.Path(os.environ["SSM_OUTPUT_REPORT"]).write_text(f"{args.greeting} {args.n} {state} {tarball.name} {cfg.hps}")
+""",
+    )
+    wf.run(*ARGS, "b/report.txt")
+    report = wf.path("b/report.txt").read_text()
+    assert report.startswith("hello 2 ['algo-1/s.txt'] output.tar.gz")
+    assert "'greeting': 'hello'" in report and "'n': 2" in report
