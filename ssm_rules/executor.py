@@ -41,7 +41,7 @@ from ssm_rules.requests import (
     task_file_uri,
 )
 from ssm_rules.settings import ExecutorSettings
-from ssm_rules.spec import TaskSpec, build_spec
+from ssm_rules.spec import SpecError, TaskSpec, build_spec
 
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
@@ -92,6 +92,24 @@ class Executor(RemoteExecutor):
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
+        self._check_plan()
+
+    def _check_plan(self) -> None:
+        """Validate every job this run will submit before submitting any: a typo in the last
+        rule must not surface hours (and dollars) into the pipeline."""
+        errors: dict[str, str] = {}
+        for job in self.workflow.dag.needrun_jobs():
+            if job.is_local or getattr(job.rule, "norun", False) or job.rule.name in errors:
+                continue
+            try:
+                self._spec(view_of(job))
+            except SpecError as e:
+                errors[job.rule.name] = str(e)
+        if errors:
+            raise WorkflowError(
+                f"nothing was submitted: {len(errors)} rule(s) cannot run as SageMaker jobs:\n"
+                + "\n".join(errors.values())
+            )
 
     # --- submission ---------------------------------------------------------------------
 

@@ -200,3 +200,26 @@ pathlib.Path(os.environ["SSM_OUTPUT_REPORT"]).write_text(f"{args.greeting} {args
     report = wf.path("b/report.txt").read_text()
     assert report.startswith("hello 2 ['algo-1/s.txt'] output.tar.gz")
     assert "'greeting': 'hello'" in report and "'n': 2" in report
+
+
+def test_bad_input_anywhere_in_the_plan_stops_the_run_before_any_job(tmp_path):
+    wf = workflow(
+        tmp_path,
+        """
+rule all:
+    input: "b.txt"
+rule first:
+    output: "a.txt"
+    shell: "echo a > {output}"
+rule second:
+    input: "a.txt"
+    output: "b.txt"
+    resources: instance_type="ml.m5.huge-ish"
+    shell: "cp {input} {output}"
+""",
+    )
+    proc = wf.run(*ARGS, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "nothing was submitted" in text and "rule second" in text and "'ml.m5.huge-ish'" in text
+    assert not (tmp_path / ".ssm_rules" / "jobs").exists() and not wf.path("a.txt").exists()
