@@ -8,6 +8,7 @@ input and output is inside the job, so ``{input.x}`` in a ``shell:`` body can be
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import os
 import re
@@ -156,7 +157,7 @@ def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> Ta
     options = _job_options(view)
     job_type = _job_type(view)
     instance = _instance(view, job_type, default_instance_type)
-    kind, script_path = _body(view, options)
+    kind, script_path = _body(view)
     source_dir, dependencies = _code_dirs(view, options)
     program = None
     if script_path is not None:
@@ -178,7 +179,7 @@ def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> Ta
     hps = _hyperparameters(view)
     command = None
     if kind == "shell":
-        command = _format_shell(view, channels, outputs, hps)
+        command = _format_shell(view, channels, outputs)
     logs = tuple(_uri_of(view, item, backend, "log") for item in view.logs)
     return TaskSpec(
         rule=view.rule,
@@ -203,8 +204,13 @@ def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> Ta
 
 
 def task_id(rule: str, wildcards: Mapping[str, str]) -> str:
-    parts = [rule] + [f"{k}={v}" for k, v in sorted(wildcards.items())]
-    return re.sub(r"[^A-Za-z0-9=._-]+", "_", ".".join(parts))
+    """Rule and wildcards as one S3 key segment; a short hash keeps apart values that only
+    differ in characters the segment cannot hold (``a/b`` and ``a_b``)."""
+    raw = ".".join([rule] + [f"{k}={v}" for k, v in sorted(wildcards.items())])
+    safe = re.sub(r"[^A-Za-z0-9=._-]+", "_", raw)
+    if safe == raw:
+        return safe
+    return f"{safe[:200]}.{hashlib.sha256(raw.encode()).hexdigest()[:8]}"
 
 
 # --- options, resources -----------------------------------------------------------------
@@ -337,7 +343,7 @@ def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
 # --- body and code ------------------------------------------------------------------------
 
 
-def _body(view: JobView, options: JobOptions) -> tuple[str, Path | None]:
+def _body(view: JobView) -> tuple[str, Path | None]:
     if view.body == "shell":
         return "shell", None
     if view.body == "script":
@@ -585,12 +591,7 @@ def _hyperparameters(view: JobView) -> tuple[tuple[str, Any], ...]:
     return tuple(hps)
 
 
-def _format_shell(
-    view: JobView,
-    channels: tuple[Channel, ...],
-    outputs: tuple[Output, ...],
-    hps: tuple[tuple[str, Any], ...],
-) -> str:
+def _format_shell(view: JobView, channels: tuple[Channel, ...], outputs: tuple[Output, ...]) -> str:
     from ssm_rules._snakemake_internals import named_list
 
     inputs = [(item.name, ch.job_path) for item, ch in zip(view.inputs, channels, strict=True)]
