@@ -8,10 +8,8 @@ ListTrainingJobs / ListProcessingJobs query covers every job in flight:
   the rule name, so one rule's jobs share ``<rule>-<timestamp...>``); omitted when empty.
 - ``CreationTimeAfter`` = the oldest in-flight job's creation time (our submit time until the
   service reports it) minus a clock-skew margin: older jobs of the account are never paged.
-- ``LastModifiedTimeAfter`` = the server time of the previous round (the HTTP ``Date`` header
-  of its first page) minus a margin: only jobs that changed since are returned. A job not
-  returned keeps its cached status. Every ``FULL_ROUND_EVERY``-th round omits this filter, a
-  safety net in case a change did not advance LastModifiedTime.
+- no ``LastModifiedTimeAfter``: it would save little (the round stops as soon as every job in
+  flight was listed) and would hide a change that did not advance LastModifiedTime.
 - ``NextToken`` is followed until absent, even past empty pages: SageMaker filters after
   paginating and can answer an empty page with a NextToken. The round stops early once every
   job in flight was seen.
@@ -27,7 +25,6 @@ did not submit (re-attached after a killed run) to learn its CreationTime.
 from __future__ import annotations
 
 import datetime
-import email.utils
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,9 +37,6 @@ log = logging.getLogger(__name__)
 
 MAX_RESULTS = 100  # the List APIs' maximum page size
 CLOCK_SKEW = datetime.timedelta(minutes=5)  # our clock vs SageMaker's CreationTime
-# the Date header (1 s resolution, front-end clock) vs LastModifiedTime (back-end clock)
-WATERMARK_MARGIN = datetime.timedelta(seconds=60)
-FULL_ROUND_EVERY = 10
 NOT_FOUND_GRACE = datetime.timedelta(minutes=5)  # Create → Describe visibility
 MAX_PAGES = 1000  # a NextToken that never ends is a service bug, not a reason to spin forever
 
@@ -176,19 +170,10 @@ class JobRecord:
 
 
 @dataclass
-class TypeWatch:
-    """Per job type: where the last complete round stood."""
-
-    watermark: datetime.datetime | None = None
-    rounds: int = 0
-
-
-@dataclass
 class Listed:
-    """One List query, all pages: the summaries and the server time of its first page."""
+    """One List query, all pages: the summaries."""
 
     summaries: list[dict[str, Any]] = field(default_factory=list)
-    server_time: datetime.datetime | None = None
 
 
 @dataclass
@@ -203,7 +188,6 @@ class RoundStats:
 class StatusPoller:
     client: Any  # boto3 SageMaker client
     records: dict[str, JobRecord] = field(default_factory=dict)
-    watches: dict[JobType, TypeWatch] = field(default_factory=dict)
     last_round: RoundStats = field(default_factory=RoundStats)
 
     def track(self, name: str, job_type: JobType, submitted_at: datetime.datetime) -> None:
@@ -235,20 +219,14 @@ class StatusPoller:
         for record in records.values():
             if record.since is None:  # re-attached: one Describe gives its CreationTime
                 self._describe(record)
-        watch = self.watches.setdefault(api.job_type, TypeWatch())
-        watch.rounds += 1
-        full = full or watch.watermark is None or watch.rounds % FULL_ROUND_EVERY == 0
         pending = {n for n, r in records.items() if r.since is not None}
-        query = self._query(api, [records[n] for n in pending], None if full else watch.watermark)
+        query = self._query(api, [records[n] for n in pending])
         if pending:
             listed = self._list(api, query, pending)
             for summary in listed.summaries:
                 record = records.get(summary[api.name_key])
                 if record is not None:
                     self._update(record, summary)
-            if listed.server_time is not None:
-                # the next round asks only for what changed after this one began
-                watch.watermark = listed.server_time - WATERMARK_MARGIN
         for record in records.values():
             if not record.seen:  # created but not listed yet: List lags Create
                 self._describe(record)
@@ -259,9 +237,7 @@ class StatusPoller:
         self.records[name] = record
         return record
 
-    def _query(
-        self, api: JobApi, records: list[JobRecord], watermark: datetime.datetime | None
-    ) -> dict[str, Any]:
+    def _query(self, api: JobApi, records: list[JobRecord]) -> dict[str, Any]:
         query: dict[str, Any] = {
             "SortBy": "CreationTime",
             "SortOrder": "Descending",
@@ -273,8 +249,6 @@ class StatusPoller:
         starts = [r.since for r in records if r.since is not None]
         if starts:
             query["CreationTimeAfter"] = min(starts) - CLOCK_SKEW
-        if watermark is not None:
-            query["LastModifiedTimeAfter"] = watermark
         return query
 
     def _list(self, api: JobApi, query: dict[str, Any], wanted: set[str]) -> Listed:
@@ -282,11 +256,9 @@ class StatusPoller:
         list_op = getattr(self.client, api.list_op)
         token: str | None = None
         missing = set(wanted)
-        for page in range(MAX_PAGES):
+        for _page in range(MAX_PAGES):
             reply = list_op(**query, **({"NextToken": token} if token else {}))
             self.last_round.list_calls += 1
-            if page == 0:
-                listed.server_time = _server_time(reply)
             for summary in reply.get(api.summaries_key, []):
                 missing.discard(summary[api.name_key])
                 listed.summaries.append(summary)
@@ -355,11 +327,3 @@ class StatusPoller:
             del self.records[name]
 
 
-def _server_time(reply: dict[str, Any]) -> datetime.datetime | None:
-    date = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    if not date:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(date)
-    except (TypeError, ValueError):
-        return None
