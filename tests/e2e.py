@@ -7,10 +7,36 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# snakemake arguments of a quick run on the local backend
+LOCAL_ARGS = (
+    *("--executor", "sagemaker", "--sagemaker-backend", "local", "--jobs", "4"),
+    *("--seconds-between-status-checks", "0", "--latency-wait", "1"),
+)
+
+
+def aws_args(bucket: str) -> tuple[str, ...]:
+    """snakemake arguments of a quick run on the aws backend with S3 storage (on moto)."""
+    return (
+        *("--executor", "sagemaker", "--sagemaker-backend", "aws"),
+        *("--sagemaker-role", "SageMakerRole", "--sagemaker-bucket", bucket),
+        *("--default-storage-provider", "s3", "--default-storage-prefix", f"s3://{bucket}/wf"),
+        *("--jobs", "4", "--seconds-between-status-checks", "0", "--latency-wait", "2"),
+    )
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s")
 
 
 @dataclass

@@ -7,26 +7,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import Workflow
+from tests.e2e import LOCAL_ARGS, Workflow, wait_for
 
 pytestmark = pytest.mark.slow
-ARGS = (
-    "--executor",
-    "sagemaker",
-    "--sagemaker-backend",
-    "local",
-    "--jobs",
-    "4",
-    "--seconds-between-status-checks",
-    "0",
-    "--latency-wait",
-    "1",
-)
+ARGS = LOCAL_ARGS
 GRACE = {"SSM_STOP_GRACE_SECONDS": "3"}
 
 STATEFUL = """
@@ -79,15 +67,6 @@ def jobs(wf: Workflow) -> list[dict]:
 def job_status(wf: Workflow) -> list[dict]:
     root = wf.root / ".ssm_rules" / "jobs"
     return [json.loads((d / "status.json").read_text()) for d in sorted(root.iterdir())]
-
-
-def wait_for(predicate, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def start_and_kill_client(wf: Workflow, *extra: str) -> None:

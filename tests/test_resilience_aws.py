@@ -10,33 +10,10 @@ import time
 
 import pytest
 
-from tests.e2e import Workflow
+from tests.e2e import Workflow, aws_args, wait_for
 from tests.test_resilience import STATEFUL, TRAIN_PY
 
 pytestmark = pytest.mark.slow
-
-
-def aws_args(bucket: str) -> tuple[str, ...]:
-    return (
-        "--executor",
-        "sagemaker",
-        "--sagemaker-backend",
-        "aws",
-        "--sagemaker-role",
-        "SageMakerRole",
-        "--sagemaker-bucket",
-        bucket,
-        "--default-storage-provider",
-        "s3",
-        "--default-storage-prefix",
-        f"s3://{bucket}/wf",
-        "--jobs",
-        "4",
-        "--seconds-between-status-checks",
-        "0",
-        "--latency-wait",
-        "2",
-    )
 
 
 def workflow(tmp_path, steps: int) -> Workflow:
@@ -44,15 +21,6 @@ def workflow(tmp_path, steps: int) -> Workflow:
     wf.write("Snakefile", STATEFUL.replace("STEPS", str(steps)).replace("SPOT", "1"))
     wf.write("train.py", TRAIN_PY)
     return wf
-
-
-def wait_for(predicate, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def training_statuses(aws) -> list[str]:

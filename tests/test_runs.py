@@ -10,21 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import Workflow
+from tests.e2e import LOCAL_ARGS, Workflow
 
 pytestmark = pytest.mark.slow
-ARGS = (
-    "--executor",
-    "sagemaker",
-    "--sagemaker-backend",
-    "local",
-    "--jobs",
-    "4",
-    "--seconds-between-status-checks",
-    "0",
-    "--latency-wait",
-    "1",
-)
+ARGS = LOCAL_ARGS
 HEADER = "from ssm_rules import model, output_data, state, sharded, local_input, job\n\n"
 
 
