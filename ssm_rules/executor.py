@@ -85,9 +85,11 @@ class Executor(RemoteExecutor):
         if self.settings.poll_interval is not None:
             self.next_seconds_between_status_checks = self.settings.poll_interval
         self._bundles: dict[tuple[Any, ...], tuple[str, str]] = {}
-        # Every Snakemake job in flight, ours to stop on Ctrl-C. Snakemake's own active_jobs
-        # list is empty while its status thread is checking, so cancel() can miss jobs.
-        self._in_flight: dict[int, Tracked] = {}
+        # Every SageMaker job we submitted (or adopted) that has not ended: ours to stop on
+        # Ctrl-C. Registered before the Create call, so an interrupt right after it cannot
+        # orphan a job; Snakemake's own active_jobs list is empty while its status thread
+        # checks, and misses a job whose run_job was interrupted.
+        self._in_flight: dict[str, JobType] = {}
         self._in_flight_lock = threading.Lock()
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
@@ -120,8 +122,6 @@ class Executor(RemoteExecutor):
         forced = is_forced(self.workflow, job)
         first = self._submit(specs[0], forced)
         tracked = Tracked(current=first, pending=views[1:], forced=forced)
-        with self._in_flight_lock:
-            self._in_flight[id(tracked)] = tracked
         self.report_job_submission(
             SubmittedJobInfo(job=job, external_jobid=first.name, aux={AUX_KEY: tracked})
         )
@@ -169,7 +169,12 @@ class Executor(RemoteExecutor):
             staging.upload_text(ctx.store(uri), json.dumps(task_description(spec)), uri)
         request = build_request(spec, place)
         ctx.validate(request)
-        ctx.backend.submit(request)
+        self._track(place.job_name, request.job_type)
+        try:
+            ctx.backend.submit(request)
+        except Exception:
+            self._untrack(place.job_name)
+            raise
         self.logger.info(
             f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
             f"({spec.instance.count} x {spec.instance.instance_type}"
@@ -187,6 +192,7 @@ class Executor(RemoteExecutor):
         for status in found:
             place = adopted_placement(status.name, self.ctx.jobs_uri)
             if status.state is JobState.IN_PROGRESS and not forced:
+                self._track(status.name, spec.job_type)
                 self.logger.info(
                     f"rule {spec.rule}: re-attaching to job {status.name}, still running with "
                     "the same code, inputs and parameters"
@@ -262,11 +268,17 @@ class Executor(RemoteExecutor):
                 self._refresh_logs(t)
                 yield info
                 continue
+            self._untrack(t.current.name)
             if self._finish(info, t, status):
                 yield info
-            else:
-                with self._in_flight_lock:
-                    self._in_flight.pop(id(t), None)
+
+    def _track(self, name: str, job_type: JobType) -> None:
+        with self._in_flight_lock:
+            self._in_flight[name] = job_type
+
+    def _untrack(self, name: str) -> None:
+        with self._in_flight_lock:
+            self._in_flight.pop(name, None)
 
     def _note_progress(self, sub: Submission, status: JobStatus | None) -> None:
         if status is not None and status.secondary and status.secondary != sub.secondary:
@@ -364,9 +376,10 @@ class Executor(RemoteExecutor):
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         with self._in_flight_lock:
-            tracked = {id(t): t for t in self._in_flight.values()}
-        tracked.update({id(info.aux[AUX_KEY]): info.aux[AUX_KEY] for info in active_jobs})
-        jobs = [(t.current.name, t.current.job_type) for t in tracked.values()]
+            in_flight = dict(self._in_flight)
+        for info in active_jobs:
+            in_flight.setdefault(info.aux[AUX_KEY].current.name, info.aux[AUX_KEY].current.job_type)
+        jobs = sorted(in_flight.items())
         if not jobs:
             return
         names = ", ".join(n for n, _ in jobs)
@@ -380,8 +393,12 @@ class Executor(RemoteExecutor):
         self.ctx.backend.stop(jobs)
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         while time.monotonic() < deadline:
-            statuses = self.ctx.backend.poll(jobs)
-            if all(s.state in (JobState.STOPPING,) or s.is_done for s in statuses.values()):
+            try:
+                statuses = self.ctx.backend.poll(jobs)
+            except Exception as e:  # noqa: BLE001 — e.g. a job whose Create was interrupted
+                self.logger.warning(f"could not confirm that the jobs are stopping: {e!r}")
+                return
+            if all(s.state is JobState.STOPPING or s.is_done for s in statuses.values()):
                 return
             time.sleep(1)
         self.logger.warning(f"jobs did not confirm stopping within {STOP_WAIT_SECONDS}s: {names}")

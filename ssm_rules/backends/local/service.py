@@ -122,7 +122,10 @@ class LocalBackend:
         SIGKILL after the grace period), uploads what SageMaker uploads, ends Stopped.
         Stopping a finished job does nothing."""
         for name, job_type in jobs:
-            doc = self._current(name, job_type)
+            try:
+                doc = self._current(name, job_type)
+            except JobNotFound:  # never created (e.g. interrupted during submit): nothing to stop
+                continue
             if JobState(doc[status.status_key(job_type)]).is_done:
                 continue
             jobdir = JobDir(self.root / name)
