@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 MAX_ATTEMPTS = int(os.environ.get("SSM_AWS_MAX_ATTEMPTS", "8"))
+USER_AGENT = "ssm_rules"
 
 
 @functools.cache
@@ -24,5 +25,11 @@ def session(region: str | None = None) -> Any:
 def client(service: str, region: str | None = None) -> Any:
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS})
+    # "total_max_attempts" counts the first call; botocore's "max_attempts" in a Config counts
+    # only the retries (the legacy meaning), which would make MAX_ATTEMPTS + 1 attempts.
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        # in the User-Agent: our calls are told apart from others' (CloudTrail's userAgent)
+        user_agent_extra=USER_AGENT,
+    )
     return session(region).client(service, config=config)

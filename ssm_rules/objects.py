@@ -12,14 +12,22 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from snakemake_interface_common.exceptions import WorkflowError
+
 
 class ObjectURIError(ValueError):
     pass
+
+
+class ObjectStoreError(WorkflowError):
+    """An S3 call failed for good: botocore's bounded retries (throttling, 5xx, connection
+    errors) are spent, or S3 refused it. Names the operation and the object; cause kept."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,12 @@ def _atomic_copy(src: Path, dst: Path) -> None:
 
 
 class S3Objects:
-    """``s3://`` URIs through one boto3 client (created lazily; boto3 is heavy)."""
+    """``s3://`` URIs through one boto3 client (created lazily; boto3 is heavy).
+
+    With ``expected_owner``, every call carries ExpectedBucketOwner: S3 refuses it with 403
+    when the bucket belongs to another account, so a bucket name taken over elsewhere never
+    receives (or serves) our objects.
+    """
 
     def __init__(self, client: Any | None = None, expected_owner: str | None = None) -> None:
         self._client = client
@@ -162,28 +175,30 @@ class S3Objects:
         u = ObjectURI.parse(prefix)
         found = []
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=u.bucket, Prefix=u.key, **self._owner):
-            for obj in page.get("Contents", []):
-                found.append(
-                    ObjectInfo(
-                        f"s3://{u.bucket}/{obj['Key']}",
-                        obj["Key"],
-                        obj["Size"],
-                        f"{obj['Size']}-{obj.get('ETag', '')}",
+        with _failing_as(f"listing {prefix} (S3 ListObjectsV2)"):
+            for page in paginator.paginate(Bucket=u.bucket, Prefix=u.key, **self._owner):
+                for obj in page.get("Contents", []):
+                    found.append(
+                        ObjectInfo(
+                            f"s3://{u.bucket}/{obj['Key']}",
+                            obj["Key"],
+                            obj["Size"],
+                            f"{obj['Size']}-{obj.get('ETag', '')}",
+                        )
                     )
-                )
         return sorted(found, key=lambda o: o.key)
 
     def exists(self, uri: str) -> bool:
         from botocore.exceptions import ClientError
 
         u = ObjectURI.parse(uri)
-        try:
-            self.client.head_object(Bucket=u.bucket, Key=u.key, **self._owner)
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        with _failing_as(f"checking {uri} (S3 HeadObject)"):
+            try:
+                self.client.head_object(Bucket=u.bucket, Key=u.key, **self._owner)
+            except ClientError as e:
+                if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
         return True
 
     def download(self, uri: str, path: Path) -> None:
@@ -193,7 +208,8 @@ class S3Objects:
         fd, tmp = tempfile.mkstemp(prefix=".ssm-tmp-", dir=path.parent)
         os.close(fd)
         try:
-            self.client.download_file(u.bucket, u.key, tmp, ExtraArgs=self._owner or None)
+            with _failing_as(f"downloading {uri} (S3 GetObject)"):
+                self.client.download_file(u.bucket, u.key, tmp, ExtraArgs=self._owner or None)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -201,17 +217,34 @@ class S3Objects:
 
     def upload(self, path: Path, uri: str) -> None:
         u = ObjectURI.parse(uri)
-        self.client.upload_file(str(path), u.bucket, u.key, ExtraArgs=self._owner or None)
+        with _failing_as(f"uploading {path} to {uri} (S3 PutObject)"):
+            self.client.upload_file(str(path), u.bucket, u.key, ExtraArgs=self._owner or None)
 
     def copy(self, src: str, dst: str) -> None:
         s, d = ObjectURI.parse(src), ObjectURI.parse(dst)
-        extra = {"ExpectedBucketOwner": self._owner["ExpectedBucketOwner"]} if self._owner else None
-        # managed copy: server-side, multipart above the threshold
-        self.client.copy({"Bucket": s.bucket, "Key": s.key}, d.bucket, d.key, ExtraArgs=extra)
+        # Managed copy: server-side, multipart above CopyObject's 5 GB limit. ExpectedBucketOwner
+        # goes on CopyObject / UploadPartCopy (the destination) and on the HeadObject s3transfer
+        # sends to the source first (it does not accept ExpectedSourceBucketOwner).
+        extra = dict(self._owner) or None
+        with _failing_as(f"copying {src} to {dst} (S3 CopyObject)"):
+            self.client.copy({"Bucket": s.bucket, "Key": s.key}, d.bucket, d.key, ExtraArgs=extra)
 
     def delete(self, uri: str) -> None:
         u = ObjectURI.parse(uri)
-        self.client.delete_object(Bucket=u.bucket, Key=u.key, **self._owner)
+        with _failing_as(f"deleting {uri} (S3 DeleteObject)"):
+            self.client.delete_object(Bucket=u.bucket, Key=u.key, **self._owner)
+
+
+@contextmanager
+def _failing_as(what: str) -> Iterator[None]:
+    """botocore / boto3 errors (what is left after the client's retries) → ObjectStoreError."""
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (ClientError, BotoCoreError, Boto3Error) as e:
+        raise ObjectStoreError(f"{what} failed: {e}") from e
 
 
 _LOCAL = LocalObjects()

@@ -14,8 +14,11 @@ Only the lifecycle is replaced: moto still parses, validates and serializes ever
 and its fake job objects stay the records that Describe*/List* serialize — the hook just
 keeps their fields in step with the local job.
 
-Every request the server receives is recorded by :class:`ApiCalls` (service + operation),
-so tests can assert how many calls the code under test makes.
+Every request the server receives is recorded by :class:`ApiCalls` (service + operation,
+and its headers and body), so tests can assert how many calls the code under test makes and
+what they carried. ``MotoServer.faults`` (:mod:`tests.moto_faults`) makes the server answer
+chosen requests with the errors AWS sends when it throttles or fails; the hook's
+``lose_artifacts`` makes a job's archives vanish as it turns Completed.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from moto.server import ThreadedMotoServer
 
 from ssm_rules.backends.base import JobRequest, JobState, JobType
 from ssm_rules.backends.local import LocalBackend, LocalSageMakerError
+from tests.moto_faults import FaultTable, error_response
 
 # What SageMaker names the log groups of its jobs (streams: "<job>/algo-<i>-<epoch>").
 LOG_GROUPS = {
@@ -87,6 +91,7 @@ class MotoServer:
 
     def __init__(self, jobs_root: Path) -> None:
         self.calls = ApiCalls()
+        self.faults = FaultTable()
         self.hook = SageMakerJobHook(jobs_root)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.endpoint = ""
@@ -96,7 +101,7 @@ class MotoServer:
         # werkzeug's handler calls ``server.app`` per request: wrapping it counts every call.
         wsgi = self._server._server  # noqa: SLF001 — ThreadedMotoServer has no public hook
         assert wsgi is not None
-        wsgi.app = CountingApp(wsgi.app, self.calls)
+        wsgi.app = CountingApp(wsgi.app, self.calls, self.faults)
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
 
@@ -140,6 +145,9 @@ class ApiCall:
     operation: str  # "CreateTrainingJob", "PutObject", ...; "" when it cannot be told
     method: str
     path: str
+    # the request as received: HTTP_* headers (lower-case, dashed names) and body bytes
+    headers: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    body: bytes = field(default=b"", compare=False, repr=False)
 
 
 class ApiCalls:
@@ -184,20 +192,50 @@ class ApiCalls:
 
 
 class CountingApp:
-    """WSGI middleware in front of moto's dispatcher: names and records each request."""
+    """WSGI middleware in front of moto's dispatcher: names and records each request, and
+    answers a fault instead of moto when the test's fault table says so."""
 
-    def __init__(self, app: Callable[..., Any], calls: ApiCalls) -> None:
+    def __init__(self, app: Callable[..., Any], calls: ApiCalls, faults: FaultTable) -> None:
         self.app = app
         self.calls = calls
+        self.faults = faults
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        body = _read_body(environ)  # before identify(): it may look at a form body
         service, operation = identify(environ)
-        self.calls.record(
-            ApiCall(
-                service, operation, environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
-            )
-        )
-        return self.app(environ, start_response)
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        self.calls.record(ApiCall(service, operation, method, path, _headers(environ), body))
+        fault = self.faults.take(service, operation, path)
+        if fault is None:
+            return self.app(environ, start_response)
+        if fault.after:  # the service acts; its reply is lost
+            reply = self.app(environ, lambda *_a, **_k: lambda _data: None)
+            for _chunk in reply:
+                pass
+            getattr(reply, "close", lambda: None)()
+        status, headers, error = error_response(service, fault.kind, method)
+        start_response(status, headers)
+        return [error]
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, read once and put back for moto."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        body = environ["wsgi.input"].read(length)
+    elif environ.get("wsgi.input_terminated"):  # chunked: werkzeug ends the stream for us
+        body = environ["wsgi.input"].read()
+    else:
+        return b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """``HTTP_X_AMZ_EXPECTED_BUCKET_OWNER`` → ``x-amz-expected-bucket-owner``."""
+    return {
+        k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")
+    }
 
 
 def identify(environ: dict[str, Any]) -> tuple[str, str]:
@@ -288,6 +326,9 @@ class SageMakerJobHook:
         self._jobs: dict[tuple[str, str, JobType, str], HookedJob] = {}
         self._locals: dict[tuple[str, str], LocalBackend] = {}
         self._patches = _Patches()
+        # Archive names ("model.tar.gz", "output.tar.gz") a job "forgets" to upload: deleted
+        # from moto's S3 the moment the job turns Completed, before anyone can see that status.
+        self.lose_artifacts: set[str] = set()
 
     # --- lifecycle of the hook itself ----------------------------------------------------
     def install(self) -> None:
@@ -304,6 +345,7 @@ class SageMakerJobHook:
             self.stop_all()
             self._jobs.clear()
             self._locals.clear()
+            self.lose_artifacts.clear()
             self._generation += 1
             if root is not None:
                 self._root = Path(root)
@@ -401,12 +443,32 @@ class SageMakerJobHook:
             doc = job.local.describe(job.name, job.job_type)
         except LocalSageMakerError as e:  # its directory was removed under the hook
             doc = {_STATUS_KEYS[job.job_type]: JobState.FAILED.value, "FailureReason": str(e)}
+        if self.lose_artifacts and doc.get(_STATUS_KEYS[job.job_type]) == "Completed":
+            _lose_artifacts(job, doc, self.lose_artifacts)
         _apply_status(job.job_type, job.fake, doc)
         _copy_logs(job)
         job.drained = _state(job).is_done  # logs were copied after the job ended
 
 
 _STATUS_KEYS = {JobType.TRAINING: "TrainingJobStatus", JobType.PROCESSING: "ProcessingJobStatus"}
+
+
+def _lose_artifacts(job: HookedJob, doc: dict[str, Any], names: set[str]) -> None:
+    """Delete the job's archives from moto's S3 in-process (no API call is recorded).
+
+    Reproduces a job SageMaker reports Completed whose artifacts are not there (deleted by
+    a lifecycle rule or another actor between completion and promotion)."""
+    from moto.s3.models import s3_backends
+
+    model_uri = (doc.get("ModelArtifacts") or {}).get("S3ModelArtifacts", "")
+    if not model_uri.startswith("s3://"):
+        return
+    bucket, _, key = model_uri[len("s3://") :].partition("/")
+    output_dir = key.rpartition("/")[0]
+    s3 = s3_backends[job.account_id]["aws"]
+    for name in names:
+        if f"{output_dir}/{name}" in s3.get_bucket(bucket).keys:
+            s3.delete_object(bucket, f"{output_dir}/{name}")
 
 
 def _local_state(job: HookedJob) -> JobState:

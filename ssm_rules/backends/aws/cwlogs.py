@@ -65,8 +65,18 @@ class JobLogReader:
             kwargs["nextToken"] = token
 
     def read(self) -> list[LogEvent]:
-        """The events appended since the previous read (all of them the first time)."""
-        return list(self.iter_new())
+        """The events appended since the previous read (all of them the first time).
+
+        All or nothing: when a call fails part-way (throttling that outlasted botocore's
+        retries), the tokens go back to where this read began, so the next read returns
+        the events this one had fetched instead of skipping them.
+        """
+        start = dict(self.tokens)
+        try:
+            return list(self.iter_new())
+        except BaseException:
+            self.tokens = start
+            raise
 
     def iter_new(self) -> Iterator[LogEvent]:
         for stream in self.streams():

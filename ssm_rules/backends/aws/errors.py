@@ -18,6 +18,35 @@ class SubmitError(WorkflowError):
     """SageMaker refused a Create*Job call; the AWS error code and message are kept."""
 
 
+class StatusError(WorkflowError):
+    """The jobs' status could not be read (SageMaker refused, or kept failing for rounds)."""
+
+
+# What botocore's standard retry mode retries (botocore.retries.standard): throttling codes,
+# transient codes and HTTP 5xx. When such an error reaches us, its bounded attempts are spent.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+TRANSIENT_CODES = frozenset(
+    {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+)
+
+
 def aws_error(e: Exception) -> str:
     """``Code: Message`` of a botocore ClientError, else the exception's text."""
     response = getattr(e, "response", None)
@@ -45,3 +74,28 @@ def is_not_found(e: Exception) -> bool:
     # resource not found" (moto: "Could not find training job ...")
     text = str(e).lower()
     return code == "ValidationException" and ("not found" in text or "could not find" in text)
+
+
+def http_status(e: Exception) -> int:
+    response = getattr(e, "response", None)
+    if isinstance(response, dict):
+        return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return 0
+
+
+def retry_attempts(e: Exception) -> int:
+    """How many times botocore retried the call before this error (0: the first answer)."""
+    response = getattr(e, "response", None)
+    if isinstance(response, dict):
+        return int(response.get("ResponseMetadata", {}).get("RetryAttempts") or 0)
+    return 0
+
+
+def is_transient(e: Exception) -> bool:
+    """Throttling, a 5xx or a connection failure: worth trying again later, not a refusal."""
+    from botocore.exceptions import ConnectionError, HTTPClientError
+
+    if isinstance(e, ConnectionError | HTTPClientError):
+        return True
+    code = error_code(e)
+    return code in THROTTLING_CODES or code in TRANSIENT_CODES or http_status(e) >= 500

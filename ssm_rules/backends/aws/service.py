@@ -11,7 +11,15 @@ from typing import Any
 from ssm_rules import aws_clients
 from ssm_rules.backends.aws import finding
 from ssm_rules.backends.aws.cwlogs import JobLogReader
-from ssm_rules.backends.aws.errors import SubmitError, aws_error, error_code, is_not_found
+from ssm_rules.backends.aws.errors import (
+    StatusError,
+    SubmitError,
+    aws_error,
+    error_code,
+    is_not_found,
+    is_transient,
+    retry_attempts,
+)
 from ssm_rules.backends.aws.polling import APIS, StatusPoller, utcnow
 from ssm_rules.backends.aws.validation import OPERATIONS
 from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, LogEvent
@@ -63,7 +71,7 @@ class AwsBackend:
     # --- submit -------------------------------------------------------------------------
 
     def submit(self, request: JobRequest) -> None:
-        from botocore.exceptions import ClientError, ParamValidationError
+        from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
         operation = OPERATIONS[request.job_type]
         create = getattr(
@@ -75,18 +83,37 @@ class AwsBackend:
         submitted_at = utcnow()
         try:
             create(**request.body)
-        except (ClientError, ParamValidationError) as e:
-            hint = _HINTS.get(error_code(e), "fix the value SageMaker names and run again")
-            raise SubmitError(
-                f"SageMaker refused {operation} for job {request.name}: {aws_error(e)} ({hint})"
-            ) from e
+        except (ClientError, ParamValidationError, BotoCoreError) as e:
+            if not _created_by_an_earlier_attempt(e):
+                raise SubmitError(
+                    f"SageMaker refused {operation} for job {request.name}: {aws_error(e)} "
+                    f"({_submit_hint(e)})"
+                ) from e
+            # An earlier attempt of this same call created the job, but its reply was lost (a
+            # 5xx or a timeout) and botocore sent the call again. Job names carry a random
+            # token per submission, so the job of this name is ours: track it. Reporting a
+            # failure would leave it running, and billed, unwatched.
+            self._log.info(f"job {request.name} was created by an earlier attempt of {operation}")
         self.poller.track(request.name, request.job_type, submitted_at)
 
     # --- status -------------------------------------------------------------------------
 
     def poll(self, jobs: Sequence[tuple[str, JobType]]) -> dict[str, JobStatus]:
-        """One status round; see :mod:`ssm_rules.backends.aws.polling` for its cost."""
-        return self.poller.poll(jobs)
+        """One status round; see :mod:`ssm_rules.backends.aws.polling` for its cost.
+
+        A failure (throttling or 5xx after botocore's bounded retries, or a refusal) is a
+        :class:`StatusError` naming the jobs; the executor skips the round and gives up
+        only after several in a row.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.poller.poll(jobs)
+        except (ClientError, BotoCoreError) as e:
+            names = ", ".join(n for n, _ in jobs)
+            raise StatusError(
+                f"could not read the status of job(s) {names} {_attempts(e)}: {aws_error(e)}"
+            ) from e
 
     # --- find (re-attach) ---------------------------------------------------------------
 
@@ -165,6 +192,28 @@ class AwsBackend:
     def log_reader(self, name: str, job_type: JobType) -> JobLogReader:
         """An incremental reader: each ``read()`` returns the events appended since the last."""
         return JobLogReader(self.logs_client, name, JobType(job_type))
+
+
+def _created_by_an_earlier_attempt(e: Exception) -> bool:
+    """ResourceInUse on a retried Create*Job: the first attempt went through."""
+    return error_code(e) == "ResourceInUse" and retry_attempts(e) > 0
+
+
+def _attempts(e: Exception) -> str:
+    """Like "after 8 attempts" (a connection error carries no count of botocore's retries)."""
+    if getattr(e, "response", None) is None:
+        return "after botocore's retries"
+    return f"after {retry_attempts(e) + 1} attempts"
+
+
+def _submit_hint(e: Exception) -> str:
+    if is_transient(e):
+        return (
+            f"SageMaker still failed {_attempts(e)}: run the same command again later (a job "
+            "created anyway is found and re-attached, not paid twice); with many jobs at "
+            "once, lower --jobs"
+        )
+    return _HINTS.get(error_code(e), "fix the value SageMaker names and run again")
 
 
 def _cli(name: str) -> str:
