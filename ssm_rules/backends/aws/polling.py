@@ -201,20 +201,20 @@ class StatusPoller:
         if name not in self.records:
             self.records[name] = JobRecord(name, APIS[JobType(job_type)], since=created)
 
-    def poll(self, jobs: Sequence[tuple[str, JobType]], full: bool = False) -> dict[str, JobStatus]:
+    def poll(self, jobs: Sequence[tuple[str, JobType]]) -> dict[str, JobStatus]:
         self.last_round = RoundStats()
         by_type: dict[JobType, list[str]] = {}
         for name, job_type in jobs:
             by_type.setdefault(JobType(job_type), []).append(name)
         statuses: dict[str, JobStatus] = {}
         for job_type, names in by_type.items():
-            statuses.update(self._poll_type(APIS[job_type], names, full))
+            statuses.update(self._poll_type(APIS[job_type], names))
         self._forget_finished({name for name, _ in jobs})
         return statuses
 
     # --- one job type -------------------------------------------------------------------
 
-    def _poll_type(self, api: JobApi, names: list[str], full: bool) -> dict[str, JobStatus]:
+    def _poll_type(self, api: JobApi, names: list[str]) -> dict[str, JobStatus]:
         records = {n: self.records.get(n) or self._adopt(n, api) for n in names}
         for record in records.values():
             if record.since is None:  # re-attached: one Describe gives its CreationTime
@@ -325,5 +325,3 @@ class StatusPoller:
             n for n, r in self.records.items() if n not in requested and r.final_described
         ]:
             del self.records[name]
-
-

@@ -168,7 +168,7 @@ class AwsBackend:
         deadline = time.monotonic() + self._stop_wait
         waiting = list(jobs)
         while waiting:
-            statuses = self.poller.poll(waiting, full=True)
+            statuses = self.poller.poll(waiting)
             waiting = [
                 (n, t)
                 for n, t in waiting
