@@ -113,6 +113,8 @@ def task_description(spec: TaskSpec) -> dict[str, Any]:
         "outputs": {name: o.job_path for name, o in spec.named_outputs},
         "output_data": OutputKind.OUTPUT_DATA in kinds,
     }
+    if spec.snakemake_object is not None:
+        task["snakemake"] = spec.snakemake_object
     if spec.job_type is JobType.PROCESSING:
         task["hps"] = dict(spec.hyperparameters)
         if spec.state_prefix:

@@ -138,6 +138,8 @@ class TaskSpec:
     options: JobOptions
     logs: tuple[str, ...]  # where the job's log goes (file:// or s3:// URIs)
     output_names: tuple[str | None, ...] = ()  # the rule's name of each output, in order
+    # what a Snakemake-style Python script: sees as `snakemake` (in-job paths), else None
+    snakemake_object: dict[str, Any] | None = None
 
     @property
     def named_outputs(self) -> list[tuple[str, Output]]:
@@ -159,6 +161,10 @@ def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> Ta
     instance = _instance(view, job_type, default_instance_type)
     kind, script_path = _body(view)
     source_dir, dependencies = _code_dirs(view, options)
+    if script_path is not None and source_dir is None and script_path.parent != view.snakefile_dir:
+        # As Snakemake deploys a script with its whole directory, so do we (helpers next to
+        # the script import); a script beside the Snakefile travels alone.
+        source_dir = script_path.parent
     program = None
     if script_path is not None:
         if source_dir is not None:
@@ -200,7 +206,31 @@ def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> Ta
         options=options,
         logs=logs,
         output_names=tuple(item.name for item in view.outputs),
+        snakemake_object=(
+            _snakemake_object(view, channels, outputs, hps)
+            if program is not None and program.endswith(".py")
+            else None
+        ),
     )
+
+
+def _snakemake_object(
+    view: JobView,
+    channels: tuple[Channel, ...],
+    outputs: tuple[Output, ...],
+    hps: tuple[tuple[str, Any], ...],
+) -> dict[str, Any]:
+    """``snakemake.input``/``output``/``log``/``params``/``wildcards`` for the job: paths are
+    the job's own (params travel as hyperparameters; only their names and order here)."""
+    return {
+        "rule": view.rule,
+        "input": [[i.name, c.job_path] for i, c in zip(view.inputs, channels, strict=True)],
+        "output": [[i.name, o.job_path] for i, o in zip(view.outputs, outputs, strict=True)],
+        "log": [[i.name, "/dev/stderr"] for i in view.logs],
+        "params": [name for name, _ in hps],
+        "wildcards": dict(view.wildcards),
+        "threads": int(view.resources.get("_cores", 1) or 1),
+    }
 
 
 def task_id(rule: str, wildcards: Mapping[str, str]) -> str:

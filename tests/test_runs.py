@@ -3,6 +3,7 @@ stale outputs, a killed client."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -212,3 +213,47 @@ rule second:
     assert proc.returncode != 0
     assert "nothing was submitted" in text and "rule second" in text and "'ml.m5.huge-ish'" in text
     assert not (tmp_path / ".ssm_rules" / "jobs").exists() and not wf.path("a.txt").exists()
+
+
+def test_snakemake_style_script_gets_the_snakemake_object(tmp_path):
+    wf = workflow(
+        tmp_path,
+        """
+rule make:
+    output: "in/{sample}.txt"
+    shell: "echo data-{wildcards.sample} > {output}"
+
+rule script_rule:
+    input: data="in/{sample}.txt", extra="in/b.txt"
+    output: res="out/{sample}.json", m=model("out/{sample}/model.tar.gz")
+    params: lr=0.5, tag="t1"
+    log: "logs/{sample}.log"
+    script: "scripts/work.py"
+""",
+    )
+    wf.write("scripts/helper.py", "def shout(s):\n    return s.upper()\n")
+    wf.write(
+        "scripts/work.py",
+        """
+import json, os
+from helper import shout  # a module next to the script, as Snakemake deploys the script's directory
+with open(snakemake.log[0], "w") as log:
+    print("logging works", file=log)
+data = open(snakemake.input.data).read().strip()
+extra = open(snakemake.input[1]).read().strip()
+open(os.path.join(snakemake.output.m, "w.txt"), "w").write(data)
+json.dump({"data": shout(data), "extra": extra, "lr": snakemake.params.lr, "tag": snakemake.params[1],
+           "sample": snakemake.wildcards.sample, "rule": snakemake.rule}, open(snakemake.output.res, "w"))
+""",
+    )
+    wf.run(*ARGS, "out/a.json")
+    result = json.loads(wf.path("out/a.json").read_text())
+    assert result == {
+        "data": "DATA-A",
+        "extra": "data-b",
+        "lr": 0.5,
+        "tag": "t1",
+        "sample": "a",
+        "rule": "script_rule",
+    }
+    assert "logging works" in wf.path("logs/a.log").read_text()

@@ -30,6 +30,7 @@ from typing import IO, Any
 from . import _common as u
 from . import _jobenv, _outputs
 from . import contract as c
+from .snakemake_script import ENV_SNAKEMAKE
 
 __all__ = ["PROCESSING_BOOTSTRAP", "LaunchError", "launcher_template_path", "load_task", "main"]
 
@@ -166,6 +167,9 @@ def build_command(task: dict[str, Any], code_dir: Path, args: list[str]) -> list
     program = code_dir / task["program"]
     if not program.is_file():
         raise LaunchError(f"program {task['program']!r} not found in the code dir {code_dir}")
+    if program.suffix == ".py" and task.get("snakemake") is not None:
+        # a Snakemake-style script: give it the `snakemake` object (snakemake_script.py)
+        return [sys.executable, "-m", "worker_toolkit.snakemake_script", str(program), *args]
     if program.suffix == ".py":
         return [sys.executable, str(program), *args]
     if program.suffix == ".sh":
@@ -336,7 +340,17 @@ def _prepare(argv: list[str], root: str) -> tuple[dict[str, Any], list[str], dic
     task, args = load_task(argv, root)
     env = _jobenv.build_env(task, root, _code_dir(), os.environ)
     _jobenv.prepare_dirs(env, task, root)
+    if task.get("snakemake") is not None:
+        env[ENV_SNAKEMAKE] = json.dumps(_rerooted_snakemake(task["snakemake"], root))
     return task, args, env
+
+
+def _rerooted_snakemake(spec: dict[str, Any], root: str) -> dict[str, Any]:
+    """The `snakemake` object's paths as this container spells them."""
+    out = dict(spec)
+    for key in ("input", "output", "log"):
+        out[key] = [[name, u.reroot(path, root)] for name, path in spec.get(key) or []]
+    return out
 
 
 def install_requirements(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:
