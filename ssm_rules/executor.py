@@ -41,7 +41,7 @@ from ssm_rules.requests import (
     task_file_uri,
 )
 from ssm_rules.settings import ExecutorSettings
-from ssm_rules.spec import SpecError, TaskSpec, build_spec
+from ssm_rules.spec import TaskSpec, build_spec
 
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
@@ -91,6 +91,7 @@ class Executor(RemoteExecutor):
         # checks, and misses a job whose run_job was interrupted.
         self._in_flight: dict[str, JobType] = {}
         self._in_flight_lock = threading.Lock()
+        self._cancelling = False  # set by cancel_jobs: nothing new is submitted after it
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
@@ -98,14 +99,16 @@ class Executor(RemoteExecutor):
 
     def _check_plan(self) -> None:
         """Validate every job this run will submit before submitting any: a typo in the last
-        rule must not surface hours (and dollars) into the pipeline."""
+        rule must not surface hours (and dollars) into the pipeline. Each job's request is
+        built (its image resolved) and checked as it will be sent; nothing is uploaded."""
         errors: dict[str, str] = {}
         for job in self.workflow.dag.needrun_jobs():
             if job.is_local or getattr(job.rule, "norun", False) or job.rule.name in errors:
                 continue
             try:
-                self._spec(view_of(job))
-            except SpecError as e:
+                spec = self._spec(view_of(job), plan=True)
+                self.ctx.validate(build_request(spec, self._placement(spec, plan=True)))
+            except WorkflowError as e:
                 errors[job.rule.name] = str(e)
         if errors:
             raise WorkflowError(
@@ -116,24 +119,38 @@ class Executor(RemoteExecutor):
     # --- submission ---------------------------------------------------------------------
 
     def run_job(self, job: JobExecutorInterface) -> None:
-        members = _members(job)
-        views = [view_of(m) for m in members]
-        specs = [self._spec(v) for v in views]  # validate every member before sending anything
-        forced = is_forced(self.workflow, job)
-        first = self._submit(specs[0], forced)
+        """Submit the job (a group job: its first member). A failure is this job's error, not
+        the run's: Snakemake goes on with the others (and -k keeps going)."""
+        try:
+            views = [view_of(m) for m in _members(job)]
+            first_spec = self._spec(views[0])
+            for view in views[1:]:  # validate every member before sending anything
+                self._spec(view, plan=True)
+            forced = any(is_forced(self.workflow, m) for m in _members(job))
+            first = self._submit(first_spec, forced)
+        except Exception as e:  # noqa: BLE001 — reported as this job's error, cause named
+            self.report_job_error(SubmittedJobInfo(job=job), msg=_describe_error(e))
+            return
         tracked = Tracked(current=first, pending=views[1:], forced=forced)
         self.report_job_submission(
             SubmittedJobInfo(job=job, external_jobid=first.name, aux={AUX_KEY: tracked})
         )
 
-    def _spec(self, view: JobView) -> TaskSpec:
+    def _spec(self, view: JobView, plan: bool = False) -> TaskSpec:
         return build_spec(
-            view, backend=self.ctx.backend_name, default_instance_type=self.settings.instance_type
+            view,
+            backend=self.ctx.backend_name,
+            default_instance_type=self.settings.instance_type,
+            plan=plan,
         )
 
     def _submit(self, spec: TaskSpec, forced: bool) -> Submission:
-        """Stage and submit, or adopt an existing job of the same identity."""
+        """Stage and submit, or adopt an existing job of the same identity. The request is
+        built and validated before anything is deleted (stale outputs, clean_state)."""
         ctx = self.ctx
+        with self._in_flight_lock:
+            if self._cancelling:
+                raise WorkflowError(f"rule {spec.rule}: not submitted, the run is being cancelled")
         code_uri, code_sha = self._code(spec)
         channel_uris = self._channels(spec)
         ident = identity(
@@ -142,6 +159,9 @@ class Executor(RemoteExecutor):
             {name: input_version(ctx.store(uri), uri) for name, uri in channel_uris.items()},
         )
         tags = {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
+        place = self._placement(spec, code_uri, channel_uris, tags)
+        request = build_request(spec, place)
+        ctx.validate(request)
         staging.remove_stale_outputs(ctx.store, spec)
         adopted = self._adopt(spec, ident, forced)
         if adopted is not None:
@@ -149,10 +169,45 @@ class Executor(RemoteExecutor):
         if spec.clean_state and spec.state_prefix:
             n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
             self.logger.info(f"rule {spec.rule}: clean_state wiped {n} state objects")
-        place = Placement(
+        if spec.job_type is JobType.PROCESSING:
+            uri = task_file_uri(place)
+            task = task_description(spec, place.restore_state)
+            staging.upload_text(ctx.store(uri), json.dumps(task), uri)
+        # Tracked before the call and kept if it fails: a Create whose reply was lost may
+        # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
+        self._track(place.job_name, request.job_type)
+        ctx.backend.submit(request)
+        self.logger.info(
+            f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
+            f"({spec.instance.count} x {spec.instance.instance_type}"
+            f"{', spot' if spec.instance.spot else ''})"
+        )
+        return Submission(spec, place, request.job_type)
+
+    def _placement(
+        self,
+        spec: TaskSpec,
+        code_uri: str = "",
+        channel_uris: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        plan: bool = False,
+    ) -> Placement:
+        """Where the job's things are. ``plan=True`` (checking the plan): nothing is staged
+        yet, so URIs are stand-ins of the right shape and nothing is listed."""
+        ctx = self.ctx
+        channel_uris = channel_uris or {}
+        restore_state = False
+        if (
+            not plan
+            and spec.job_type is JobType.PROCESSING
+            and spec.state_prefix
+            and not spec.clean_state
+        ):
+            restore_state = bool(ctx.store(spec.state_prefix).list(spec.state_prefix))
+        return Placement(
             job_name=job_name(spec.rule, token=secrets.token_hex(3)),
-            code_uri=code_uri,
-            channel_uris=channel_uris,
+            code_uri=code_uri or ctx.root + "code/0/sourcedir.tar.gz",
+            channel_uris={c.name: channel_uris.get(c.name) or ctx.root for c in spec.channels},
             jobs_uri=ctx.jobs_uri,
             image_uri=image_uri(
                 spec.options, spec.rule, ctx.region, spec.instance.instance_type, spec.job_type
@@ -162,25 +217,9 @@ class Executor(RemoteExecutor):
             kms_key=ctx.kms_key,
             subnets=ctx.subnets,
             security_groups=ctx.security_groups,
-            identity_tags=tags,
+            identity_tags=tags or {},
+            restore_state=restore_state,
         )
-        if spec.job_type is JobType.PROCESSING:
-            uri = task_file_uri(place)
-            staging.upload_text(ctx.store(uri), json.dumps(task_description(spec)), uri)
-        request = build_request(spec, place)
-        ctx.validate(request)
-        self._track(place.job_name, request.job_type)
-        try:
-            ctx.backend.submit(request)
-        except Exception:
-            self._untrack(place.job_name)
-            raise
-        self.logger.info(
-            f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
-            f"({spec.instance.count} x {spec.instance.instance_type}"
-            f"{', spot' if spec.instance.spot else ''})"
-        )
-        return Submission(spec, place, request.job_type)
 
     def _adopt(self, spec: TaskSpec, ident: str, forced: bool) -> Submission | None:
         """A job of the same identity still running (its client died): wait for it instead
@@ -286,7 +325,16 @@ class Executor(RemoteExecutor):
             self.logger.info(f"rule {sub.spec.rule}: job {sub.name} {status.secondary}")
 
     def _finish(self, info: SubmittedJobInfo, t: Tracked, status: JobStatus) -> bool:
-        """Handle a job that ended. True when the Snakemake job is still active (next member)."""
+        """Handle a job that ended. True when the Snakemake job is still active (next member
+        or retry). Nothing escapes: an exception here would stop the status thread and leave
+        every other job running unwatched."""
+        try:
+            return self._handle_end(info, t, status)
+        except Exception as e:  # noqa: BLE001 — see docstring
+            self.report_job_error(info, msg=_describe_error(e))
+            return False
+
+    def _handle_end(self, info: SubmittedJobInfo, t: Tracked, status: JobStatus) -> bool:
         sub = t.current
         tail = self._refresh_logs(t, final=True)
         outcome = classify(status)
@@ -309,17 +357,12 @@ class Executor(RemoteExecutor):
             self.report_job_error(
                 info,
                 msg=f"rule {sub.spec.rule}: job {sub.name} completed, but putting its outputs in "
-                f"place failed: {type(e).__name__}: {e}. Nothing was reported as done; rerun to "
-                "retry (the finished job is reused, not run again).\n",
+                f"place failed: {_describe_error(e)}. Rerun to retry: the finished job is "
+                "reused, not run again.\n",
             )
             return False
         if t.pending:
-            view = t.pending.pop(0)
-            try:
-                t.current = self._submit(self._spec(view), t.forced)
-            except WorkflowError as e:
-                self.report_job_error(info, msg=str(e))
-                return False
+            t.current = self._submit(self._spec(t.pending.pop(0)), t.forced)
             return True
         self.report_job_success(info)
         return False
@@ -328,7 +371,8 @@ class Executor(RemoteExecutor):
         """No spot capacity (or spot waited past MaxWaitTimeInSeconds): try spot again up to
         ``spot_retries`` times, then on-demand. The task state carries over: it lives at the
         same prefix. Never reached for a failure of the user's code."""
-        spec = t.current.spec
+        # the retry resumes from what the interrupted job saved: never wipe it again
+        spec = replace(t.current.spec, clean_state=False)
         t.capacity_failures += 1
         if t.capacity_failures > spec.instance.spot_retries:
             spec = replace(spec, instance=spec.instance.on_demand())
@@ -339,11 +383,7 @@ class Executor(RemoteExecutor):
             f"rule {spec.rule}: job {status.name} got no spot capacity "
             f"({status.failure_reason or status.secondary}); retrying {how}"
         )
-        try:
-            t.current = self._submit(spec, forced=True)
-        except WorkflowError as e:
-            self.report_job_error(info, msg=str(e))
-            return False
+        t.current = self._submit(spec, forced=True)
         return True
 
     def _refresh_logs(self, t: Tracked, final: bool = False) -> str:
@@ -359,14 +399,14 @@ class Executor(RemoteExecutor):
             if sub.log_reader is None:
                 sub.log_reader = self.ctx.backend.log_reader(sub.name, sub.job_type)
             new = sub.log_reader.read()
+            sub.log_events.extend(new)
+            text = render(sub.name, sub.log_events)
+            if new or final:
+                for uri in sub.spec.logs:
+                    write_log(self.ctx.store(uri), uri, t.finished_logs.get(uri, "") + text)
         except Exception as e:  # noqa: BLE001 — see docstring
-            self.logger.warning(f"could not read the logs of job {sub.name}: {e!r}")
-            new = []
-        sub.log_events.extend(new)
-        text = render(sub.name, sub.log_events)
-        if new or final:
-            for uri in sub.spec.logs:
-                write_log(self.ctx.store(uri), uri, t.finished_logs.get(uri, "") + text)
+            self.logger.warning(f"could not bring the log of job {sub.name} up to date: {e!r}")
+            text = render(sub.name, sub.log_events)
         if final:
             for uri in sub.spec.logs:
                 t.finished_logs[uri] = t.finished_logs.get(uri, "") + text
@@ -376,6 +416,7 @@ class Executor(RemoteExecutor):
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         with self._in_flight_lock:
+            self._cancelling = True  # no group member or retry starts after this snapshot
             in_flight = dict(self._in_flight)
         for info in active_jobs:
             in_flight.setdefault(info.aux[AUX_KEY].current.name, info.aux[AUX_KEY].current.job_type)
@@ -390,7 +431,15 @@ class Executor(RemoteExecutor):
             )
             return
         self.logger.info(f"stopping {len(jobs)} SageMaker job(s): {names}")
-        self.ctx.backend.stop(jobs)
+        try:
+            self.ctx.backend.stop(jobs)
+        except Exception as e:  # noqa: BLE001 — say which jobs may still run, and how to stop them
+            self.logger.error(
+                f"could not ask every job to stop ({_describe_error(e)}); check and stop these "
+                f"jobs yourself (SageMaker console, or aws sagemaker stop-training-job / "
+                f"stop-processing-job --…-job-name <name>): {names}"
+            )
+            return
         deadline = time.monotonic() + STOP_WAIT_SECONDS
         while time.monotonic() < deadline:
             try:
@@ -402,6 +451,12 @@ class Executor(RemoteExecutor):
                 return
             time.sleep(1)
         self.logger.warning(f"jobs did not confirm stopping within {STOP_WAIT_SECONDS}s: {names}")
+
+
+def _describe_error(e: BaseException) -> str:
+    """A failure as the user reads it: our own errors say what and how to fix; anything else
+    keeps its type so that it can be looked up."""
+    return str(e) if isinstance(e, WorkflowError) else f"{type(e).__name__}: {e}"
 
 
 def _members(job: JobExecutorInterface) -> list[Any]:

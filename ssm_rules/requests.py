@@ -49,6 +49,9 @@ class Placement:
     subnets: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
     identity_tags: dict[str, str] = field(default_factory=dict)
+    # processing: the task state has objects to restore (SageMaker refuses an input whose
+    # prefix is empty, so a first run, or one after clean_state, gets no state input)
+    restore_state: bool = True
 
 
 JOB_SUFFIX_LENGTH = len("-MMDDHHMMSS-abcdef")
@@ -97,7 +100,7 @@ def task_file_uri(place: Placement) -> str:
     return str(ObjectURI.parse(place.jobs_uri).join(place.job_name, C.TASK_FILE_NAME))
 
 
-def task_description(spec: TaskSpec) -> dict[str, Any]:
+def task_description(spec: TaskSpec, restore_state: bool = True) -> dict[str, Any]:
     """What the in-job launcher runs (contract.py documents the keys)."""
     kinds = {o.kind for o in spec.outputs}
     task: dict[str, Any] = {
@@ -117,7 +120,7 @@ def task_description(spec: TaskSpec) -> dict[str, Any]:
         task["snakemake"] = spec.snakemake_object
     if spec.job_type is JobType.PROCESSING:
         task["hps"] = dict(spec.hyperparameters)
-        if spec.state_prefix:
+        if spec.state_prefix and restore_state:
             task["state_input"] = PROCESSING_STATE_INPUT_PATH
     return task
 
@@ -247,10 +250,11 @@ def processing_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
             },
         }
     ]
-    if spec.state_prefix:
+    if spec.state_prefix and place.restore_state:
         inputs.append(
             s3_input(C.PROCESSING_STATE_INPUT, spec.state_prefix, PROCESSING_STATE_INPUT_PATH)
         )
+    if spec.state_prefix:
         # Continuous upload keeps the state of a job that fails or is stopped.
         outputs.append(
             {

@@ -36,10 +36,13 @@ from worker_toolkit import contract as C
 MAX_TRAINING_CHANNELS = 20
 MAX_PROCESSING_INPUTS = 10  # ProcessingInputs: 0-10 items
 MAX_HYPERPARAMETERS = 100
+# sagemaker_program, sagemaker_submit_directory, sagemaker_region,
+# sagemaker_container_log_level, ssm_task (requests.training_request)
+RESERVED_HYPERPARAMETERS = 5
 MAX_HP_KEY = 256
 MAX_HP_VALUE = 2500
 MAX_RUNTIME_SECONDS = 28 * 24 * 3600  # training: up to 28 days
-MAX_PROCESSING_RUNTIME_SECONDS = 5 * 24 * 3600  # processing: up to 5 days
+MAX_PROCESSING_RUNTIME_SECONDS = 777600  # processing: up to 9 days (botocore's model)
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9\.\-_]{1,64}")
 INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
 DEFAULT_MAX_RUN_MINS = 24 * 60
@@ -154,7 +157,11 @@ def _err(view: JobView, message: str) -> SpecError:
     return SpecError(f"rule {view.rule}: {message}")
 
 
-def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> TaskSpec:
+def build_spec(
+    view: JobView, *, backend: str, default_instance_type: str, plan: bool = False
+) -> TaskSpec:
+    """``plan=True``: checking the whole plan before the run; files other jobs will produce
+    (a local_input made by a local rule) need not exist yet."""
     _check_resource_names(view)
     options = _job_options(view)
     job_type = _job_type(view)
@@ -177,9 +184,10 @@ def build_spec(view: JobView, *, backend: str, default_instance_type: str) -> Ta
             program = script_path.relative_to(source_dir).as_posix()
         else:
             program = script_path.name
-    channels = _channels(view, job_type, backend)
+    channels = _channels(view, job_type, backend, plan)
     outputs = _outputs(view, job_type, backend)
     state_out = next((o for o in outputs if o.kind is OutputKind.STATE), None)
+    _check_channel_count(view, job_type, channels, state_out is not None)
     if state_out is None and options.clean_state:
         raise _err(view, "job(clean_state=True) but the rule declares no state(...) output")
     hps = _hyperparameters(view)
@@ -327,7 +335,8 @@ def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
         )
     default_run = DEFAULT_MAX_RUN_MINS
     if "max_run_mins" not in view.resources and view.resources.get("runtime"):
-        default_run = int(view.resources["runtime"])  # Snakemake's own runtime (minutes)
+        # Snakemake's own runtime resource (minutes) stands in for max_run_mins
+        default_run = _int_resource(view, "runtime", None, 1) or DEFAULT_MAX_RUN_MINS
     max_run = _int_resource(view, "max_run_mins", default_run, 1)
     limit = MAX_RUNTIME_SECONDS if job_type is JobType.TRAINING else MAX_PROCESSING_RUNTIME_SECONDS
     if max_run * 60 > limit:
@@ -434,6 +443,12 @@ def _code_dirs(view: JobView, options: JobOptions) -> tuple[Path | None, tuple[P
 
 def _uri_of(view: JobView, item: IOItem, backend: str, what: str) -> str:
     if item.storage_uri:
+        if not item.storage_uri.startswith("s3://"):
+            raise _err(
+                view,
+                f"{what} {item.path!r} is stored at {item.storage_uri!r}: SageMaker reads and "
+                "writes S3 only; use the s3 storage plugin (--default-storage-provider s3)",
+            )
         return item.storage_uri
     if backend == "local":
         return file_uri(view.workdir / item.path, directory=item.is_directory)
@@ -445,7 +460,7 @@ def _uri_of(view: JobView, item: IOItem, backend: str, what: str) -> str:
     )
 
 
-def _channels(view: JobView, job_type: JobType, backend: str) -> tuple[Channel, ...]:
+def _channels(view: JobView, job_type: JobType, backend: str, plan: bool) -> tuple[Channel, ...]:
     base = C.INPUT_DATA_DIR if job_type is JobType.TRAINING else C.PROCESSING_INPUT_DIR
     counts: dict[str | None, int] = {}
     for item in view.inputs:
@@ -469,9 +484,11 @@ def _channels(view: JobView, job_type: JobType, backend: str) -> tuple[Channel, 
             is_prefix = True
         elif flags.get(LOCAL_INPUT_FLAG) or (not item.storage_uri and backend != "local"):
             path = view.workdir / item.path
-            if not path.exists():
+            if not path.exists() and not plan:
                 raise _err(
-                    view, f"local_input {item.path!r} does not exist (looked at {str(path)!r})"
+                    view,
+                    f"local_input {item.path!r} does not exist (looked at {str(path)!r}): "
+                    "create it, or give the path of the file or directory you meant",
                 )
             if path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
                 # SageMaker fails a job whose channel prefix holds no object
@@ -505,15 +522,23 @@ def _channels(view: JobView, job_type: JobType, backend: str) -> tuple[Channel, 
             f"channel names {dupes} are used twice: rename the inputs (unnamed inputs "
             "are called in0, in1, ...)",
         )
-    limit = MAX_TRAINING_CHANNELS if job_type is JobType.TRAINING else MAX_PROCESSING_INPUTS
+    return tuple(channels)
+
+
+def _check_channel_count(
+    view: JobView, job_type: JobType, channels: tuple[Channel, ...], has_state: bool
+) -> None:
+    if job_type is JobType.TRAINING:
+        limit = MAX_TRAINING_CHANNELS
+    else:  # ssm_rules' own ProcessingInputs: the code bundle, the task, the state
+        limit = MAX_PROCESSING_INPUTS - 2 - int(has_state)
     if len(channels) > limit:
         raise _err(
             view,
             f"{len(channels)} inputs but a SageMaker {job_type} job takes at most "
-            f"{limit}: put related files in one directory and pass it as one "
+            f"{limit} here: put related files in one directory and pass it as one "
             "local_input(...) / one input",
         )
-    return tuple(channels)
 
 
 def _check_channel_name(view: JobView, name: str, job_type: JobType) -> None:
@@ -612,7 +637,7 @@ def _hyperparameters(view: JobView) -> tuple[tuple[str, Any], ...]:
                 f"{MAX_HP_VALUE}: put large values in a file input instead",
             )
         hps.append((name, value))
-    if len(hps) > MAX_HYPERPARAMETERS - 4:  # room for sagemaker_program etc.
+    if len(hps) > MAX_HYPERPARAMETERS - RESERVED_HYPERPARAMETERS:
         raise _err(
             view,
             f"{len(hps)} params: SageMaker takes at most {MAX_HYPERPARAMETERS} "

@@ -84,12 +84,12 @@ def start_and_kill_client(wf: Workflow, *extra: str) -> None:
 
 
 def test_rerun_adopts_the_job_still_running(tmp_path):
-    wf = workflow(tmp_path, steps=8)
+    wf = workflow(tmp_path, steps=30)  # ~9 s: still running when the second client starts
     start_and_kill_client(wf)
     out = wf.run(*ARGS)  # no --rerun-incomplete needed: the output never existed
     assert "re-attaching to job" in out.stderr
     assert len(jobs(wf)) == 1  # zero extra CreateTrainingJob
-    assert wf.path("out.txt").read_text() == "steps=8\n"
+    assert wf.path("out.txt").read_text() == "steps=30\n"
 
 
 def test_rerun_incomplete_reuses_the_job_that_completed_meanwhile(tmp_path):
