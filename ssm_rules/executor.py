@@ -456,7 +456,8 @@ class Executor(RemoteExecutor):
 def _describe_error(e: BaseException) -> str:
     """A failure as the user reads it: our own errors say what and how to fix; anything else
     keeps its type so that it can be looked up."""
-    return str(e) if isinstance(e, WorkflowError) else f"{type(e).__name__}: {e}"
+    text = str(e) if isinstance(e, WorkflowError) else f"{type(e).__name__}: {e}"
+    return text.rstrip("\n") + "\n"  # Snakemake appends its own sentence right after
 
 
 def _members(job: JobExecutorInterface) -> list[Any]:

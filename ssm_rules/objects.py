@@ -154,14 +154,27 @@ def _atomic_copy(src: Path, dst: Path) -> None:
 class S3Objects:
     """``s3://`` URIs through one boto3 client (created lazily; boto3 is heavy).
 
-    With ``expected_owner``, every call carries ExpectedBucketOwner: S3 refuses it with 403
-    when the bucket belongs to another account, so a bucket name taken over elsewhere never
-    receives (or serves) our objects.
+    With ``expected_owner``, every call on one of ``owned_buckets`` (the staging bucket; all
+    buckets when not given) carries ExpectedBucketOwner: S3 refuses it with 403 when the
+    bucket belongs to another account, so a bucket name taken over elsewhere never receives
+    (or serves) our objects. Calls on other buckets (a public dataset, the user's storage in
+    another account) go without it: there it would wrongly refuse them.
     """
 
-    def __init__(self, client: Any | None = None, expected_owner: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Any | None = None,
+        expected_owner: str | None = None,
+        owned_buckets: frozenset[str] | None = None,
+    ) -> None:
         self._client = client
-        self._owner = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
+        self._expected_owner = expected_owner
+        self._owned = owned_buckets
+
+    def _owner(self, bucket: str) -> dict[str, str]:
+        if not self._expected_owner or (self._owned is not None and bucket not in self._owned):
+            return {}
+        return {"ExpectedBucketOwner": self._expected_owner}
 
     @property
     def client(self) -> Any:
@@ -176,7 +189,7 @@ class S3Objects:
         found = []
         paginator = self.client.get_paginator("list_objects_v2")
         with _failing_as(f"listing {prefix} (S3 ListObjectsV2)"):
-            for page in paginator.paginate(Bucket=u.bucket, Prefix=u.key, **self._owner):
+            for page in paginator.paginate(Bucket=u.bucket, Prefix=u.key, **self._owner(u.bucket)):
                 for obj in page.get("Contents", []):
                     found.append(
                         ObjectInfo(
@@ -194,7 +207,7 @@ class S3Objects:
         u = ObjectURI.parse(uri)
         with _failing_as(f"checking {uri} (S3 HeadObject)"):
             try:
-                self.client.head_object(Bucket=u.bucket, Key=u.key, **self._owner)
+                self.client.head_object(Bucket=u.bucket, Key=u.key, **self._owner(u.bucket))
             except ClientError as e:
                 if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                     return False
@@ -209,7 +222,9 @@ class S3Objects:
         os.close(fd)
         try:
             with _failing_as(f"downloading {uri} (S3 GetObject)"):
-                self.client.download_file(u.bucket, u.key, tmp, ExtraArgs=self._owner or None)
+                self.client.download_file(
+                    u.bucket, u.key, tmp, ExtraArgs=self._owner(u.bucket) or None
+                )
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -218,21 +233,23 @@ class S3Objects:
     def upload(self, path: Path, uri: str) -> None:
         u = ObjectURI.parse(uri)
         with _failing_as(f"uploading {path} to {uri} (S3 PutObject)"):
-            self.client.upload_file(str(path), u.bucket, u.key, ExtraArgs=self._owner or None)
+            self.client.upload_file(
+                str(path), u.bucket, u.key, ExtraArgs=self._owner(u.bucket) or None
+            )
 
     def copy(self, src: str, dst: str) -> None:
         s, d = ObjectURI.parse(src), ObjectURI.parse(dst)
         # Managed copy: server-side, multipart above CopyObject's 5 GB limit. ExpectedBucketOwner
         # goes on CopyObject / UploadPartCopy (the destination) and on the HeadObject s3transfer
         # sends to the source first (it does not accept ExpectedSourceBucketOwner).
-        extra = dict(self._owner) or None
+        extra = self._owner(d.bucket) or None
         with _failing_as(f"copying {src} to {dst} (S3 CopyObject)"):
             self.client.copy({"Bucket": s.bucket, "Key": s.key}, d.bucket, d.key, ExtraArgs=extra)
 
     def delete(self, uri: str) -> None:
         u = ObjectURI.parse(uri)
         with _failing_as(f"deleting {uri} (S3 DeleteObject)"):
-            self.client.delete_object(Bucket=u.bucket, Key=u.key, **self._owner)
+            self.client.delete_object(Bucket=u.bucket, Key=u.key, **self._owner(u.bucket))
 
 
 @contextmanager

@@ -106,7 +106,7 @@ def backend(moto: PlainMotoServer) -> tuple[AwsBackend, Calls]:
     counter = Calls()
     sm = counter.attach(plain_client("sagemaker"))
     logs = counter.attach(plain_client("logs"))
-    return AwsBackend(sm, logs, stop_wait_seconds=5, sleep=lambda s: None), counter
+    return AwsBackend(sm, logs), counter
 
 
 def settings(**kwargs: Any) -> ExecutorSettings:
@@ -202,7 +202,7 @@ def test_context_resolves_account_role_bucket_and_creates_the_bucket(
     assert ctx.root == f"s3://{bucket}/runs/ssm/"
     assert ctx.jobs_uri == f"s3://{bucket}/runs/ssm/jobs"
     assert isinstance(ctx.backend, AwsBackend)
-    assert ctx.s3 is not None and ctx.s3._owner == {"ExpectedBucketOwner": ACCOUNT}
+    assert ctx.s3 is not None and ctx.s3._owner(bucket) == {"ExpectedBucketOwner": ACCOUNT}
     assert calls.count("GetCallerIdentity") == 1
     assert calls.count("HeadBucket") == 1
     assert calls.count("CreateBucket") == 1

@@ -499,10 +499,14 @@ def print_table(faults: list[Any], api_calls: ApiCalls) -> None:
 @pytest.mark.parametrize(
     ("service", "operation", "expected"),
     [
-        ("sagemaker", "CreateTrainingJob", ["SubmitError", "CreateTrainingJob", "train-"]),
+        (
+            "sagemaker",
+            "CreateTrainingJob",
+            ["Error in rule train", "refused CreateTrainingJob", "train-"],
+        ),
         ("sagemaker", "ListTrainingJobs", ["status rounds in a row failed", "re-attach", "train-"]),
         ("s3", "CopyObject", ["Error in rule prep", "prep-", "CopyObject", "SlowDown"]),
-        ("s3", "PutObject", ["ObjectStoreError", "sourcedir.tar.gz (S3 PutObject)", "SlowDown"]),
+        ("s3", "PutObject", ["Error in rule", "sourcedir.tar.gz (S3 PutObject)", "SlowDown"]),
     ],
     ids=["CreateTrainingJob", "ListTrainingJobs", "CopyObject", "PutObject"],
 )
@@ -634,3 +638,27 @@ def test_the_fault_table_in_the_docs_names_tests_that_exist() -> None:
     named = set(re.findall(r"`(test_\w+)`", doc))
     assert len(named) >= 7
     assert named <= {n for n in globals() if n.startswith("test_")}
+
+
+def test_owner_check_only_on_the_staging_bucket(aws: MotoServer, api_calls: ApiCalls) -> None:
+    """ExpectedBucketOwner guards our staging bucket; on another bucket (a public dataset,
+    storage in another account) it would make S3 refuse the call, so it is not sent there."""
+    from ssm_rules.objects import S3Objects
+
+    s3 = aws.client("s3")
+    for name in ("staging-bucket", "dataset-bucket"):
+        s3.create_bucket(Bucket=name)
+        s3.put_object(Bucket=name, Key="k/x.txt", Body=b"x")
+    store = S3Objects(
+        client=s3, expected_owner=ACCOUNT, owned_buckets=frozenset({"staging-bucket"})
+    )
+    api_calls.clear()
+    assert store.exists("s3://staging-bucket/k/x.txt") and store.exists(
+        "s3://dataset-bucket/k/x.txt"
+    )
+    store.list("s3://staging-bucket/k/")
+    store.list("s3://dataset-bucket/k/")
+    owner = {
+        c.path.split("/")[1]: c.headers.get("x-amz-expected-bucket-owner") for c in api_calls.calls
+    }
+    assert owner == {"staging-bucket": ACCOUNT, "dataset-bucket": None}

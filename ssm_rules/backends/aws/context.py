@@ -187,6 +187,9 @@ def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
         kms_key=settings.kms_key,
         subnets=tuple(settings.subnet_list),
         security_groups=tuple(settings.security_group_list),
-        s3=S3Objects(client=s3_client, expected_owner=identity.account),
+        # the owner check on our staging bucket only: user storage may be another account's
+        s3=S3Objects(
+            client=s3_client, expected_owner=identity.account, owned_buckets=frozenset({bucket})
+        ),
         validate=RequestValidator(warn=say.warning),
     )

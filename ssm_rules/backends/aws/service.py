@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ssm_rules import aws_clients
@@ -22,12 +22,10 @@ from ssm_rules.backends.aws.errors import (
 )
 from ssm_rules.backends.aws.polling import APIS, StatusPoller, utcnow
 from ssm_rules.backends.aws.validation import OPERATIONS
-from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, LogEvent
+from ssm_rules.backends.base import JobRequest, JobStatus, JobType, LogEvent
 
 log = logging.getLogger(__name__)
 
-STOP_WAIT_SECONDS = 60.0
-STOP_POLL_SECONDS = 2.0
 
 # What to do about the Create*Job errors a user can fix.
 _HINTS = {
@@ -52,15 +50,14 @@ class AwsBackend:
         sagemaker: Any,
         logs: Any,
         logger: Any = None,
-        stop_wait_seconds: float = STOP_WAIT_SECONDS,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.sagemaker = sagemaker
         self.logs_client = logs
         self.poller = StatusPoller(sagemaker)
+        # the executor's main thread (submit, find, cancel) and its status thread (poll) share
+        # the poller's records
+        self._poller_lock = threading.Lock()
         self._log = logger or log
-        self._stop_wait = stop_wait_seconds
-        self._sleep = sleep
 
     @classmethod
     def for_region(cls, region: str, logger: Any = None) -> AwsBackend:
@@ -94,7 +91,8 @@ class AwsBackend:
             # token per submission, so the job of this name is ours: track it. Reporting a
             # failure would leave it running, and billed, unwatched.
             self._log.info(f"job {request.name} was created by an earlier attempt of {operation}")
-        self.poller.track(request.name, request.job_type, submitted_at)
+        with self._poller_lock:
+            self.poller.track(request.name, request.job_type, submitted_at)
 
     # --- status -------------------------------------------------------------------------
 
@@ -108,7 +106,8 @@ class AwsBackend:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self.poller.poll(jobs)
+            with self._poller_lock:
+                return self.poller.poll(jobs)
         except (ClientError, BotoCoreError) as e:
             names = ", ".join(n for n, _ in jobs)
             raise StatusError(
@@ -124,31 +123,37 @@ class AwsBackend:
         TrainingJob, not ProcessingJob). Processing: ListProcessingJobs by name within the
         last ``FIND_WINDOW``, then ListTags per candidate (at most ``FIND_MAX_CANDIDATES``).
         """
+        from botocore.exceptions import BotoCoreError, ClientError
+
         job_type = JobType(job_type)
-        if job_type is JobType.TRAINING:
-            found = finding.find_training(self.sagemaker, name_prefix, tags)
-        else:
-            found = finding.find_processing(self.sagemaker, name_prefix, tags)
-        for status, created in found:
-            self.poller.adopt(status.name, job_type, created)
+        try:
+            if job_type is JobType.TRAINING:
+                found = finding.find_training(self.sagemaker, name_prefix, tags)
+            else:
+                found = finding.find_processing(self.sagemaker, name_prefix, tags)
+        except (ClientError, BotoCoreError) as e:
+            raise StatusError(
+                f"could not look for earlier {job_type} jobs {name_prefix}* to re-attach to "
+                f"{_attempts(e)}: {aws_error(e)}. The role or user running snakemake needs "
+                "sagemaker:Search, sagemaker:ListProcessingJobs and sagemaker:ListTags"
+            ) from e
+        # the executor re-attaches to at most one of these; the poller learns it on first poll
         return [status for status, _ in found]
 
     # --- stop ---------------------------------------------------------------------------
 
     def stop(self, jobs: Sequence[tuple[str, JobType]]) -> None:
-        """Stop each job, then wait (bounded) until each reports Stopping or a final state.
+        """Ask each job to stop (the executor then waits until each reports Stopping).
 
         SageMaker sends SIGTERM to the containers, then SIGKILL after 120 s; a training job's
         checkpoints (task state) are uploaded before it is Stopped. A job that already ended
         answers ValidationException: that is the outcome we wanted, not an error.
         """
-        from botocore.exceptions import ClientError
-
         for name, job_type in jobs:
             api = APIS[JobType(job_type)]
             try:
                 getattr(self.sagemaker, api.stop_op)(**{api.name_key: name})
-            except ClientError as e:
+            except Exception as e:  # noqa: BLE001 — every job gets its Stop call, whatever fails
                 code = error_code(e)
                 if is_not_found(e):
                     self._log.warning(f"cannot stop job {name}: SageMaker does not know it")
@@ -162,26 +167,6 @@ class AwsBackend:
                         f"be running (and billed): stop it with 'aws sagemaker "
                         f"{_cli(api.stop_op)} --{_cli(api.name_key)} {name}'"
                     )
-        self._wait_stopping(jobs)
-
-    def _wait_stopping(self, jobs: Sequence[tuple[str, JobType]]) -> None:
-        deadline = time.monotonic() + self._stop_wait
-        waiting = list(jobs)
-        while waiting:
-            statuses = self.poller.poll(waiting)
-            waiting = [
-                (n, t)
-                for n, t in waiting
-                if n not in statuses
-                or not (statuses[n].is_done or statuses[n].state is JobState.STOPPING)
-            ]
-            if not waiting:
-                return
-            if time.monotonic() >= deadline:
-                names = ", ".join(n for n, _ in waiting)
-                self._log.warning(f"jobs not yet stopping after {self._stop_wait:.0f}s: {names}")
-                return
-            self._sleep(STOP_POLL_SECONDS)
 
     # --- logs ---------------------------------------------------------------------------
 

@@ -1,11 +1,14 @@
 """Host processes: one per instance, each in its own session and, where Linux allows it,
-its own mount namespace with its sandbox at /opt/ml.
+its own mount and pid namespaces with its sandbox at /opt/ml.
 
 A SageMaker instance is a container: /opt/ml is its own, and the container's processes
-die with it. Here each host is a process group (``start_new_session``) so that stop can
-signal all of it — SIGTERM first, SIGKILL after the grace period, as StopTrainingJob does
-— and ``unshare --mount`` with a bind mount gives each host a private /opt/ml, so code
-that hardcodes /opt/ml/model works and hosts never see each other's files.
+die with it. Here each host is a session (``start_new_session``) so that stop can signal
+it — SIGTERM first, SIGKILL after the grace period, as StopTrainingJob does — and
+``unshare --mount --pid --fork --kill-child`` with a bind mount gives each host a private
+/opt/ml, so code that hardcodes /opt/ml/model works and hosts never see each other's files.
+The program is pid 1 of the namespace (it ignores signals it has no handler for, as a
+container's init does), and every process of the host dies with it, also those that left
+its process group. Without namespaces, what is left of the host's session is killed.
 """
 
 from __future__ import annotations
@@ -61,7 +64,9 @@ def stop_grace_seconds() -> float:
 
 
 def _unshare_prefix(mode: MountMode) -> list[str]:
-    prefix = ["unshare", "--mount", "--propagation", "private"]
+    # --pid --fork: the program is pid 1 of its own pid namespace, so when it ends (or
+    # unshare is killed: --kill-child) the kernel kills everything it started.
+    prefix = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child"]
     if mode is MountMode.USERNS:
         prefix.insert(1, "--map-root-user")
         prefix.insert(1, "--user")
@@ -207,8 +212,42 @@ def signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+def session_members(sid: int) -> list[int]:
+    """Every process (but this one) whose session id is ``sid``, from /proc."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if len(fields) > 3 and int(fields[3]) == sid:
+            found.append(int(entry))
+    return found
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of a host's session: a program's children that left its process
+    group (the launcher gives the program its own) still die with the host."""
+    for pid in session_members(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def kill_host(pid: int) -> None:
+    """SIGKILL a host (its process group and what is left of its session)."""
+    signal_group(pid, signal.SIGKILL)
+    kill_session(pid)
+
+
 def terminate(hosts: Sequence[Host], grace: float) -> None:
-    """SIGTERM every host's group; SIGKILL what is still running after ``grace`` seconds."""
+    """SIGTERM every host's group; SIGKILL what is still running after ``grace`` seconds,
+    and whatever the host left behind in its session."""
     for h in hosts:
         if h.poll() is None:
             h.signal(signal.SIGTERM)
@@ -216,7 +255,7 @@ def terminate(hosts: Sequence[Host], grace: float) -> None:
     while time.monotonic() < deadline and any(h.poll() is None for h in hosts):
         time.sleep(0.05)
     for h in hosts:
-        h.signal(signal.SIGKILL)  # also leftovers of a group whose leader already exited
+        kill_host(h.pid)  # also leftovers of a host that already exited
     for h in hosts:
         try:
             h.proc.wait(timeout=10)

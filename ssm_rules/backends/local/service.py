@@ -19,7 +19,7 @@ from typing import Any
 
 from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, LogEvent
 from ssm_rules.backends.local import status
-from ssm_rules.backends.local.hosts import signal_group
+from ssm_rules.backends.local.hosts import kill_host
 from ssm_rules.backends.local.jobdir import (
     RUNNER_MODULE,
     JobDir,
@@ -185,7 +185,7 @@ class LocalBackend:
     ) -> dict[str, Any]:
         log.warning("local runner of %s died; failing the job", jobdir.name)
         for host in doc.get("Local", {}).get("Hosts", []):
-            signal_group(int(host["Pid"]), signal.SIGKILL)
+            kill_host(int(host["Pid"]))
         if job_type is JobType.TRAINING:
             self._save_checkpoints(jobdir, request, doc)
         st = status.StatusDoc(job_type, doc)
