@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ssm_rules.objects import ObjectURI, relative_key, store_for
+from ssm_rules.objects import ObjectStore, ObjectURI, relative_key, store_for
 
 MANIFEST_FORMAT = "ssm_rules.state/1"
 
@@ -43,8 +43,8 @@ class StateManifest:
         )
 
 
-def snapshot(prefix: str, job: str) -> StateManifest:
-    store = store_for(prefix)
+def snapshot(store: ObjectStore, prefix: str, job: str) -> StateManifest:
+    """The manifest of the state objects under ``prefix`` now (one List call)."""
     pkey = ObjectURI.parse(prefix).key
     return StateManifest(
         prefix, job, tuple((relative_key(pkey, o.key), o.size) for o in store.list(prefix))

@@ -21,11 +21,19 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"  # the user's code or input (AlgorithmError, ClientError, ...)
 
 
+# MaxWaitTimeInSeconds counts training time too: a spot job that trained this long before
+# running out of wait time was limited by its own length, not by capacity.
+TRAINED_SECONDS_NOT_CAPACITY = 600
+
+
 def classify(status: JobStatus) -> Outcome:
     if status.state is JobState.COMPLETED:
         return Outcome.COMPLETED
-    if status.secondary == MAX_WAIT_EXCEEDED or _CAPACITY.search(status.failure_reason or ""):
+    if _CAPACITY.search(status.failure_reason or ""):
         return Outcome.CAPACITY
+    if status.secondary == MAX_WAIT_EXCEEDED:
+        trained = int(status.extra.get("TrainingTimeInSeconds") or 0)
+        return Outcome.CAPACITY if trained < TRAINED_SECONDS_NOT_CAPACITY else Outcome.STOPPED
     if status.state is JobState.STOPPED:
         return Outcome.STOPPED
     return Outcome.FAILED

@@ -353,7 +353,10 @@ def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
             "a wait time for managed spot; drop max_wait_mins or set spot=1",
         )
     if spot:
-        max_wait = max_run if max_wait is None else max_wait
+        # MaxWaitTimeInSeconds counts waiting for spot capacity *and* training: by default
+        # leave as long again for the wait, within SageMaker's limit
+        default_wait = max(max_run, min(2 * max_run, MAX_RUNTIME_SECONDS // 60))
+        max_wait = default_wait if max_wait is None else max_wait
         if max_wait < max_run:
             raise _err(
                 view,

@@ -15,10 +15,12 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ssm_rules import safe_tar
+from ssm_rules.backends.base import JobType
 from ssm_rules.manifest import snapshot
 from ssm_rules.objects import ObjectStore, ObjectURI, relative_key
 from ssm_rules.requests import Placement, carrier_uri
@@ -35,6 +37,9 @@ SKIP_DIRS = {
     ".pytest_cache",
 }
 TOOLKIT_DIR = Path(__file__).resolve().parent.parent / "worker_toolkit"
+
+
+StoreOf = Callable[[str], ObjectStore]  # the store that serves a URI (RunContext.store)
 
 
 class PromotionError(Exception):
@@ -162,7 +167,7 @@ def clear_prefix(store: ObjectStore, prefix: str) -> int:
     return len(objects)
 
 
-def remove_stale_outputs(store_of: callable, spec: TaskSpec) -> None:
+def remove_stale_outputs(store_of: StoreOf, spec: TaskSpec) -> None:
     """Delete what an earlier run left at the declared outputs, so it can never pass as this
     run's result (Snakemake does not delete remote outputs before a job). A state output
     loses only its manifest: the state objects are what the next job resumes from."""
@@ -179,14 +184,14 @@ def _carrier(spec: TaskSpec, place: Placement, out_kind: OutputKind) -> str:
     return str(base.join(name))
 
 
-def carriers_present(store_of: callable, spec: TaskSpec, place: Placement) -> bool:
+def carriers_present(store_of: StoreOf, spec: TaskSpec, place: Placement) -> bool:
     """Whether a finished job left everything promotion needs (an adopted job's outputs may
     have been cleaned up since)."""
     kinds = {o.kind for o in spec.outputs}
     needed = [
         _carrier(spec, place, k) for k in (OutputKind.MODEL, OutputKind.OUTPUT_DATA) if k in kinds
     ]
-    if spec.job_type.value == "training" and OutputKind.FILE in kinds:
+    if spec.job_type is JobType.TRAINING and OutputKind.FILE in kinds:
         needed.append(_carrier(spec, place, OutputKind.OUTPUT_DATA))
     elif OutputKind.FILE in kinds:
         base = ObjectURI.parse(carrier_uri(spec, place))
@@ -196,10 +201,10 @@ def carriers_present(store_of: callable, spec: TaskSpec, place: Placement) -> bo
     return all(store_of(uri).exists(uri) for uri in needed)
 
 
-def promote_outputs(store_of: callable, spec: TaskSpec, place: Placement) -> None:
+def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> None:
     """Put every declared output in place from what the finished job left. Checks first that
     every carrier exists, then copies; a missing carrier raises before anything is promoted."""
-    training = spec.job_type.value == "training"
+    training = spec.job_type is JobType.TRAINING
     files = [o for o in spec.outputs if o.kind is OutputKind.FILE]
     sources: dict[str, str] = {}
     for out in spec.outputs:
@@ -216,22 +221,27 @@ def promote_outputs(store_of: callable, spec: TaskSpec, place: Placement) -> Non
     if missing:
         raise PromotionError(
             f"job {place.job_name} completed but left no {', '.join(missing)}: its outputs were "
-            "not written or not uploaded; nothing was promoted"
+            "not written or not uploaded (see the job's log: did it write into SM_MODEL_DIR / "
+            "SM_OUTPUT_DATA_DIR / {output.<name>}?); nothing was promoted"
         )
     with tempfile.TemporaryDirectory(prefix="ssm-promote-") as tmp:
+        contents: dict[str, bytes] = {}
         if files and training:
             local_tar = Path(tmp) / C.OUTPUT_ARCHIVE
             store_of(output_tar).download(output_tar, local_tar)
-            for out in files:
+            for out in files:  # all found before anything is written
                 data = safe_tar.read_member(local_tar, f"{C.SSM_FILES_MEMBER}/{out.member}")
                 if data is None:
                     raise PromotionError(
                         f"job {place.job_name} completed but its output.tar.gz has no "
-                        f"{C.SSM_FILES_MEMBER}/{out.member} for output {out.uri}"
+                        f"{C.SSM_FILES_MEMBER}/{out.member} for output {out.uri}; nothing was "
+                        "promoted"
                     )
-                staged = Path(tmp) / "file"
-                staged.write_bytes(data)
-                store_of(out.uri).upload(staged, out.uri)
+                contents[out.uri] = data
+        for uri, data in contents.items():
+            staged = Path(tmp) / "file"
+            staged.write_bytes(data)
+            store_of(uri).upload(staged, uri)
         for dst, src in sources.items():
             if ObjectURI.parse(src).scheme == ObjectURI.parse(dst).scheme:
                 store_of(src).copy(src, dst)
@@ -244,7 +254,7 @@ def promote_outputs(store_of: callable, spec: TaskSpec, place: Placement) -> Non
             assert spec.state_prefix is not None
             upload_text(
                 store_of(state.uri),
-                snapshot(spec.state_prefix, place.job_name).to_json(),
+                snapshot(store_of(spec.state_prefix), spec.state_prefix, place.job_name).to_json(),
                 state.uri,
             )
     absent = [o.uri for o in spec.outputs if not store_of(o.uri).exists(o.uri)]

@@ -21,7 +21,8 @@ def test_defaults_are_a_spot_training_job(tmp_path):
     s = spec_of(tmp_path)
     assert s.job_type is JobType.TRAINING
     assert (s.instance.instance_type, s.instance.count, s.instance.spot) == ("ml.m5.large", 1, True)
-    assert s.instance.max_wait_seconds == s.instance.max_run_seconds == 24 * 3600
+    assert s.instance.max_run_seconds == 24 * 3600
+    assert s.instance.max_wait_seconds == 2 * 24 * 3600  # spot wait + training
 
 
 def test_inputs_become_channels_with_in_job_paths(tmp_path):
