@@ -257,3 +257,53 @@ json.dump({"data": shout(data), "extra": extra, "lr": snakemake.params.lr, "tag"
         "rule": "script_rule",
     }
     assert "logging works" in wf.path("logs/a.log").read_text()
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Live processes whose command line holds ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and stat[stat.rindex(")") + 2] not in "ZX":
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("no_mount", ["", "1"])
+def test_no_process_of_a_job_outlives_it(tmp_path, no_mount):
+    from tests.e2e import wait_for
+
+    marker = f"ssm-marker-{os.getpid()}-{no_mount or 'mnt'}"
+    wf = workflow(
+        tmp_path,
+        f"""
+rule bg:
+    output: "bg.txt"
+    resources: spot=0
+    shell: "(exec -a {marker}-bg sleep 300) & echo done > {{output}}"
+
+rule stuck:
+    output: "stuck.txt"
+    resources: spot=0
+    shell: "trap '' TERM; (exec -a {marker}-stuck sleep 300); touch {{output}}"
+""",
+    )
+    env = {"SSM_LOCAL_NO_MOUNT": no_mount, "SSM_STOP_GRACE_SECONDS": "1"}
+    try:
+        wf.run(*ARGS, "bg.txt", env=env)
+        assert wf.path("bg.txt").read_text() == "done\n"
+        wait_for(lambda: not _processes_with(marker), timeout=5)  # completion kills them
+        client = wf.popen(*ARGS, "stuck.txt", env=env)
+        wait_for(lambda: _processes_with(marker + "-stuck"))
+        client.send_signal(signal.SIGINT)  # stop: SIGTERM is ignored, SIGKILL must reach all
+        client.communicate(timeout=60)
+        wait_for(lambda: not _processes_with(marker), timeout=15)
+    finally:
+        for pid in _processes_with(marker):
+            os.kill(pid, signal.SIGKILL)

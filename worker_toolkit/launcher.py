@@ -243,6 +243,8 @@ def run_program(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, li
 
     A signal death becomes 128+signal, like a shell. When the launcher itself was signalled and
     the program still exited 0, the run is reported as interrupted (128+signal): it did not finish.
+    Once the program exited, what it left running in its group is killed: a container's end
+    kills everything in it.
     """
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     with _Forwarder() as forwarder:
@@ -253,20 +255,55 @@ def run_program(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, li
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: signals reach the whole program
+            # own process group (signals reach the whole program), same session (the local
+            # backend kills what is left of a host's session)
+            preexec_fn=os.setpgrp,
         )
         forwarder.started(proc.pid)
         assert proc.stdout is not None
         reader = threading.Thread(target=_pump, args=(proc.stdout, tail), daemon=True)
         reader.start()
-        rc = proc.wait()
-        # Background children may keep the pipe open: don't wait for them forever.
+        rc = _wait(proc)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        _reap_orphans()
+        # A child that left the group may keep the pipe open: don't wait for it forever.
         reader.join(DRAIN_SECONDS)
     if rc < 0:
         rc = 128 - rc
     if rc == 0 and forwarder.received is not None:
         rc = 128 + forwarder.received
     return rc, list(tail)
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int:
+    """proc's exit status. As pid 1 of a container (the local backend's pid namespace), the
+    launcher is also the parent of every orphan of the job: reap those while waiting."""
+    if os.getpid() != 1:
+        return proc.wait()
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return proc.wait()
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode
+
+
+def _reap_orphans() -> None:
+    """Collect exited orphans (pid 1 only: anywhere else our children are our own business)."""
+    if os.getpid() != 1:
+        return
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 # --- failure file --------------------------------------------------------------------------
