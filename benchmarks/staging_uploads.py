@@ -89,7 +89,7 @@ def run() -> None:
             calls.clear()
             sent.clear()
             staging.upload_code(store, root, staging.code_bundle(spec))
-            staging.sync_local_input(store, data, root + "tasks/train/input/data/")
+            staging.sync_local_input(store, data, staging.input_prefix(root, data))
             return calls["PutObject"] + calls["CreateMultipartUpload"], sent["bytes"]
 
         rows = [("first", *stage()), ("unchanged", *stage())]

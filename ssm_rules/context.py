@@ -25,7 +25,7 @@ LOCAL_ROLE = "arn:aws:iam::000000000000:role/ssm-rules-local"
 class RunContext:
     backend_name: str
     backend: Backend
-    root: str  # URI prefix ending with "/": code/, tasks/, jobs/ live under it
+    root: str  # URI prefix ending with "/": code/, inputs/, jobs/ live under it
     region: str
     role_arn: str
     kms_key: str | None = None

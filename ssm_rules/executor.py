@@ -29,7 +29,6 @@ from ssm_rules.identity import IDENTITY_TAG, RULE_TAG, TASK_TAG, identity, input
 from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import render, write_log
-from ssm_rules.objects import ObjectURI
 from ssm_rules.outcomes import Outcome, classify
 from ssm_rules.requests import (
     Placement,
@@ -85,6 +84,7 @@ class Executor(RemoteExecutor):
         if self.settings.poll_interval is not None:
             self.next_seconds_between_status_checks = self.settings.poll_interval
         self._bundles: dict[tuple[Any, ...], tuple[str, str]] = {}
+        self._synced: dict[str, str] = {}  # local input path → its URI, synced this run
         # Every SageMaker job we submitted (or adopted) that has not ended: ours to stop on
         # Ctrl-C. Registered before the Create call, so an interrupt right after it cannot
         # orphan a job; Snakemake's own active_jobs list is empty while its status thread
@@ -263,18 +263,20 @@ class Executor(RemoteExecutor):
         return self._bundles[key]
 
     def _channels(self, spec: TaskSpec) -> dict[str, str]:
-        """Channel name → URI; local inputs are synced under the task's prefix first."""
+        """Channel name → URI; local inputs are synced first, once per run and local path:
+        the jobs of one rule over many wildcards share one upload of a shared dataset."""
         uris: dict[str, str] = {}
         for ch in spec.channels:
             if ch.uri is not None:
                 uris[ch.name] = ch.uri
                 continue
             assert ch.local_path is not None
-            dest = str(ObjectURI.parse(self.ctx.root).join("tasks", spec.task_id, "input", ch.name))
-            dest += "/"
-            uris[ch.name] = staging.sync_local_input(
-                self.ctx.store(dest), Path(ch.local_path), dest
-            ).uri
+            if ch.local_path not in self._synced:
+                dest = staging.input_prefix(self.ctx.root, Path(ch.local_path))
+                self._synced[ch.local_path] = staging.sync_local_input(
+                    self.ctx.store(dest), Path(ch.local_path), dest
+                ).uri
+            uris[ch.name] = self._synced[ch.local_path]
         return uris
 
     # --- status -------------------------------------------------------------------------

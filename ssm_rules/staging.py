@@ -3,8 +3,9 @@
 - the code bundle: deterministic tar.gz of source_dir + dependencies + worker_toolkit + the
   launcher, content-addressed (``code/<sha256>/sourcedir.tar.gz``): unchanged code is not
   uploaded again;
-- local inputs: synced under ``tasks/<task>/input/<channel>/``, unchanged files (by SHA-256,
-  recorded in a sidecar file; an S3 ETag is not an MD5 for multipart uploads) not uploaded again;
+- local inputs: synced under ``inputs/<hash of the local path>/<name>/``, unchanged files (by
+  SHA-256, recorded in a sidecar file; an S3 ETag is not an MD5 for multipart uploads) not
+  uploaded again;
 - outputs: promoted from the job's carrier location only after the job succeeded, after
   checking that every carrier exists, so an artifact that exists is always complete.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +108,14 @@ class SyncResult:
     uri: str  # the channel's URI (a prefix ending with "/" for a directory)
     uploaded: int
     deleted: int
+
+
+def input_prefix(root: str, local: Path) -> str:
+    """Where a local input is mirrored: keyed by its absolute path (readable name last), so
+    every job reading it shares the upload and a sync only sends what changed."""
+    digest = hashlib.sha256(str(local.resolve()).encode()).hexdigest()[:16]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", local.name) or "input"
+    return str(ObjectURI.parse(root).join("inputs", digest, name)) + "/"
 
 
 def sync_local_input(store: ObjectStore, local: Path, dest_prefix: str) -> SyncResult:
