@@ -28,7 +28,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import worker_toolkit  # noqa: E402
-from worker_toolkit import _common, _outputs, worker_lib  # noqa: E402
+from worker_toolkit import _common, _jobenv, _outputs, worker_lib  # noqa: E402
 from worker_toolkit import contract as c  # noqa: E402
 from worker_toolkit.launcher import (  # noqa: E402
     PROCESSING_BOOTSTRAP,
@@ -520,6 +520,39 @@ def test_processing_job_builds_the_carrier(tmp_path: Path) -> None:
     time.sleep(0.01)
     _outputs.write_tar_gz(_job_path(root, c.PROCESSING_MODEL_DIR), tmp_path / "again.tar.gz")
     assert (tmp_path / "again.tar.gz").read_bytes() == first
+
+
+def _host_env(root: Path, host: str, hosts: list[str]) -> dict[str, str]:
+    return {
+        c.ENV_MODEL_DIR: str(root / "model"),
+        c.ENV_OUTPUT_DATA_DIR: str(root / "output"),
+        c.ENV_STATE: str(root / "state"),
+        c.ENV_TENSORBOARD_DIR: str(root / "tb"),
+        c.ENV_INSTANCE_STATE: str(root / "state" / host),
+        c.ENV_HOSTS: json.dumps(hosts),
+        c.ENV_CURRENT_HOST: host,
+    }
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def test_processing_state_is_restored_per_host(tmp_path: Path) -> None:
+    """Each host uploads its whole state dir: it must hold no stale copy of another host's
+    files, or that copy would overwrite the other host's new ones."""
+    source = tmp_path / "state-input"
+    _write(source / "algo-1" / "a.txt", "a1")
+    _write(source / "algo-2" / "b.txt", "a2")
+    _write(source / "top.txt", "top")
+    _write(source / "algo-3" / "c.txt", "a host of an earlier, larger run")
+    hosts = ["algo-1", "algo-2"]
+    for host in hosts:
+        root = tmp_path / host
+        task = {"job_type": "processing", "state_input": str(source)}
+        _jobenv.prepare_dirs(_host_env(root, host, hosts), task, str(root))
+    assert _files(tmp_path / "algo-1" / "state") == {"algo-1/a.txt", "top.txt", "algo-3/c.txt"}
+    assert _files(tmp_path / "algo-2" / "state") == {"algo-2/b.txt"}
 
 
 def test_processing_bootstrap_fits_and_refuses_unsafe_bundles(tmp_path: Path) -> None:

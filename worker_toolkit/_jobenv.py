@@ -147,14 +147,28 @@ def prepare_dirs(env: Mapping[str, str], task: dict[str, Any], root: str) -> Non
     # Snakemake creates the parent directories of a job's outputs before it runs: so do we.
     for path in [*task.get("files", {}), *task.get("outputs", {}).values()]:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _restore_state(task.get("state_input"), env[c.ENV_STATE])
+    hosts = json.loads(env[c.ENV_HOSTS])
+    _restore_state(task.get("state_input"), env[c.ENV_STATE], env[c.ENV_CURRENT_HOST], hosts)
 
 
-def _restore_state(source: str | None, state: str) -> None:
+def _restore_state(source: str | None, state: str, host: str, hosts: list[str]) -> None:
     """Processing jobs have no CheckpointConfig: the state arrives as a ProcessingInput and is
-    copied into the state directory (which a ProcessingOutput uploads again afterwards)."""
-    if source and Path(source).is_dir() and Path(source).resolve() != Path(state).resolve():
-        shutil.copytree(source, state, symlinks=True, dirs_exist_ok=True)
+    copied into the state directory (which a ProcessingOutput uploads again afterwards).
+
+    Every host uploads its whole state directory, so each host restores only what is its
+    own: ``<host>/``, and on the main host also everything at the top that is not another
+    host's directory. A host holding a copy of another's files would upload it over that
+    host's new ones."""
+    main = not hosts or host == hosts[0]
+    if not source or not Path(source).is_dir() or Path(source).resolve() == Path(state).resolve():
+        return
+    for entry in sorted(Path(source).iterdir()):
+        if entry.name == host or (main and entry.name not in hosts):
+            target = Path(state) / entry.name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.copytree(entry, target, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(entry, target, follow_symlinks=False)
 
 
 def shell_argv(command: str) -> list[str]:
