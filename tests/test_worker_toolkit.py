@@ -333,6 +333,17 @@ def test_shell_command_paths_are_rerooted(tmp_path: Path) -> None:
     assert moved.read_text().split() == [str(_common.count_gpus()), "0"]
 
 
+def test_shell_command_finds_its_instance_state_dir(tmp_path: Path) -> None:
+    """simple-sagemaker's shell workers write to $SSM_INSTANCE_STATE without creating it."""
+    root = tmp_path / "optml"
+    code = _make_bundle(tmp_path / "code", {})
+    _training_tree(root, {}, hosts=("algo-1", "algo-2"), current="algo-2")
+    task = _task(kind="shell", command='echo s > "$SSM_INSTANCE_STATE/s.txt"')
+    proc = _launch(code, _task_arg(task), _clean_env(root))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (root / "checkpoints" / "algo-2" / "s.txt").read_text() == "s\n"
+
+
 def test_failure_file_has_exit_code_and_last_lines(tmp_path: Path) -> None:
     root = tmp_path / "optml"
     failing = """

@@ -140,7 +140,9 @@ def build_env(
 def prepare_dirs(env: Mapping[str, str], task: dict[str, Any], root: str) -> None:
     """Create the directories the program may write to before it runs."""
     files_dir = c.PROCESSING_FILES_DIR if task["job_type"] == "processing" else c.FILES_DIR
-    dirs = [env[k] for k in (c.ENV_MODEL_DIR, c.ENV_OUTPUT_DATA_DIR, c.ENV_STATE)]
+    # $SSM_INSTANCE_STATE too: simple-sagemaker's shell workers write there straight away
+    keys = (c.ENV_MODEL_DIR, c.ENV_OUTPUT_DATA_DIR, c.ENV_STATE, c.ENV_INSTANCE_STATE)
+    dirs = [env[k] for k in keys]
     dirs += [env[c.ENV_TENSORBOARD_DIR], u.reroot(files_dir, root)]
     for path in dirs:
         Path(path).mkdir(parents=True, exist_ok=True)
