@@ -187,6 +187,8 @@ def build_spec(
     channels = _channels(view, job_type, backend, plan)
     outputs = _outputs(view, job_type, backend)
     state_out = next((o for o in outputs if o.kind is OutputKind.STATE), None)
+    if job_type is JobType.PROCESSING and instance.count > 1:
+        _check_no_processing_model(view, outputs, instance.count)
     _check_channel_count(view, job_type, channels, state_out is not None)
     if state_out is None and options.clean_state:
         raise _err(view, "job(clean_state=True) but the rule declares no state(...) output")
@@ -220,6 +222,20 @@ def build_spec(
             else None
         ),
     )
+
+
+def _check_no_processing_model(view: JobView, outputs: tuple[Output, ...], count: int) -> None:
+    """A processing job's model.tar.gz is packed from the main instance alone: with several
+    instances the others' models would be lost."""
+    for item, out in zip(view.outputs, outputs, strict=True):
+        if out.kind is OutputKind.MODEL:
+            raise _err(
+                view,
+                f"output {item.path!r} is a model(...) of a processing rule with "
+                f"instance_count={count}: a processing job keeps the model of its first "
+                "instance only; write job_type='training' (its model.tar.gz merges every "
+                "instance's) or instance_count=1",
+            )
 
 
 def _snakemake_object(

@@ -187,6 +187,13 @@ BAD = {
         dict(outputs=(io("", "a", model("a/model.tar.gz")), io("", "b", model("b/model.tar.gz")))),
         ["2 model", "keep one"],
     ),
+    "model of a multi-instance processing rule": (
+        dict(
+            resources={"job_type": "processing", "spot": 0, "instance_count": 2},
+            outputs=(io("", "m", model("m/model.tar.gz")),),
+        ),
+        ["model(...)", "instance_count=2", "job_type='training'", "instance_count=1"],
+    ),
     "directory output": (
         dict(outputs=(io("outdir", directory=True),)),
         ["'outdir'", "output_data"],
