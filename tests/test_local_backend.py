@@ -644,3 +644,20 @@ def test_unsafe_code_bundle_is_refused(backend: LocalBackend, tmp_path: Path) ->
     st = run(backend, training(tmp_path, "evil-1", "train.py", code))
     assert st.state is JobState.FAILED and "ClientError" in (st.failure_reason or "")
     assert not (tmp_path / "jobs" / "evil-1" / "hosts" / "evil.py").exists()
+
+
+# --- units -----------------------------------------------------------------------------------
+
+
+def test_script_mode_reports_this_machines_gpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ssm_rules.backends.local import toolkit
+    from ssm_rules.backends.local.sandbox import Sandbox
+    from worker_toolkit import _common
+
+    monkeypatch.setattr(_common, "count_gpus", lambda: 4)
+    req = training(tmp_path, "gpu-1", "train.py", "file:///code.tar.gz")
+    plan = toolkit.plan(req.body, Sandbox(tmp_path / "h", "algo-1", 0, False), ["algo-1"], 2)
+    assert plan.env["SM_NUM_GPUS"] == "4"
+    assert json.loads(plan.env["SM_TRAINING_ENV"])["num_gpus"] == 4

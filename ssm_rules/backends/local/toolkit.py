@@ -30,7 +30,7 @@ from typing import Any
 from ssm_rules.backends.local.archives import safe_extract
 from ssm_rules.backends.local.sandbox import GROUP_NAME, NETWORK_INTERFACE, Sandbox
 from ssm_rules.objects import ObjectURI, S3Objects, store_for
-from worker_toolkit import contract
+from worker_toolkit import _common, contract
 
 SAGEMAKER_PREFIX = "sagemaker_"
 # params.SAGEMAKER_HYPERPARAMETERS: split off even without the prefix
@@ -150,6 +150,7 @@ def plan(body: dict[str, Any], sandbox: Sandbox, hosts: list[str], num_cpus: int
     from ssm_rules.backends.local.sandbox import input_data_config, training_resource_config
 
     resource_config = training_resource_config(sandbox.host, hosts, instance_type)
+    num_gpus = _common.count_gpus()  # this machine's GPUs are the instance's
     data_config = input_data_config(body)
     module_name = program[:-3] if program.endswith(".py") else program
     user_args = to_cmd_args(user)
@@ -183,7 +184,7 @@ def plan(body: dict[str, Any], sandbox: Sandbox, hosts: list[str], num_cpus: int
         "module_name": module_name,
         "network_interface_name": NETWORK_INTERFACE,
         "num_cpus": num_cpus,
-        "num_gpus": 0,
+        "num_gpus": num_gpus,
         "num_neurons": 0,
         "output_data_dir": sandbox.visible(contract.OUTPUT_DATA_DIR),
         "output_dir": sandbox.visible(contract.OUTPUT_DIR),
@@ -216,7 +217,7 @@ def plan(body: dict[str, Any], sandbox: Sandbox, hosts: list[str], num_cpus: int
         "input_config_dir": props["input_config_dir"],
         "output_dir": props["output_dir"],
         "num_cpus": num_cpus,
-        "num_gpus": 0,
+        "num_gpus": num_gpus,
         "model_dir": props["model_dir"],
         "module_dir": module_dir,
         "training_env": props,
