@@ -661,3 +661,16 @@ def test_script_mode_reports_this_machines_gpus(
     plan = toolkit.plan(req.body, Sandbox(tmp_path / "h", "algo-1", 0, False), ["algo-1"], 2)
     assert plan.env["SM_NUM_GPUS"] == "4"
     assert json.loads(plan.env["SM_TRAINING_ENV"])["num_gpus"] == 4
+
+
+def test_fault_prefix_is_a_rule_name_not_any_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ssm_rules.backends.local.faults import SpotFaults, spot_faults
+
+    table = tmp_path / "faults.json"
+    table.write_text(json.dumps({"train": {"spot_interruptions": 2}}))
+    monkeypatch.setenv("SSM_LOCAL_FAULTS", str(table))
+    spot = {"EnableManagedSpotTraining": True}
+    assert spot_faults("train-0101000000-abcdef", spot).interruptions == 2
+    assert spot_faults("trainer-0101000000-abcdef", spot) == SpotFaults()

@@ -1,7 +1,7 @@
 """Spot capacity and interruptions, simulated: what managed spot does to a training job.
 
 A test (or a curious user) points ``SSM_LOCAL_FAULTS`` at a JSON file keyed by job-name
-prefix (the rule name comes first in our job names)::
+prefix (the rule name comes first in our job names, followed by ``-``)::
 
     {"train": {"spot_capacity": false}}                                  # no spot capacity
     {"train": {"spot_interruptions": 1, "interrupt_after_seconds": 1}}   # reclaimed once
@@ -43,7 +43,8 @@ def spot_faults(job_name: str, body: dict[str, Any]) -> SpotFaults:
     with open(path) as f:
         table = json.load(f)
     for prefix, fault in sorted(table.items(), key=lambda kv: -len(kv[0])):
-        if job_name.startswith(prefix):
+        # a rule's name then "-": "train" is not a prefix of rule "trainer"'s jobs
+        if job_name == prefix or job_name.startswith(prefix + "-"):
             return SpotFaults(
                 capacity=bool(fault.get("spot_capacity", True)),
                 interruptions=int(fault.get("spot_interruptions", 0)),
