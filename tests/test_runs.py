@@ -307,3 +307,39 @@ rule stuck:
     finally:
         for pid in _processes_with(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_program_sees_itself_in_the_toolkit_variables(tmp_path):
+    """SM_USER_ARGS, SM_HPS, SM_USER_ENTRY_POINT, SM_MODULE_NAME describe the rule's script,
+    not the launcher that runs it (nor its --ssm_task)."""
+    wf = workflow(
+        tmp_path,
+        """
+rule r:
+    output: res="res.json"
+    params: lr=0.5, name="x y"
+    resources: spot=0
+    script: "code/fit.py"
+""",
+    )
+    wf.write(
+        "code/fit.py",
+        """
+import argparse, json, os
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float)
+parser.add_argument("--name")
+args = parser.parse_args(json.loads(os.environ["SM_USER_ARGS"]))
+json.dump({"args": vars(args), "hps": json.loads(os.environ["SM_HPS"]),
+           "entry": os.environ["SM_USER_ENTRY_POINT"], "module": os.environ["SM_MODULE_NAME"],
+           "hp_vars": sorted(k for k in os.environ if k.startswith("SM_HP_")),
+           "training_env": json.loads(os.environ["SM_TRAINING_ENV"])["hyperparameters"]},
+          open(os.environ["SSM_OUTPUT_RES"], "w"))
+""",
+    )
+    wf.run(*ARGS)
+    seen = json.loads(wf.path("res.json").read_text())
+    assert seen["args"] == {"lr": 0.5, "name": "x y"}
+    assert seen["hps"] == seen["training_env"] == {"lr": 0.5, "name": "x y"}
+    assert (seen["entry"], seen["module"]) == ("fit.py", "fit")
+    assert seen["hp_vars"] == ["SM_HP_LR", "SM_HP_NAME"]

@@ -3,7 +3,8 @@
 On a framework image, sagemaker-training-toolkit has already exported the SM_* variables; on a
 bare image, a processing job, or the local backend some are missing. Every variable is only set
 when absent (setdefault), from the files SageMaker writes under /opt/ml, so the toolkit's values
-win wherever it ran.
+win wherever it ran; except those where the toolkit described the launcher (its entry point,
+args and hyperparameters with ``ssm_task``): they describe the user program instead.
 """
 
 from __future__ import annotations
@@ -71,9 +72,31 @@ def _host_env(env: dict[str, str], resource: dict[str, Any]) -> None:
 
 
 def _hps_env(env: dict[str, str], hps: dict[str, Any]) -> None:
-    env.setdefault(c.ENV_HPS, _dumps(hps))
+    # The toolkit's SM_HPS also holds our ssm_task: the program sees its own hps only.
+    env[c.ENV_HPS] = _dumps(hps)
+    for key in [k for k in env if k.startswith("SM_HP_") and u.is_reserved_hp(k[6:].lower())]:
+        del env[key]
     for key, value in hps.items():  # the toolkit also exports SM_HP_<KEY>
         env.setdefault(f"SM_HP_{key.upper()}", value if isinstance(value, str) else _dumps(value))
+
+
+def _program_env(env: dict[str, str], task: dict[str, Any], args: list[str]) -> None:
+    """The toolkit described its entry point, the launcher: describe the program instead."""
+    env[c.ENV_USER_ARGS] = _dumps(args)
+    updates: dict[str, Any] = {"user_args": args, "hyperparameters": json.loads(env[c.ENV_HPS])}
+    if task["kind"] == "script":
+        program = task["program"]
+        module = program[: -len(".py")] if program.endswith(".py") else program
+        env[c.ENV_USER_ENTRY_POINT] = program
+        env[c.ENV_MODULE_NAME] = module
+        updates.update(user_entry_point=program, module_name=module)
+    try:
+        training_env = json.loads(env.get(c.ENV_TRAINING_ENV) or "null")
+    except ValueError:
+        training_env = None
+    if isinstance(training_env, dict):
+        training_env.update(updates)
+        env[c.ENV_TRAINING_ENV] = _dumps(training_env)
 
 
 def _channel_env(env: dict[str, str], channels: dict[str, str]) -> None:
@@ -112,9 +135,13 @@ def _reroot_env(env: dict[str, str], root: str) -> None:
 
 
 def build_env(
-    task: dict[str, Any], root: str, code_dir: Path, base: Mapping[str, str]
+    task: dict[str, Any],
+    root: str,
+    code_dir: Path,
+    base: Mapping[str, str],
+    args: list[str] | None = None,
 ) -> dict[str, str]:
-    """The complete environment of the user program."""
+    """The complete environment of the user program, whose args are ``args``."""
     env = dict(base)
     if task["job_type"] == "processing":
         _processing_env(env, task)
@@ -123,8 +150,7 @@ def build_env(
     env.setdefault(c.ENV_OUTPUT_DIR, c.OUTPUT_DIR)
     env.setdefault(c.ENV_NUM_CPUS, str(os.cpu_count() or 1))
     env.setdefault(c.ENV_NUM_GPUS, str(u.count_gpus()))
-    if task["kind"] == "script":
-        env.setdefault(c.ENV_USER_ENTRY_POINT, task["program"])
+    _program_env(env, task, list(args or []))
     env.setdefault(c.ENV_MODULE_DIR, str(code_dir))
     _ssm_env(env, task)
     _reroot_env(env, root)

@@ -375,7 +375,7 @@ def _code_dir() -> Path:
 
 def _prepare(argv: list[str], root: str) -> tuple[dict[str, Any], list[str], dict[str, str]]:
     task, args = load_task(argv, root)
-    env = _jobenv.build_env(task, root, _code_dir(), os.environ)
+    env = _jobenv.build_env(task, root, _code_dir(), os.environ, args)
     _jobenv.prepare_dirs(env, task, root)
     if task.get("snakemake") is not None:
         env[ENV_SNAKEMAKE] = json.dumps(_rerooted_snakemake(task["snakemake"], root))
