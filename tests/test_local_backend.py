@@ -674,3 +674,55 @@ def test_fault_prefix_is_a_rule_name_not_any_prefix(
     spot = {"EnableManagedSpotTraining": True}
     assert spot_faults("train-0101000000-abcdef", spot).interruptions == 2
     assert spot_faults("trainer-0101000000-abcdef", spot) == SpotFaults()
+
+
+# --- a runner that cannot run ------------------------------------------------------------
+
+
+def test_runner_that_does_not_start_fails_its_job(
+    backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ssm_rules.backends.local import service
+
+    code = code_tar(tmp_path, {"train.py": "print('hi')\n"})
+    monkeypatch.setattr(service, "RUNNER_MODULE", "ssm_rules.no_such_runner")
+    with pytest.raises(RuntimeError, match="did not start"):
+        backend.submit(training(tmp_path, "nostart-1", "train.py", code))
+    st = backend.poll([("nostart-1", T)])["nostart-1"]
+    assert st.state is JobState.FAILED
+    reason = st.failure_reason or ""
+    assert reason.startswith("InternalServerError: local runner did not start")
+    assert "no_such_runner" in reason
+
+
+def test_job_without_a_runner_is_failed_after_a_while(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    from ssm_rules.backends.local import status
+    from ssm_rules.backends.local.jobdir import JobDir, write_json_atomic
+
+    body = training(tmp_path, "orphan-1", "train.py", "file:///code.tar.gz").body
+    jobdir = JobDir(tmp_path / "jobs" / "orphan-1")
+    jobdir.path.mkdir(parents=True)
+    write_json_atomic(jobdir.request_file, body)
+    jobdir.write_status(status.initial(T, body))
+    assert backend.poll([("orphan-1", T)])["orphan-1"].state is JobState.IN_PROGRESS  # starting
+    old = time.time() - 120
+    os.utime(jobdir.request_file, (old, old))
+    st = backend.poll([("orphan-1", T)])["orphan-1"]
+    assert st.state is JobState.FAILED and "did not start" in (st.failure_reason or "")
+
+
+def test_runner_setup_error_is_the_jobs_failure_reason(
+    backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults = tmp_path / "faults.json"
+    faults.write_text("{not json")
+    monkeypatch.setenv("SSM_LOCAL_FAULTS", str(faults))
+    code = code_tar(tmp_path, {"train.py": "print('hi')\n"})
+    req = training(tmp_path, "badfaults-1", "train.py", code, EnableManagedSpotTraining=True)
+    req.body["StoppingCondition"]["MaxWaitTimeInSeconds"] = 600
+    st = run(backend, req)
+    assert st.state is JobState.FAILED
+    assert "JSONDecodeError" in (st.failure_reason or ""), st.failure_reason
+    assert "runner died" not in (st.failure_reason or "")

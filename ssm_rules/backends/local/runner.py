@@ -421,11 +421,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s runner %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    job = JobRun(jobdir)
+    try:
+        job = JobRun(jobdir)
+    except Exception as e:  # noqa: BLE001 — the job's failure, with its cause, not "runner died"
+        log.exception("cannot run %s", jobdir.name)
+        _fail_unstarted(jobdir, f"{type(e).__name__}: {e}")
+        return 1
     if jobdir.stop_requested:
         job.stop_event.set()
     job.run()
     return 0
+
+
+def _fail_unstarted(jobdir: JobDir, cause: str) -> None:
+    """The job could not even be set up (e.g. a bad faults file): Failed, with the cause."""
+    try:
+        st = status.StatusDoc(job_type_of(jobdir.read_request()), jobdir.read_status())
+        st.finish(JobState.FAILED, f"InternalServerError: local runner failed: {cause}"[:1024])
+        jobdir.write_status(st.doc)
+    except Exception:  # noqa: BLE001 — nothing readable to fail: the client's check says "died"
+        log.exception("cannot record the failure of %s", jobdir.name)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ from ssm_rules.backends.local.validation import JobNotFound, duplicate_name, val
 log = logging.getLogger(__name__)
 
 RUNNER_DIED = "local runner died"
+RUNNER_NOT_STARTED = "local runner did not start"
+# A job without runner.pid this long after its creation has no runner and never will.
+RUNNER_START_SECONDS = 60
 # The directory that holds the ssm_rules and worker_toolkit packages: the runner imports
 # them even when they are not installed (a checkout on sys.path).
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[3])
@@ -74,7 +78,12 @@ class LocalBackend:
             rc = starter.wait(timeout=60)
         if rc != 0 or jobdir.runner_pid() is None:
             tail = jobdir.runner_log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"local runner for {name} did not start (exit {rc}):\n{tail}")
+            # the job exists (its name is taken): it must not stay InProgress forever
+            st = status.StatusDoc(request.job_type, jobdir.read_status())
+            reason = f"InternalServerError: {RUNNER_NOT_STARTED}: {tail.strip()[-900:]}"
+            st.finish(JobState.FAILED, reason)
+            jobdir.write_status(st.doc)
+            raise RuntimeError(f"{RUNNER_NOT_STARTED} for {name} (exit {rc}):\n{tail}")
 
     # --- Describe*Job -------------------------------------------------------------------
     def describe(self, name: str, job_type: JobType) -> dict[str, Any]:
@@ -173,17 +182,25 @@ class LocalBackend:
         if state.is_done:
             return doc
         pid = jobdir.runner_pid()
-        if pid is None or process_alive(pid, RUNNER_MODULE):
+        if pid is None and not _start_overdue(jobdir):
+            return doc  # being submitted
+        if pid is not None and process_alive(pid, RUNNER_MODULE):
             return doc
         doc = jobdir.read_status()  # the runner may have finished just before exiting
         if JobState(doc[status.status_key(job_type)]).is_done:
             return doc
-        return self._runner_died(jobdir, job_type, request, doc)
+        what = RUNNER_DIED if pid is not None else RUNNER_NOT_STARTED
+        return self._runner_died(jobdir, job_type, request, doc, what)
 
     def _runner_died(
-        self, jobdir: JobDir, job_type: JobType, request: dict[str, Any], doc: dict[str, Any]
+        self,
+        jobdir: JobDir,
+        job_type: JobType,
+        request: dict[str, Any],
+        doc: dict[str, Any],
+        what: str = RUNNER_DIED,
     ) -> dict[str, Any]:
-        log.warning("local runner of %s died; failing the job", jobdir.name)
+        log.warning("%s for %s; failing the job", what, jobdir.name)
         for host in doc.get("Local", {}).get("Hosts", []):
             kill_host(int(host["Pid"]))
         if job_type is JobType.TRAINING:
@@ -192,7 +209,7 @@ class LocalBackend:
         if jobdir.stop_requested:
             st.finish(JobState.STOPPED, None, status.STOPPED)
         else:
-            st.finish(JobState.FAILED, f"InternalServerError: {RUNNER_DIED}")
+            st.finish(JobState.FAILED, f"InternalServerError: {what}")
         jobdir.write_status(st.doc)
         return st.doc
 
@@ -227,6 +244,14 @@ class LocalLogReader:
                 new.append(event)
         self._seen.update(counts)
         return new
+
+
+def _start_overdue(jobdir: JobDir) -> bool:
+    try:
+        age = time.time() - jobdir.request_file.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return age > RUNNER_START_SECONDS
 
 
 def _not_found(name: str, job_type: JobType) -> JobNotFound:
