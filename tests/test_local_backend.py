@@ -726,3 +726,45 @@ def test_runner_setup_error_is_the_jobs_failure_reason(
     assert st.state is JobState.FAILED
     assert "JSONDecodeError" in (st.failure_reason or ""), st.failure_reason
     assert "runner died" not in (st.failure_reason or "")
+
+
+# --- spot time limits ------------------------------------------------------------------------
+
+QUICK_TO_STOP = """
+    import signal, sys, time
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize(
+    ("max_run", "max_wait", "secondary"),
+    [(2, 600, "MaxRuntimeExceeded"), (3, 3, "MaxWaitTimeExceeded")],
+)
+def test_spot_time_limits_span_interruptions(
+    backend: LocalBackend,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    max_run: int,
+    max_wait: int,
+    secondary: str,
+) -> None:
+    """Interrupted every 0.4 s: MaxRuntime counts the training of every attempt (a restart
+    does not reset it); MaxWait counts from the start, interruptions included."""
+    faults = tmp_path / "faults.json"
+    fault = {"spot_interruptions": 1000, "interrupt_after_seconds": 0.4}
+    faults.write_text(json.dumps({"spotlim": fault}))
+    monkeypatch.setenv("SSM_LOCAL_FAULTS", str(faults))
+    code = code_tar(tmp_path, {"train.py": QUICK_TO_STOP})
+    name = f"spotlim-{max_run}"
+    req = training(tmp_path, name, "train.py", code, EnableManagedSpotTraining=True)
+    req.body["StoppingCondition"] = {
+        "MaxRuntimeInSeconds": max_run,
+        "MaxWaitTimeInSeconds": max_wait,
+    }
+    t0 = time.monotonic()
+    st = run(backend, req, timeout=40)
+    assert st.state is JobState.STOPPED and st.secondary == secondary
+    assert time.monotonic() - t0 < 20
+    transitions = [t["Status"] for t in backend.describe(name, T)["SecondaryStatusTransitions"]]
+    assert transitions.count("Interrupted") >= 2

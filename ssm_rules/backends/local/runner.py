@@ -114,6 +114,8 @@ class JobRun:
         self.commands: dict[str, str | None] = {}
         self.spot = faults.spot_faults(self.name, self.body)
         self.interruptions_left = self.spot.interruptions
+        self.began = time.monotonic()  # MaxWaitTimeInSeconds counts from here
+        self.runtime_used = 0.0  # seconds of training, over every spot attempt
         local = self.status.doc.setdefault("Local", {})
         local["RunnerPid"] = os.getpid()
         local["MountMode"] = self.mount.value
@@ -310,9 +312,24 @@ class JobRun:
         self.save()
 
     def _watch(self) -> tuple[JobState, str | None, str] | str:
+        started = time.monotonic()
+        try:
+            return self._watch_hosts(started)
+        finally:
+            self.runtime_used += time.monotonic() - started
+
+    def _watch_hosts(self, started: float) -> tuple[JobState, str | None, str] | str:
+        """Until the hosts end, fail, are stopped, run out of time or are interrupted.
+
+        MaxRuntimeInSeconds is training time over the whole job (a spot restart does not
+        reset it); a spot job also stops once MaxWaitTimeInSeconds passed since it started,
+        interruptions included (DescribeTrainingJob's MaxWaitTimeExceeded)."""
         stopping = self.body.get("StoppingCondition") or {}
         max_runtime = stopping.get("MaxRuntimeInSeconds")
-        deadline = time.monotonic() + max_runtime if max_runtime else None
+        deadline = started + max_runtime - self.runtime_used if max_runtime else None
+        max_wait = stopping.get("MaxWaitTimeInSeconds")
+        spot = self.body.get("EnableManagedSpotTraining")
+        wait_deadline = self.began + max_wait if spot and max_wait else None
         sync_every = float(os.environ.get(CHECKPOINT_SYNC_ENV, "5"))
         next_sync = time.monotonic() + sync_every
         interrupt_at = (
@@ -338,6 +355,10 @@ class JobRun:
                 log.info("%s exceeded MaxRuntimeInSeconds=%s", self.name, max_runtime)
                 self._stop_hosts()
                 return JobState.STOPPED, None, status.MAX_RUNTIME_EXCEEDED
+            if wait_deadline is not None and time.monotonic() > wait_deadline:
+                log.info("%s exceeded MaxWaitTimeInSeconds=%s", self.name, max_wait)
+                self._stop_hosts()
+                return JobState.STOPPED, None, status.MAX_WAIT_TIME_EXCEEDED
             if interrupt_at is not None and time.monotonic() >= interrupt_at:
                 return INTERRUPTED
             if self.checkpoints is not None and time.monotonic() >= next_sync:

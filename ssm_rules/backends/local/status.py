@@ -32,6 +32,7 @@ FAILED = "Failed"
 STOPPING = "Stopping"
 STOPPED = "Stopped"
 MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
+MAX_WAIT_TIME_EXCEEDED = "MaxWaitTimeExceeded"  # managed spot: MaxWaitTimeInSeconds ran out
 INTERRUPTED = "Interrupted"  # managed spot: the instance was reclaimed; the job restarts
 
 _MESSAGES = {
@@ -44,6 +45,7 @@ _MESSAGES = {
     STOPPING: "Stopping the training job",
     STOPPED: "Training job stopped",
     MAX_RUNTIME_EXCEEDED: "Job stopped because it exceeded the maximum allowed runtime",
+    MAX_WAIT_TIME_EXCEEDED: "Job stopped because it exceeded the maximum allowed wait time",
     INTERRUPTED: "Spot instance was interrupted; the job restarts from its checkpoints",
 }
 
