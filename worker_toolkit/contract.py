@@ -112,7 +112,7 @@ ENV_HOST_RANK = "SSM_HOST_RANK"
 # directory that stands for /opt/ml. The launcher re-roots every /opt/ml path onto it.
 ENV_OPT_ML_ROOT = "SSM_OPT_ML_ROOT"
 # Seconds between SIGTERM and SIGKILL that the job gets to save its state.
-STOP_GRACE_SECONDS = 30
+STOP_GRACE_SECONDS = 120  # StopTrainingJob: SIGTERM, then a 120-second window before SIGKILL
 
 # --- Task description (what the launcher runs), a JSON object ------------------------------
 # {
