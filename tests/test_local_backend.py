@@ -768,3 +768,40 @@ def test_spot_time_limits_span_interruptions(
     assert time.monotonic() - t0 < 20
     transitions = [t["Status"] for t in backend.describe(name, T)["SecondaryStatusTransitions"]]
     assert transitions.count("Interrupted") >= 2
+
+
+# --- symlinks in /opt/ml ---------------------------------------------------------------------
+
+LINKS = """
+    import os
+    root = os.environ.get("SSM_OPT_ML_ROOT", "/opt/ml")
+    model, ck = os.environ["SM_MODEL_DIR"], root + "/checkpoints"
+    open(model + "/a.txt", "w").write("a")
+    os.symlink("/etc/hostname", model + "/host.txt")  # this machine's file: not the job's
+    os.symlink("/opt/ml/model/a.txt", model + "/b.txt")  # the job's own file
+    open(ck + "/c.txt", "w").write("c")
+    os.symlink("/etc/hostname", ck + "/host.txt")
+    os.symlink("/opt/ml/checkpoints/c.txt", ck + "/d.txt")
+    os.symlink("c.txt", ck + "/rel.txt")
+"""
+
+
+@pytest.mark.parametrize("no_mount", ["", "1"])
+def test_symlinks_are_the_jobs_not_this_machines(
+    backend: LocalBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_mount: str
+) -> None:
+    monkeypatch.setenv("SSM_LOCAL_NO_MOUNT", no_mount)
+    state = data_dir(tmp_path, "state", {})
+    code = code_tar(tmp_path, {"train.py": LINKS})
+    name = f"links-{no_mount or 'mnt'}"
+    st = run(backend, training(tmp_path, name, "train.py", code, checkpoint=state))
+    assert st.state is JobState.COMPLETED, st.failure_reason
+    with tarfile.open(tmp_path / "s3" / "out" / name / "output" / "model.tar.gz") as tar:
+        found = {m.name: (m.type, m.linkname) for m in tar.getmembers()}
+    assert found == {  # as `tar` in the container stores them
+        "a.txt": (tarfile.REGTYPE, ""),
+        "host.txt": (tarfile.SYMTYPE, "/etc/hostname"),
+        "b.txt": (tarfile.SYMTYPE, "/opt/ml/model/a.txt"),
+    }
+    uploaded = {p.name: p.read_text() for p in (tmp_path / "s3" / "state").iterdir()}
+    assert uploaded == {"c.txt": "c", "d.txt": "c", "rel.txt": "c"}  # no host.txt

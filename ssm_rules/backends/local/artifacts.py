@@ -56,6 +56,7 @@ class CheckpointSync:
     s3_uri: str
     local_dirs: list[Path]  # each host's LocalPath, host order
     s3: S3Objects | None = None
+    sandbox_roots: list[Path] = field(default_factory=list)  # each host's /opt/ml, host order
     _uploaded: dict[tuple[Path, str], tuple[int, int]] = field(default_factory=dict)
 
     @classmethod
@@ -66,7 +67,8 @@ class CheckpointSync:
         if not ckpt:
             return None
         local = ckpt.get("LocalPath") or contract.CHECKPOINT_DIR
-        return cls(folder_uri(ckpt["S3Uri"]), [sb.real(local) for sb in sandboxes], s3)
+        dirs = [sb.real(local) for sb in sandboxes]
+        return cls(folder_uri(ckpt["S3Uri"]), dirs, s3, [sb.root for sb in sandboxes])
 
     def download(self) -> None:
         source = Source(self.s3_uri)
@@ -84,9 +86,9 @@ class CheckpointSync:
         base = ObjectURI.parse(self.s3_uri)
         store = store_for(self.s3_uri, self.s3)
         count = 0
-        for d in self.local_dirs:
-            for path in files_under(d):
-                rel = path.relative_to(d).as_posix()
+        for i, d in enumerate(self.local_dirs):
+            sandbox = self.sandbox_roots[i] if i < len(self.sandbox_roots) else d
+            for rel, path in files_under(d, sandbox):
                 try:
                     st = path.stat()
                 except FileNotFoundError:  # removed while we walked: the job still runs
@@ -115,5 +117,5 @@ def upload_processing_outputs(
         store = store_for(dst["S3Uri"], s3)
         for sb in sandboxes:
             root = sb.real(dst["LocalPath"])
-            for path in files_under(root):
-                store.upload(path, str(base.join(path.relative_to(root).as_posix())))
+            for rel, path in files_under(root, sb.root):
+                store.upload(path, str(base.join(rel)))
