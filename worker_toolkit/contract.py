@@ -57,9 +57,6 @@ PROCESSING_STATE_INPUT = "ssm_state"
 PROCESSING_CARRIER_OUTPUT = "ssm_out"
 PROCESSING_STATE_OUTPUT = "ssm_state"
 
-# CreateProcessingJob: each ContainerEntrypoint / ContainerArguments item is at most 256 chars.
-CONTAINER_ENTRYPOINT_ITEM_MAX = 256
-
 CODE_BUNDLE_NAME = "sourcedir.tar.gz"
 TASK_FILE_NAME = "task.json"
 MODEL_ARCHIVE = "model.tar.gz"
@@ -101,7 +98,6 @@ ENV_RESOURCE_CONFIG = "SM_RESOURCE_CONFIG"
 ENV_INPUT_DATA_CONFIG = "SM_INPUT_DATA_CONFIG"
 ENV_CURRENT_INSTANCE_TYPE = "SM_CURRENT_INSTANCE_TYPE"
 ENV_LOG_LEVEL = "SM_LOG_LEVEL"
-ENV_FRAMEWORK_MODULE = "SM_FRAMEWORK_MODULE"
 # simple-sagemaker's own variables (set by our launcher)
 ENV_STATE = "SSM_STATE"
 ENV_INSTANCE_STATE = "SSM_INSTANCE_STATE"

@@ -5,8 +5,9 @@ Started as ``python ssm_launch.py [hyperparameter args]`` from the root of the c
 * training: sagemaker-training-toolkit runs ``sagemaker_program=ssm_launch.py`` with every
   non-``sagemaker_`` hyperparameter as ``--key value``, so the task arrives as
   ``--ssm_task <json>`` (falling back to the ``ssm_task`` key of hyperparameters.json);
-* processing: ``ContainerEntrypoint=["python3", "-c", PROCESSING_BOOTSTRAP]`` unpacks the bundle
-  and runs the same file; the task is ``<PROCESSING_TASK_DIR>/task.json``.
+* processing: the job's ContainerEntrypoint (``ssm_rules.requests.PROCESSING_ENTRYPOINT``)
+  unpacks the bundle into PROCESSING_WORK_DIR and runs the same file there; the task is
+  ``<PROCESSING_TASK_DIR>/task.json``.
 
 It completes the SM_*/SSM_* environment, runs the program in its own process group (forwarding
 SIGTERM/SIGINT), streams its output, writes /opt/ml/output/failure on error, and on the main
@@ -32,29 +33,11 @@ from . import _jobenv, _outputs
 from . import contract as c
 from .snakemake_script import ENV_SNAKEMAKE
 
-__all__ = ["PROCESSING_BOOTSTRAP", "LaunchError", "launcher_template_path", "load_task", "main"]
+__all__ = ["LaunchError", "launcher_template_path", "load_task", "main"]
 
 TAIL_LINES = 50  # output lines kept for the failure file
 DRAIN_SECONDS = 5.0  # after the program exits, wait this long for its background children's output
 LAUNCH_ERROR_EXIT = 2
-
-# Processing jobs have no script mode: this unpacks the code bundle into PROCESSING_WORK_DIR and
-# execs its ssm_launch.py with the same Python. Use as
-# ContainerEntrypoint=["python3", "-c", PROCESSING_BOOTSTRAP]: CreateProcessingJob limits each
-# entrypoint item to CONTAINER_ENTRYPOINT_ITEM_MAX characters, hence the terse code. Pythons with
-# tarfile.data_filter (3.8.17+, 3.9.17+, 3.10.12+, 3.11.4+, 3.12+) refuse members that would
-# land outside the directory; older ones extract as `tar -x` would (the bundle is our own).
-_PROCESSING = c.PROCESSING_DIR[len(c.OPT_ML) :] + "/"  # "/processing/"
-_CODE_TAR = c.PROCESSING_CODE_DIR[len(c.PROCESSING_DIR) + 1 :] + "/" + c.CODE_BUNDLE_NAME
-_WORK = c.PROCESSING_WORK_DIR[len(c.PROCESSING_DIR) + 1 :]
-PROCESSING_BOOTSTRAP = "\n".join(
-    [
-        "import os,sys,tarfile as t",
-        f"r=os.environ.get('{c.ENV_OPT_ML_ROOT}','{c.OPT_ML}')+'{_PROCESSING}';w=r+'{_WORK}'",
-        f"f=t.open(r+'{_CODE_TAR}');f.extraction_filter=vars(t).get('data_filter');f.extractall(w)",
-        f"x=sys.executable;os.execv(x,[x,w+'/{c.LAUNCHER_PROGRAM}'])",
-    ]
-)
 
 
 class LaunchError(Exception):

@@ -122,7 +122,8 @@ class LocalBackend:
             have = {t["Key"]: t["Value"] for t in request.get("Tags") or []}
             if key in request and all(have.get(k) == v for k, v in tags.items()):
                 doc = self._current(path.name, job_type)
-                found.append((doc["CreationTime"], self.poll([(path.name, job_type)])[path.name]))
+                st = status.to_job_status(job_type, doc, JobDir(path).stop_requested)
+                found.append((doc["CreationTime"], st))
         return [st for _, st in sorted(found, key=lambda item: item[0], reverse=True)]
 
     # --- Stop*Job -----------------------------------------------------------------------
