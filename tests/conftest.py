@@ -85,12 +85,13 @@ def bucket(aws: MotoServer) -> str:
 @pytest.fixture(scope="session", autouse=True)
 def nothing_written_to_the_real_opt_ml() -> Iterator[None]:
     """The local backend mounts each host's sandbox at /opt/ml in a private namespace (or
-    re-roots paths): no job, launcher or test may ever write into this machine's /opt/ml."""
-    before = _files_under(Path("/opt/ml"))
+    re-roots paths): no job, launcher or test may ever write into this machine's /opt/ml,
+    files or directories (/opt/ml itself is the backend's mount point)."""
+    before = _entries_under(Path("/opt/ml"))
     yield
-    leaked = _files_under(Path("/opt/ml")) - before
+    leaked = _entries_under(Path("/opt/ml")) - before
     assert not leaked, f"written into the real /opt/ml: {sorted(leaked)[:10]}"
 
 
-def _files_under(root: Path) -> set[str]:
-    return {str(p) for p in root.rglob("*") if not p.is_dir()} if root.is_dir() else set()
+def _entries_under(root: Path) -> set[str]:
+    return {str(p) for p in root.rglob("*")} if root.is_dir() else set()

@@ -577,3 +577,28 @@ def test_root_is_found_in_an_emulation_that_does_not_mount_opt_ml(tmp_path: Path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (root / "model" / "m.txt").read_text() == "sample"
 
+
+def test_worker_config_outside_a_job_creates_nothing_in_opt_ml(tmp_path: Path) -> None:
+    """No job found: /opt/ml is only assumed, and this machine's must stay untouched."""
+    before = {str(p) for p in Path("/opt/ml").rglob("*")} if Path("/opt/ml").is_dir() else set()
+    env = _clean_env(tmp_path)
+    del env[c.ENV_OPT_ML_ROOT]
+    env["PYTHONPATH"] = str(PACKAGE_DIR.parent)
+    code = (
+        "from worker_toolkit import worker_lib\n"
+        "wc = worker_lib.WorkerConfig()\n"
+        "print(wc.state, wc.instance_state)\n"
+        "worker_lib.initMultiWorkersState(worker_lib.parseArgs())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [c.CHECKPOINT_DIR, f"{c.CHECKPOINT_DIR}/algo-1"]
+    after = {str(p) for p in Path("/opt/ml").rglob("*")} if Path("/opt/ml").is_dir() else set()
+    assert after == before

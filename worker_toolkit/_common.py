@@ -34,6 +34,16 @@ def opt_ml_root() -> str:
     return inferred or c.OPT_ML
 
 
+def in_job() -> bool:
+    """True when a job's /opt/ml was found (see opt_ml_root), not just assumed."""
+    return bool(
+        os.environ.get(c.ENV_OPT_ML_ROOT, "").strip()
+        or os.path.isfile(c.RESOURCE_CONFIG_FILE)
+        or os.path.isfile(c.PROCESSING_CONFIG_FILE)
+        or _inferred_root()
+    )
+
+
 def _inferred_root() -> str | None:
     bundle = Path(__file__).resolve().parent.parent  # the code dir the job unpacked us into
     if bundle.name == "code" and (bundle.parent / "input").is_dir():

@@ -123,6 +123,12 @@ def _hps() -> dict[str, Any]:
     return u.user_hps(hps)
 
 
+def _may_create(path: str) -> bool:
+    """State directories are created in a job, or anywhere SSM_STATE points outside /opt/ml;
+    never in a machine's /opt/ml merely assumed because no job was found."""
+    return u.in_job() or not (path == c.OPT_ML or path.startswith(c.OPT_ML + "/"))
+
+
 def _default_state_dir(job_type: str) -> str:
     return c.PROCESSING_STATE_DIR if job_type == "processing" else c.CHECKPOINT_DIR
 
@@ -196,7 +202,7 @@ class WorkerConfig:
             return
         self.per_instance_state = True
         path = Path(self.state) / self.current_host
-        if not path.is_dir():
+        if not path.is_dir() and _may_create(str(path)):
             logger.info("Creating instance specific state dir")
             path.mkdir(parents=True, exist_ok=True)
         self.instance_state = str(path)
@@ -257,7 +263,8 @@ class WorkerConfig:
         )
         self.tensorboard_dir = _env_path(c.ENV_TENSORBOARD_DIR, c.TENSORBOARD_DIR)
         self.state = _env_path(c.ENV_STATE, _default_state_dir(job_type))
-        Path(self.state).mkdir(parents=True, exist_ok=True)
+        if _may_create(self.state):
+            Path(self.state).mkdir(parents=True, exist_ok=True)
         # Without per-instance state the instance writes to the shared state directory.
         self.instance_state = self.state
 
@@ -305,7 +312,7 @@ def parseArgs() -> argparse.Namespace:
 def initMultiWorkersState(args: Any) -> str:
     """Create ``<state>/<current_host>``, store it in ``args.instance_state``, return it."""
     path = Path(args.state) / args.current_host
-    if not path.is_dir():
+    if not path.is_dir() and _may_create(str(path)):
         logger.info("Creating instance specific state dir")
         path.mkdir(parents=True, exist_ok=True)
     args.instance_state = str(path)
