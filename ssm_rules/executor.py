@@ -224,11 +224,20 @@ class Executor(RemoteExecutor):
     def _adopt(self, spec: TaskSpec, ident: str, forced: bool) -> Submission | None:
         """A job of the same identity still running (its client died): wait for it instead
         of paying twice. One that completed while nobody watched: take its outputs, unless
-        the user forced a rerun."""
-        found = self.ctx.backend.find(
-            spec.job_type, job_name_prefix(spec.rule), {IDENTITY_TAG: ident}
-        )
+        the user forced a rerun. A job of the same task with other code, inputs or params
+        still running is an orphan of an earlier run: say so, with how to stop it."""
+        prefix = job_name_prefix(spec.rule)
+        found = self.ctx.backend.find(spec.job_type, prefix, {TASK_TAG: spec.task_id[:256]})
+        same = [s for s in found if s.extra.get("Tags", {}).get(IDENTITY_TAG) == ident]
         for status in found:
+            if status not in same and status.state is JobState.IN_PROGRESS:
+                kind = "training" if spec.job_type is JobType.TRAINING else "processing"
+                self.logger.warning(
+                    f"rule {spec.rule}: job {status.name} of an earlier run (other code, inputs "
+                    "or params) is still running and writing this task's state; stop it if it "
+                    f"is not wanted: aws sagemaker stop-{kind}-job --{kind}-job-name {status.name}"
+                )
+        for status in same:
             place = adopted_placement(status.name, self.ctx.jobs_uri)
             if status.state is JobState.IN_PROGRESS and not forced:
                 self._track(status.name, spec.job_type)

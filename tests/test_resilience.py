@@ -231,3 +231,18 @@ def test_clean_state_wipes_the_state_first(tmp_path):
     wf.run(*ARGS)
     assert "starting at step 0" in wf.path("train.log").read_text()
     assert not wf.path("runs/state/stale.bin").exists()
+
+
+def test_orphan_of_an_earlier_run_with_other_params_is_named_with_how_to_stop_it(tmp_path):
+    wf = workflow(tmp_path, steps=40)
+    start_and_kill_client(wf)
+    snakefile = wf.path("Snakefile")
+    snakefile.write_text(snakefile.read_text().replace("steps=40", "steps=1"))
+    out = wf.run(*ARGS)
+    orphan = jobs(wf)[0]["TrainingJobName"]
+    assert (
+        f"job {orphan} of an earlier run (other code, inputs or params) is still running"
+        in out.stderr
+    )
+    assert f"stop-training-job --training-job-name {orphan}" in out.stderr
+    assert len(jobs(wf)) == 2 and wf.path("out.txt").read_text() == "steps=1\n"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from dataclasses import replace
 from typing import Any
 
 from ssm_rules.backends.aws.polling import APIS, status_from_description, status_from_summary
@@ -49,7 +50,8 @@ def find_training(client: Any, name_prefix: str, tags: dict[str, str]) -> Found:
             job = result.get("TrainingJob") or {}
             name = job.get("TrainingJobName", "")
             if name.startswith(name_prefix) and _has_tags(job.get("Tags", []), tags):
-                found.append((status_from_description(api, job), job.get("CreationTime")))
+                status = _with_tags(status_from_description(api, job), job.get("Tags", []))
+                found.append((status, job.get("CreationTime")))
         token = reply.get("NextToken")
         if not token:
             break
@@ -79,9 +81,16 @@ def find_processing(client: Any, name_prefix: str, tags: dict[str, str]) -> Foun
         log.debug("find: looking at the newest %d of %d jobs", FIND_MAX_CANDIDATES, len(candidates))
     found: Found = []
     for summary in _newest_summaries(candidates)[:FIND_MAX_CANDIDATES]:
-        if not tags or _has_tags(_tags_of(client, summary["ProcessingJobArn"]), tags):
-            found.append((status_from_summary(api, summary), summary.get("CreationTime")))
+        job_tags = _tags_of(client, summary["ProcessingJobArn"])
+        if _has_tags(job_tags, tags):
+            status = _with_tags(status_from_summary(api, summary), job_tags)
+            found.append((status, summary.get("CreationTime")))
     return found
+
+
+def _with_tags(status: JobStatus, tags: list[dict[str, str]]) -> JobStatus:
+    """The job's tags ride along in ``extra["Tags"]`` (the executor compares identities)."""
+    return replace(status, extra={**status.extra, "Tags": {t["Key"]: t["Value"] for t in tags}})
 
 
 def _tags_of(client: Any, arn: str) -> list[dict[str, str]]:

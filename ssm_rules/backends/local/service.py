@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,8 @@ class LocalBackend:
             if key in request and all(have.get(k) == v for k, v in tags.items()):
                 doc = self._current(path.name, job_type)
                 st = status.to_job_status(job_type, doc, JobDir(path).stop_requested)
-                found.append((doc["CreationTime"], st))
+                # the job's tags ride along, as Search returns them (the executor compares them)
+                found.append((doc["CreationTime"], replace(st, extra={**st.extra, "Tags": have})))
         return [st for _, st in sorted(found, key=lambda item: item[0], reverse=True)]
 
     # --- Stop*Job -----------------------------------------------------------------------
