@@ -43,6 +43,9 @@ def aws(
         monkeypatch.delenv(name, raising=False)
     for name, value in moto_server.env().items():
         monkeypatch.setenv(name, value)
+    # The hook's runners inherit this: a stopped program that ignores SIGTERM (a script
+    # without a handler is pid 1 of its host) is killed after 3 s, not SageMaker's 120 s.
+    monkeypatch.setenv("SSM_STOP_GRACE_SECONDS", "3")
     # moto's classes are patched only while a test that asked for jobs that run is running
     moto_server.hook.install()
     moto_server.reset()
