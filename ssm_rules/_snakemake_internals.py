@@ -55,3 +55,13 @@ def preemptible_retries(job: Any) -> int | None:
     if rules is not None and rules.is_preemptible(job.rule.name):
         return settings.preemptible_retries
     return None
+
+
+def named_items(namedlist: Any) -> tuple[tuple[str | None, Any], ...]:
+    """``(name or None, item)`` of a Snakemake Namedlist (job.input, job.output, job.params):
+    its names live in the private ``_names`` (name → (start, end))."""
+    names: dict[int, str] = {}
+    for name, (start, end) in namedlist._names.items():
+        for i in range(start, end if end is not None else start + 1):
+            names[i] = name
+    return tuple((names.get(i), value) for i, value in enumerate(namedlist))

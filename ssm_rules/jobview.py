@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssm_rules._snakemake_internals import preemptible_retries
+from ssm_rules._snakemake_internals import named_items, preemptible_retries
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,6 @@ class JobView:
     workdir: Path
     format: Callable[..., str] = field(compare=False, repr=False)
     preemptible_retries: int | None = None  # Snakemake's --preemptible-retries for this rule
-
-
-def _items(namedlist: Any) -> tuple[tuple[str | None, Any], ...]:
-    names: dict[int, str] = {}
-    for name, (start, end) in namedlist._names.items():
-        for i in range(start, end if end is not None else start + 1):
-            names[i] = name
-    return tuple((names.get(i), value) for i, value in enumerate(namedlist))
 
 
 def _io(name: str | None, f: Any) -> IOItem:
@@ -90,10 +82,10 @@ def view_of(job: Any) -> JobView:
         rule=rule.name,
         jobid=job.jobid,
         wildcards=dict(job.wildcards_dict),
-        inputs=tuple(_io(n, f) for n, f in _items(job.input)),
-        outputs=tuple(_io(n, f) for n, f in _items(job.output)),
-        logs=tuple(_io(n, f) for n, f in _items(job.log)),
-        params=_items(job.params),
+        inputs=tuple(_io(n, f) for n, f in named_items(job.input)),
+        outputs=tuple(_io(n, f) for n, f in named_items(job.output)),
+        logs=tuple(_io(n, f) for n, f in named_items(job.log)),
+        params=named_items(job.params),
         resources={k: v for k, v in job.resources.items()},
         body=body,
         shell_template=rule.shellcmd,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ssm_rules import extract, staging
-from ssm_rules._snakemake_internals import keep_local_path, named_list
+from ssm_rules._snakemake_internals import keep_local_path, named_items, named_list
 from ssm_rules.objects import LocalObjects, ObjectURI, file_uri, relative_key
 from ssm_rules.rules import local_input
 from ssm_rules.spec import build_spec
@@ -103,3 +103,4 @@ def test_snakemake_internals_we_rely_on():
     )
     nl = named_list("input", [("a", "/p/a"), ("b", "/p/b1"), ("b", "/p/b2"), (None, "/p/c")])
     assert (nl.a, str(nl.b), str(nl)) == ("/p/a", "/p/b1 /p/b2", "/p/a /p/b1 /p/b2 /p/c")
+    assert named_items(nl) == (("a", "/p/a"), ("b", "/p/b1"), ("b", "/p/b2"), (None, "/p/c"))
