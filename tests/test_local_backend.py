@@ -805,3 +805,30 @@ def test_symlinks_are_the_jobs_not_this_machines(
     }
     uploaded = {p.name: p.read_text() for p in (tmp_path / "s3" / "state").iterdir()}
     assert uploaded == {"c.txt": "c", "d.txt": "c", "rel.txt": "c"}  # no host.txt
+
+
+def test_log_reader_returns_whole_lines_once(backend: LocalBackend, tmp_path: Path) -> None:
+    """Following a job's log: each line once, a line without its newline only when complete
+    (or when the job ended)."""
+    program = """
+        import sys, time
+        print("one", flush=True)
+        sys.stdout.write("par"); sys.stdout.flush(); time.sleep(1.5)
+        print("tial", flush=True); time.sleep(1.0)
+        sys.stdout.write("last without newline"); sys.stdout.flush()
+    """
+    code = code_tar(tmp_path, {"prog.py": program})
+    backend.submit(training(tmp_path, "follow-1", "prog.py", code))
+    reader = backend.log_reader("follow-1", T)
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ended = backend.poll([("follow-1", T)])["follow-1"].is_done
+        seen += [e.message for e in reader.read()]
+        if ended:
+            break
+        time.sleep(0.2)
+    assert "one" in seen and "partial" in seen and "par" not in seen
+    assert seen[-1] == "last without newline"
+    # nothing twice, nothing lost: the pieces add up to the whole log
+    assert seen == [e.message for e in backend.logs("follow-1", T)]

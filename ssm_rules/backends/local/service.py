@@ -232,20 +232,38 @@ class LocalBackend:
 
 
 class LocalLogReader:
-    """Follows a job's host logs; remembers how many lines of each stream it returned."""
+    """Follows a job's host logs from where the last read stopped (a byte offset per file).
+
+    Only complete lines are returned while the job runs (a progress bar's line without its
+    newline yet waits for the rest); once the job ended, the last partial line too.
+    """
 
     def __init__(self, backend: LocalBackend, name: str, job_type: JobType) -> None:
         self._backend, self._name, self._job_type = backend, name, job_type
-        self._seen: dict[str, int] = {}
+        self._offsets: dict[Path, int] = {}
 
     def read(self) -> list[LogEvent]:
+        doc = self._backend._current(self._name, self._job_type)
+        ended = JobState(doc[status.status_key(self._job_type)]).is_done
+        jobdir = JobDir(self._backend.root / self._name)
         new: list[LogEvent] = []
-        counts: dict[str, int] = {}
-        for event in self._backend.logs(self._name, self._job_type):
-            counts[event.stream] = counts.get(event.stream, 0) + 1
-            if counts[event.stream] > self._seen.get(event.stream, 0):
-                new.append(event)
-        self._seen.update(counts)
+        for host in doc.get("Local", {}).get("Hosts", []):
+            path = jobdir.host_log(host["Host"])
+            offset = self._offsets.get(path, 0)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+            except FileNotFoundError:
+                continue
+            lines = chunk.split(b"\n")
+            partial = lines.pop()  # what follows the last newline
+            if ended and partial:
+                lines.append(partial)
+                partial = b""
+            self._offsets[path] = offset + len(chunk) - len(partial)
+            stream = host["LogStream"]
+            new += [LogEvent(stream, line.decode("utf-8", "replace")) for line in lines]
         return new
 
 
