@@ -122,11 +122,12 @@ class Executor(RemoteExecutor):
         """Submit the job (a group job: its first member). A failure is this job's error, not
         the run's: Snakemake goes on with the others (and -k keeps going)."""
         try:
-            views = [view_of(m) for m in _members(job)]
+            members = _members(job)
+            views = [view_of(m) for m in members]
             first_spec = self._spec(views[0])
             for view in views[1:]:  # validate every member before sending anything
                 self._spec(view, plan=True)
-            forced = any(is_forced(self.workflow, m) for m in _members(job))
+            forced = any(is_forced(self.workflow, m) for m in members)
             first = self._submit(first_spec, forced)
         except Exception as e:  # noqa: BLE001 — reported as this job's error, cause named
             self.report_job_error(SubmittedJobInfo(job=job), msg=_describe_error(e))

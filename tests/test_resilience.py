@@ -50,6 +50,18 @@ pathlib.Path(os.environ["SSM_OUTPUT_OUT"]).write_text(f"steps={done}\\n")
 """
 
 
+def slow_jobs(n: int) -> str:
+    """A Snakefile of n on-demand jobs that each run a minute (to be interrupted)."""
+    return f"""
+rule all:
+    input: expand("o{{i}}.txt", i=range({n}))
+rule slow:
+    output: "o{{i}}.txt"
+    resources: spot=0
+    shell: "sleep 60; touch {{output}}"
+"""
+
+
 def workflow(tmp_path: Path, steps: int = 3, spot: int = 1) -> Workflow:
     wf = Workflow(tmp_path)
     wf.write("Snakefile", STATEFUL.replace("STEPS", str(steps)).replace("SPOT", str(spot)))
@@ -150,17 +162,7 @@ def test_user_error_is_never_retried_as_capacity(tmp_path):
 
 def test_ctrl_c_stops_every_job_and_waits_for_it(tmp_path):
     wf = Workflow(tmp_path)
-    wf.write(
-        "Snakefile",
-        """
-rule all:
-    input: expand("o{i}.txt", i=range(3))
-rule slow:
-    output: "o{i}.txt"
-    resources: spot=0
-    shell: "sleep 60; touch {output}"
-""",
-    )
+    wf.write("Snakefile", slow_jobs(3))
     client = wf.popen(*ARGS, env=GRACE)
     wait_for(
         lambda: (

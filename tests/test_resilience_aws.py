@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.e2e import Workflow, aws_args, wait_for
-from tests.test_resilience import STATEFUL, TRAIN_PY
+from tests.test_resilience import STATEFUL, TRAIN_PY, slow_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def s3_text(aws, bucket: str, key: str) -> str:
 
 
 def test_killed_client_rerun_creates_no_second_job(tmp_path, aws, bucket, api_calls):
-    wf = workflow(tmp_path, steps=10)
+    wf = workflow(tmp_path, steps=30)  # ~9 s: still running when the second client starts
     client = wf.popen(*aws_args(bucket), env=aws.env())
     wait_for(lambda: training_statuses(aws) == ["InProgress"])
     os.kill(client.pid, signal.SIGKILL)
@@ -42,7 +42,7 @@ def test_killed_client_rerun_creates_no_second_job(tmp_path, aws, bucket, api_ca
     out = wf.run(*aws_args(bucket), env=aws.env())
     assert "re-attaching to job" in out.stderr
     assert api_calls.count("sagemaker", "CreateTrainingJob") == 1  # zero extra Create calls
-    assert s3_text(aws, bucket, "wf/out.txt") == "steps=10\n"
+    assert s3_text(aws, bucket, "wf/out.txt") == "steps=30\n"
 
 
 def test_no_spot_capacity_falls_back_to_on_demand(tmp_path, aws, bucket, api_calls, monkeypatch):
@@ -83,17 +83,7 @@ def test_spot_interruption_resumes_in_the_same_job(tmp_path, aws, bucket, api_ca
 def test_ctrl_c_stops_each_job_once(tmp_path, aws, bucket, api_calls, monkeypatch):
     monkeypatch.setenv("SSM_STOP_GRACE_SECONDS", "2")
     wf = Workflow(tmp_path)
-    wf.write(
-        "Snakefile",
-        """
-rule all:
-    input: expand("o{i}.txt", i=range(2))
-rule slow:
-    output: "o{i}.txt"
-    resources: spot=0
-    shell: "sleep 60; touch {output}"
-""",
-    )
+    wf.write("Snakefile", slow_jobs(2))
     client = wf.popen(*aws_args(bucket), env=aws.env())
     wait_for(lambda: training_statuses(aws) == ["InProgress"] * 2)
     time.sleep(1)

@@ -201,12 +201,7 @@ class WorkerConfig:
         if self.per_instance_state:
             return
         self.per_instance_state = True
-        path = Path(self.state) / self.current_host
-        if not path.is_dir() and _may_create(str(path)):
-            logger.info("Creating instance specific state dir")
-            path.mkdir(parents=True, exist_ok=True)
-        self.instance_state = str(path)
-        os.environ[c.ENV_INSTANCE_STATE] = self.instance_state
+        self.instance_state = _instance_state_dir(self.state, self.current_host)
 
     def markCompleted(self) -> None:
         """Kept for old workers; does nothing.
@@ -311,13 +306,18 @@ def parseArgs() -> argparse.Namespace:
 
 def initMultiWorkersState(args: Any) -> str:
     """Create ``<state>/<current_host>``, store it in ``args.instance_state``, return it."""
-    path = Path(args.state) / args.current_host
+    args.instance_state = _instance_state_dir(args.state, args.current_host)
+    return args.instance_state
+
+
+def _instance_state_dir(state: str, host: str) -> str:
+    """``<state>/<host>``, created (inside a job) and exported as SSM_INSTANCE_STATE."""
+    path = Path(state) / host
     if not path.is_dir() and _may_create(str(path)):
         logger.info("Creating instance specific state dir")
         path.mkdir(parents=True, exist_ok=True)
-    args.instance_state = str(path)
-    os.environ[c.ENV_INSTANCE_STATE] = args.instance_state
-    return args.instance_state
+    os.environ[c.ENV_INSTANCE_STATE] = str(path)
+    return str(path)
 
 
 def markCompleted(args: Any = None) -> None:

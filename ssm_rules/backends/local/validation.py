@@ -141,12 +141,10 @@ def _validate_processing(body: dict[str, Any]) -> None:
     count = cluster.get("InstanceCount", 1)
     if not isinstance(count, int) or count < 1:
         raise ValidationError(f"ClusterConfig.InstanceCount {count!r} must be an integer >= 1")
-    names = set()
-    for inp in body.get("ProcessingInputs") or []:
+    inputs = body.get("ProcessingInputs") or []
+    _unique_names(inputs, "InputName")
+    for inp in inputs:
         iname = inp.get("InputName")
-        if not iname or iname in names:
-            raise ValidationError(f"InputName {iname!r} is missing or repeated")
-        names.add(iname)
         src = inp.get("S3Input")
         if not src:
             raise ValidationError(f"input {iname!r}: only S3Input is supported locally")
@@ -155,12 +153,9 @@ def _validate_processing(body: dict[str, Any]) -> None:
             raise ValidationError(f"input {iname!r}: S3InputMode must be 'File' locally")
         _under(src.get("LocalPath", ""), contract.PROCESSING_DIR, f"input {iname!r} LocalPath")
     outputs = (body.get("ProcessingOutputConfig") or {}).get("Outputs") or []
-    names = set()
+    _unique_names(outputs, "OutputName")
     for out in outputs:
         oname = out.get("OutputName")
-        if not oname or oname in names:
-            raise ValidationError(f"OutputName {oname!r} is missing or repeated")
-        names.add(oname)
         dst = out.get("S3Output")
         if not dst:
             raise ValidationError(f"output {oname!r}: only S3Output is supported locally")
@@ -194,3 +189,12 @@ def _json_str(value: Any, key: str) -> str:
     if not isinstance(decoded, str):
         raise ValidationError(f"hyperparameter {key!r} = {value!r} must be a (JSON) string")
     return decoded
+
+
+def _unique_names(items: list[dict[str, Any]], key: str) -> None:
+    names: set[str] = set()
+    for item in items:
+        name = item.get(key)
+        if not name or name in names:
+            raise ValidationError(f"{key} {name!r} is missing or repeated")
+        names.add(name)
