@@ -2,10 +2,20 @@
 
 In a Snakefile::
 
-    from ssm_rules import model, output_data, state, sharded, local_input, job, extract
+    from ssm_rules import model, output_data, state, sharded, unpacked, local_input, job,
+    extract
 """
 
-from ssm_rules.rules import extract, job, local_input, model, output_data, sharded, state
+from ssm_rules.rules import (
+    extract,
+    job,
+    local_input,
+    model,
+    output_data,
+    sharded,
+    state,
+    unpacked,
+)
 
-__all__ = ["extract", "job", "local_input", "model", "output_data", "sharded", "state"]
+__all__ = ["extract", "job", "local_input", "model", "output_data", "sharded", "state", "unpacked"]
 __version__ = "0.1.0"

@@ -65,3 +65,20 @@ def named_items(namedlist: Any) -> tuple[tuple[str | None, Any], ...]:
         for i in range(start, end if end is not None else start + 1):
             names[i] = name
     return tuple((names.get(i), value) for i, value in enumerate(namedlist))
+
+
+def producer_flags(job: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Input path → (producing rule, flags of that rule's output), from the DAG.
+
+    A flag set by a helper in the producing rule (``model(...)``, ``state(...)``) does not
+    always survive into the consumer's input: ``rules.train.output.state`` or a plain string
+    carry none in Snakemake 9. The producer's own output file does. ``dag.dependencies[job]``
+    maps each producer job (run this time or not) to the files it gives this job.
+    """
+    deps = job.dag.dependencies.get(job, {})
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for producer, files in deps.items():
+        for out in producer.output:
+            if str(out) in files:
+                found[str(out)] = (producer.rule.name, dict(getattr(out, "flags", {}) or {}))
+    return found

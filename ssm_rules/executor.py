@@ -8,6 +8,7 @@ after the backend reports the job Completed.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import threading
 import time
@@ -21,7 +22,7 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from ssm_rules import staging
+from ssm_rules import manifest_file, staging
 from ssm_rules._snakemake_internals import is_forced
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
 from ssm_rules.context import RunContext, make_context
@@ -29,6 +30,7 @@ from ssm_rules.identity import IDENTITY_TAG, RULE_TAG, TASK_TAG, identity, input
 from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import render, write_log
+from ssm_rules.objects import ObjectURI
 from ssm_rules.outcomes import Outcome, classify
 from ssm_rules.requests import (
     Placement,
@@ -40,7 +42,7 @@ from ssm_rules.requests import (
     task_file_uri,
 )
 from ssm_rules.settings import ExecutorSettings
-from ssm_rules.spec import TaskSpec, build_spec
+from ssm_rules.spec import Channel, TaskSpec, build_spec
 
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
@@ -153,12 +155,8 @@ class Executor(RemoteExecutor):
             if self._cancelling:
                 raise WorkflowError(f"rule {spec.rule}: not submitted, the run is being cancelled")
         code_uri, code_sha = self._code(spec)
-        channel_uris = self._channels(spec)
-        ident = identity(
-            spec,
-            code_sha,
-            {name: input_version(ctx.store(uri), uri) for name, uri in channel_uris.items()},
-        )
+        channel_uris, versions = self._channels(spec)
+        ident = identity(spec, code_sha, versions)
         tags = {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
         place = self._placement(spec, code_uri, channel_uris, tags)
         request = build_request(spec, place)
@@ -272,22 +270,51 @@ class Executor(RemoteExecutor):
             self._bundles[key] = (uri, bundle.sha256)
         return self._bundles[key]
 
-    def _channels(self, spec: TaskSpec) -> dict[str, str]:
-        """Channel name → URI; local inputs are synced first, once per run and local path:
-        the jobs of one rule over many wildcards share one upload of a shared dataset."""
+    def _channels(self, spec: TaskSpec) -> tuple[dict[str, str], dict[str, str]]:
+        """Channel name → URI, and → the version of its data (for the job's identity).
+        Local inputs are synced first, once per run and local path: the jobs of one rule
+        over many wildcards share one upload of a shared dataset. A list of files becomes
+        a ManifestFile naming them."""
         uris: dict[str, str] = {}
+        versions: dict[str, str] = {}
         for ch in spec.channels:
+            if ch.parts:
+                files = self._list_files(ch)
+                uri = staging.manifest_uri(self.ctx.root, spec.task_id, ch.name)
+                staging.upload_text(self.ctx.store(uri), manifest_file.build(files), uri)
+                uris[ch.name] = uri
+                versions[ch.name] = json.dumps([input_version(self.ctx.store(f), f) for f in files])
+                continue
             if ch.uri is not None:
                 uris[ch.name] = ch.uri
-                continue
-            assert ch.local_path is not None
-            if ch.local_path not in self._synced:
-                dest = staging.input_prefix(self.ctx.root, Path(ch.local_path))
-                self._synced[ch.local_path] = staging.sync_local_input(
-                    self.ctx.store(dest), Path(ch.local_path), dest
-                ).uri
-            uris[ch.name] = self._synced[ch.local_path]
-        return uris
+            else:
+                assert ch.local_path is not None
+                uris[ch.name] = self._sync(Path(ch.local_path))
+            versions[ch.name] = input_version(self.ctx.store(uris[ch.name]), uris[ch.name])
+        return uris, versions
+
+    def _sync(self, path: Path) -> str:
+        if str(path) not in self._synced:
+            dest = staging.input_prefix(self.ctx.root, path)
+            self._synced[str(path)] = staging.sync_local_input(self.ctx.store(dest), path, dest).uri
+        return self._synced[str(path)]
+
+    def _list_files(self, ch: Channel) -> list[str]:
+        """The URIs of a list channel's files. Local files (all or none of them: the spec
+        checks) are synced together, keyed by their path below the folder they share, so
+        the job sees them by name."""
+        if ch.parts[0].local_path is None:
+            return [str(p.uri) for p in ch.parts]
+        local = [Path(str(p.local_path)) for p in ch.parts]
+        common = Path(os.path.commonpath([p.parent for p in local]))
+        wanted = {p.relative_to(common).as_posix(): p for p in local}
+        key = "\n".join(map(str, local))
+        if key not in self._synced:
+            dest = staging.files_prefix(self.ctx.root, local)
+            staging.sync_local_files(self.ctx.store(dest), wanted, dest)
+            self._synced[key] = dest
+        base = ObjectURI.parse(self._synced[key])
+        return [str(base.join(rel)) for rel in wanted]
 
     # --- status -------------------------------------------------------------------------
 

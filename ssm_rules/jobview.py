@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssm_rules._snakemake_internals import named_items, preemptible_retries
+from ssm_rules._snakemake_internals import named_items, preemptible_retries, producer_flags
+from ssm_rules.rules import ARTIFACT_FLAG
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class IOItem:
     flags: Mapping[str, Any] = field(default_factory=dict)
     storage_uri: str | None = None  # s3://... when the file is a storage object
     is_directory: bool = False
+    producer: str | None = None  # the rule whose output this input is (chaining), if any
+    producer_kind: str | None = None  # that output's artifact kind (model, state, ...), if any
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,11 @@ class JobView:
     preemptible_retries: int | None = None  # Snakemake's --preemptible-retries for this rule
 
 
-def _io(name: str | None, f: Any) -> IOItem:
+def _io(
+    name: str | None, f: Any, produced: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None
+) -> IOItem:
     flags = dict(getattr(f, "flags", {}) or {})
+    producer, producer_out_flags = (produced or {}).get(str(f), (None, {}))
     storage_uri = None
     if getattr(f, "is_storage", False):
         storage_uri = f.storage_object.query
@@ -55,6 +61,8 @@ def _io(name: str | None, f: Any) -> IOItem:
         flags=flags,
         storage_uri=storage_uri,
         is_directory=bool(flags.get("directory")) or os.path.isdir(str(f)),
+        producer=producer,
+        producer_kind=producer_out_flags.get(ARTIFACT_FLAG),
     )
 
 
@@ -78,11 +86,12 @@ def view_of(job: Any) -> JobView:
         script = (
             str(job.format_wildcards(rule.script)) if "{" in str(rule.script) else str(rule.script)
         )
+    produced = producer_flags(job)
     return JobView(
         rule=rule.name,
         jobid=job.jobid,
         wildcards=dict(job.wildcards_dict),
-        inputs=tuple(_io(n, f) for n, f in named_items(job.input)),
+        inputs=tuple(_io(n, f, produced) for n, f in named_items(job.input)),
         outputs=tuple(_io(n, f) for n, f in named_items(job.output)),
         logs=tuple(_io(n, f) for n, f in named_items(job.log)),
         params=named_items(job.params),

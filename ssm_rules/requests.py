@@ -15,7 +15,7 @@ from typing import Any
 
 from ssm_rules.backends.base import JobRequest, JobType
 from ssm_rules.objects import ObjectURI
-from ssm_rules.spec import OutputKind, SpecError, TaskSpec
+from ssm_rules.spec import Channel, OutputKind, SpecError, TaskSpec
 from worker_toolkit import contract as C
 
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -116,6 +116,11 @@ def task_description(spec: TaskSpec, restore_state: bool = True) -> dict[str, An
         "outputs": {name: o.job_path for name, o in spec.named_outputs},
         "output_data": OutputKind.OUTPUT_DATA in kinds,
     }
+    if spec.options.args:
+        task["args"] = list(spec.options.args)
+    unpack = {c.name: [c.job_path, c.packed_path] for c in spec.channels if c.packed_path}
+    if unpack:  # channel → [where it is extracted, where its tarball arrives]
+        task["unpack"] = unpack
     if spec.snakemake_object is not None:
         task["snakemake"] = spec.snakemake_object
     if spec.job_type is JobType.PROCESSING:
@@ -123,6 +128,12 @@ def task_description(spec: TaskSpec, restore_state: bool = True) -> dict[str, An
         if spec.state_prefix and restore_state:
             task["state_input"] = PROCESSING_STATE_INPUT_PATH
     return task
+
+
+def _data_type(ch: Channel) -> str:
+    # a list of files is a ManifestFile: [{"prefix": "s3://b/p/"}, "key1", ...]; SageMaker
+    # places each object at <channel>/<key> and shards the list across the instances
+    return "ManifestFile" if ch.parts else "S3Prefix"
 
 
 def build_request(spec: TaskSpec, place: Placement) -> JobRequest:
@@ -184,7 +195,7 @@ def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
                 "ChannelName": ch.name,
                 "DataSource": {
                     "S3DataSource": {
-                        "S3DataType": "S3Prefix",
+                        "S3DataType": _data_type(ch),
                         "S3Uri": place.channel_uris[ch.name],
                         "S3DataDistributionType": "ShardedByS3Key"
                         if ch.sharded
@@ -215,13 +226,15 @@ def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
 
 
 def processing_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
-    def s3_input(name: str, uri: str, local: str, sharded: bool = False) -> dict[str, Any]:
+    def s3_input(
+        name: str, uri: str, local: str, sharded: bool = False, data_type: str = "S3Prefix"
+    ) -> dict[str, Any]:
         return {
             "InputName": name,
             "S3Input": {
                 "S3Uri": uri,
                 "LocalPath": local,
-                "S3DataType": "S3Prefix",
+                "S3DataType": data_type,
                 "S3InputMode": "File",
                 "S3DataDistributionType": "ShardedByS3Key" if sharded else "FullyReplicated",
             },
@@ -238,6 +251,7 @@ def processing_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
                 place.channel_uris[ch.name],
                 f"{C.PROCESSING_INPUT_DIR}/{ch.name}",
                 ch.sharded,
+                _data_type(ch),
             )
         )
     outputs = [

@@ -1,5 +1,5 @@
-"""Snakefile helpers: ``model``, ``output_data``, ``state``, ``sharded``, ``local_input``, ``job``,
-``extract``.
+"""Snakefile helpers: ``model``, ``output_data``, ``state``, ``sharded``, ``unpacked``,
+``local_input``, ``job``, ``extract``.
 
 The path helpers return the path with a Snakemake flag attached (``snakemake.io.flag``);
 flags travel with the file into the job object the executor receives, which is how the
@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import json
 import os
+import shlex
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 ARTIFACT_FLAG = "ssm_artifact"  # value: ArtifactKind
 SHARDED_FLAG = "ssm_sharded"
 LOCAL_INPUT_FLAG = "ssm_local_input"
+UNPACKED_FLAG = "ssm_unpacked"
 
 STATE_MANIFEST_SUFFIX = ".json"
 
@@ -63,8 +65,17 @@ def state_prefix(manifest: str) -> str:
 
 
 def sharded(path: Any) -> Any:
-    """Spread the input's objects over the instances (S3DataDistributionType ShardedByS3Key)."""
+    """Spread the input's objects over the instances (S3DataDistributionType ShardedByS3Key).
+
+    A list of files is one channel holding them all (a SageMaker ManifestFile), dealt
+    round-robin over the instances, not one channel per file."""
     return _flag(path, SHARDED_FLAG, True)
+
+
+def unpacked(path: Any) -> Any:
+    """A model/output tarball input that arrives extracted: the channel is its file tree (as
+    simple-sagemaker handed a task's output to the next task), not ``model.tar.gz``."""
+    return _flag(path, UNPACKED_FLAG, True)
 
 
 def local_input(path: str | os.PathLike[str]) -> Any:
@@ -101,10 +112,15 @@ class JobOptions:
     environment: Mapping[str, str] = field(default_factory=dict)
     clean_state: bool = False
     distribution: Mapping[str, Any] = field(default_factory=dict)
+    # free command-line arguments of a script, before its hyperparameters (simple-sagemaker's
+    # `ssm run ... -- arg1 -arg2 --arg3 "argument 4"`)
+    args: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         # Snakemake records params by repr to detect changes: keep it stable and sorted.
         items = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not self.args:  # options added later stay out while unused: no spurious reruns
+            del items["args"]
         return "job(" + json.dumps(items, sort_keys=True, default=_jsonable) + ")"
 
 
@@ -129,10 +145,20 @@ def job(
     environment: Mapping[str, str] | None = None,
     clean_state: bool = False,
     distribution: Mapping[str, Any] | None = None,
+    args: Sequence[str | int | float] | str = (),
 ) -> JobOptions:
-    """SageMaker job options of a rule (code, image, metrics, tags, environment, state)."""
+    """SageMaker job options of a rule (code, image, metrics, tags, environment, state, and
+    ``args``: free command-line arguments of the script, a list or a shell-quoted string)."""
     if isinstance(dependencies, str):
         dependencies = [dependencies]
+    if isinstance(args, str):
+        args = shlex.split(args)
+    bad = [a for a in args if isinstance(a, bool) or not isinstance(a, str | int | float)]
+    if bad:
+        raise ValueError(
+            f"job(args={list(args)!r}): {bad[0]!r} is not a command-line argument; give "
+            "strings (or numbers), e.g. job(args=['--fast', 'input 1'])"
+        )
     return JobOptions(
         source_dir=source_dir,
         dependencies=tuple(dependencies),
@@ -145,6 +171,7 @@ def job(
         environment=dict(environment or {}),
         clean_state=clean_state,
         distribution=dict(distribution or {}),
+        args=tuple(str(a) for a in args),
     )
 
 

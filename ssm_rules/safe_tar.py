@@ -9,17 +9,9 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from worker_toolkit.contract import SSM_FILES_MEMBER
+from worker_toolkit._tarballs import extract_tarball
 
-
-def extract_tarball(src: Path, dest: Path, skip_carrier: bool = True) -> None:
-    """Extract with the ``data`` filter (PEP 706): refuses absolute names, ``..``, links that
-    leave ``dest`` and special files, so a crafted archive cannot write outside ``dest``."""
-    with tarfile.open(src, "r:*") as tar:
-        members = [
-            m for m in tar.getmembers() if not (skip_carrier and _top(m.name) == SSM_FILES_MEMBER)
-        ]
-        tar.extractall(dest, members=members, filter="data")
+__all__ = ["deterministic_tar_gz", "extract_tarball", "read_member"]
 
 
 def read_member(src: Path, name: str) -> bytes | None:
@@ -31,10 +23,6 @@ def read_member(src: Path, name: str) -> bytes | None:
                 f = tar.extractfile(m)
                 return f.read() if f else None
     return None
-
-
-def _top(name: str) -> str:
-    return name.removeprefix("./").split("/", 1)[0]
 
 
 def deterministic_tar_gz(files: Iterable[tuple[str, Path]]) -> bytes:

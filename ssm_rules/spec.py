@@ -26,6 +26,7 @@ from ssm_rules.rules import (
     ARTIFACT_FLAG,
     LOCAL_INPUT_FLAG,
     SHARDED_FLAG,
+    UNPACKED_FLAG,
     ArtifactKind,
     JobOptions,
     state_prefix,
@@ -88,6 +89,14 @@ class OutputKind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class ChannelPart:
+    """One file of a channel made of a list of files (``sharded([...])``)."""
+
+    uri: str | None  # s3:// or file://; None until a local input is synced
+    local_path: str | None  # a local file to sync first (local_input)
+
+
+@dataclass(frozen=True)
 class Channel:
     name: str
     uri: str | None  # where the data is (s3:// or file://); None until a local input is synced
@@ -95,6 +104,11 @@ class Channel:
     sharded: bool
     job_path: str  # the path inside the job, what {input.<name>} becomes
     is_prefix: bool  # the URI is a key prefix (a directory), not one object
+    # unpacked(...): where the tarball arrives; the launcher extracts it at job_path first
+    packed_path: str | None = None
+    # a list of files as one channel: the executor writes a SageMaker ManifestFile naming them
+    parts: tuple[ChannelPart, ...] = ()
+    input_name: str | None = None  # the rule's name of the input (None: unnamed)
 
 
 @dataclass(frozen=True)
@@ -190,8 +204,15 @@ def build_spec(
     if job_type is JobType.PROCESSING and instance.count > 1:
         _check_no_processing_model(view, outputs, instance.count)
     _check_channel_count(view, job_type, channels, state_out is not None)
+    _check_sharding(view, channels, instance.count)
     if state_out is None and options.clean_state:
         raise _err(view, "job(clean_state=True) but the rule declares no state(...) output")
+    if options.args and kind == "shell":
+        raise _err(
+            view,
+            f"job(args={list(options.args)!r}) with a shell: body: put the arguments in the "
+            "command itself (args are the command line of a script:)",
+        )
     hps = _hyperparameters(view)
     command = None
     if kind == "shell":
@@ -248,7 +269,7 @@ def _snakemake_object(
     the job's own (params travel as hyperparameters; only their names and order here)."""
     return {
         "rule": view.rule,
-        "input": [[i.name, c.job_path] for i, c in zip(view.inputs, channels, strict=True)],
+        "input": [[c.input_name, c.job_path] for c in channels],
         "output": [[i.name, o.job_path] for i, o in zip(view.outputs, outputs, strict=True)],
         "log": [[i.name, "/dev/stderr"] for i in view.logs],
         "params": [name for name, _ in hps],
@@ -480,12 +501,19 @@ def _uri_of(view: JobView, item: IOItem, backend: str, what: str) -> str:
 
 
 def _channels(view: JobView, job_type: JobType, backend: str, plan: bool) -> tuple[Channel, ...]:
+    """One channel per input, except a sharded list of files: one channel holding them all
+    (``sharded([...])`` flags every file; sharding each on its own would hand one object to
+    one instance and nothing to the others)."""
     base = C.INPUT_DATA_DIR if job_type is JobType.TRAINING else C.PROCESSING_INPUT_DIR
+    unpacked_base = C.UNPACKED_DIR if job_type is JobType.TRAINING else C.PROCESSING_UNPACKED_DIR
     counts: dict[str | None, int] = {}
     for item in view.inputs:
         counts[item.name] = counts.get(item.name, 0) + 1
     index: dict[str | None, int] = {}
     channels: list[Channel] = []
+    group: list[Channel] = []  # the sharded list being collected
+    group_key: tuple[str | None, int] | None = None
+    group_name = ""
     for n, item in enumerate(view.inputs):
         if item.name is None:
             name = f"in{n}"
@@ -494,45 +522,24 @@ def _channels(view: JobView, job_type: JobType, backend: str, plan: bool) -> tup
             index[item.name] += 1
         else:
             name = item.name
-        _check_channel_name(view, name, job_type)
-        flags = item.flags
-        kind = flags.get(ARTIFACT_FLAG)
-        local_path = None
-        if kind == ArtifactKind.STATE:
-            uri: str | None = state_prefix(_uri_of(view, item, backend, "input"))
-            is_prefix = True
-        elif flags.get(LOCAL_INPUT_FLAG) or (not item.storage_uri and backend != "local"):
-            path = view.workdir / item.path
-            if not path.exists() and not plan:
-                raise _err(
-                    view,
-                    f"local_input {item.path!r} does not exist (looked at {str(path)!r}): "
-                    "create it, or give the path of the file or directory you meant",
-                )
-            if path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
-                # SageMaker fails a job whose channel prefix holds no object
-                raise _err(
-                    view,
-                    f"local_input {item.path!r} is an empty directory: SageMaker "
-                    "refuses a channel with no objects; put the data in it or drop the input",
-                )
-            local_path, uri, is_prefix = str(path), None, path.is_dir()
-        else:
-            uri = _uri_of(view, item, backend, "input")
-            is_prefix = item.is_directory
-            if is_prefix and not uri.endswith("/"):
-                uri += "/"
-        leaf = "" if is_prefix else "/" + os.path.basename(item.path.rstrip("/"))
-        channels.append(
-            Channel(
-                name,
-                uri,
-                local_path,
-                bool(flags.get(SHARDED_FLAG)),
-                f"{base}/{name}{leaf}",
-                is_prefix,
-            )
-        )
+        ch = _channel(view, item, name, backend, plan, base, unpacked_base)
+        # consecutive sharded files of one input (a named list, or unnamed ones side by side)
+        key = (item.name, 0) if item.name is not None else (None, n - len(group))
+        listed = ch.sharded and not ch.is_prefix and (item.name is None or counts[item.name] > 1)
+        if group and not (listed and key == group_key):
+            channels.append(_list_channel(view, group, group_name, base))
+            group, group_key = [], None
+        if listed:
+            if not group:
+                group_name = item.name or name
+            group.append(ch)
+            group_key = key
+            continue
+        channels.append(ch)
+    if group:
+        channels.append(_list_channel(view, group, group_name, base))
+    for ch in channels:
+        _check_channel_name(view, ch.name, job_type)
     names = [c.name for c in channels]
     dupes = sorted({x for x in names if names.count(x) > 1})
     if dupes:
@@ -542,6 +549,103 @@ def _channels(view: JobView, job_type: JobType, backend: str, plan: bool) -> tup
             "are called in0, in1, ...)",
         )
     return tuple(channels)
+
+
+def _input_kind(view: JobView, item: IOItem) -> str | None:
+    """The artifact kind of an input: the producing rule's, whatever form names it here
+    (``rules.train.output.state`` and plain strings carry no flag)."""
+    own = item.flags.get(ARTIFACT_FLAG)
+    if own and item.producer_kind and own != item.producer_kind:
+        raise _err(
+            view,
+            f"input {item.path!r} is written as {own}(...) but rule {item.producer} produces "
+            f"it as {item.producer_kind}(...): write {item.producer_kind}({item.path!r}) or "
+            "the plain path",
+        )
+    return item.producer_kind or own
+
+
+def _channel(
+    view: JobView,
+    item: IOItem,
+    name: str,
+    backend: str,
+    plan: bool,
+    base: str,
+    unpacked_base: str,
+) -> Channel:
+    flags = item.flags
+    kind = _input_kind(view, item)
+    local_path = None
+    unpack = bool(flags.get(UNPACKED_FLAG))
+    if unpack and not (
+        kind in (ArtifactKind.MODEL, ArtifactKind.OUTPUT_DATA) or item.path.endswith(".tar.gz")
+    ):
+        raise _err(
+            view,
+            f"unpacked({item.path!r}): only a tarball can arrive unpacked; write "
+            "unpacked(model(...)) or unpacked(output_data(...)), or drop unpacked()",
+        )
+    if kind == ArtifactKind.STATE:
+        uri: str | None = state_prefix(_uri_of(view, item, backend, "input"))
+        is_prefix = True
+    elif flags.get(LOCAL_INPUT_FLAG) or (not item.storage_uri and backend != "local"):
+        path = view.workdir / item.path
+        if not path.exists() and not plan:
+            raise _err(
+                view,
+                f"local_input {item.path!r} does not exist (looked at {str(path)!r}): "
+                "create it, or give the path of the file or directory you meant",
+            )
+        if path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
+            # SageMaker fails a job whose channel prefix holds no object
+            raise _err(
+                view,
+                f"local_input {item.path!r} is an empty directory: SageMaker "
+                "refuses a channel with no objects; put the data in it or drop the input",
+            )
+        local_path, uri, is_prefix = str(path), None, path.is_dir()
+    else:
+        uri = _uri_of(view, item, backend, "input")
+        is_prefix = item.is_directory
+        if is_prefix and not uri.endswith("/"):
+            uri += "/"
+    leaf = "" if is_prefix else "/" + os.path.basename(item.path.rstrip("/"))
+    job_path = f"{base}/{name}{leaf}"
+    packed = None
+    if unpack:
+        job_path, packed = f"{unpacked_base}/{name}", job_path
+    return Channel(
+        name,
+        uri,
+        local_path,
+        bool(flags.get(SHARDED_FLAG)),
+        job_path,
+        is_prefix,
+        packed,
+        input_name=item.name,
+    )
+
+
+def _list_channel(view: JobView, files: list[Channel], name: str, base: str) -> Channel:
+    """Several sharded files as one channel: named after the input (unnamed: the first
+    file's ``in<N>``), a directory in the job holding every file this instance got."""
+    first = files[0]
+    if any(f.packed_path for f in files):
+        raise _err(view, f"input {name!r}: a sharded list of files cannot be unpacked()")
+    if len(files) == 1:
+        return replace(first, name=name)
+    if len({f.local_path is None for f in files}) > 1:
+        raise _err(
+            view,
+            f"input {name!r} lists local files and storage files in one sharded list: "
+            "a SageMaker channel reads one place; give local_input(...) files only, or "
+            "storage files only",
+        )
+    parts = tuple(ChannelPart(f.uri, f.local_path) for f in files)
+    return Channel(
+        name, None, None, True, f"{base}/{name}", True, parts=parts, input_name=first.input_name
+    )
 
 
 def _check_channel_count(
@@ -558,6 +662,20 @@ def _check_channel_count(
             f"{limit} here: put related files in one directory and pass it as one "
             "local_input(...) / one input",
         )
+
+
+def _check_sharding(view: JobView, channels: tuple[Channel, ...], count: int) -> None:
+    """ShardedByS3Key deals objects round-robin: one object on several instances leaves
+    every instance but the first with an empty channel, silently."""
+    for ch in channels:
+        if ch.sharded and not ch.is_prefix and count > 1:
+            raise _err(
+                view,
+                f"input {ch.name!r} is sharded over instance_count={count} but is one file: "
+                "only the first instance would get data; shard a directory "
+                "(sharded(local_input('data/train'))) or a list of files (sharded([...])), "
+                "or drop sharded()",
+            )
 
 
 def _check_channel_name(view: JobView, name: str, job_type: JobType) -> None:
@@ -668,7 +786,8 @@ def _hyperparameters(view: JobView) -> tuple[tuple[str, Any], ...]:
 def _format_shell(view: JobView, channels: tuple[Channel, ...], outputs: tuple[Output, ...]) -> str:
     from ssm_rules._snakemake_internals import named_list
 
-    inputs = [(item.name, ch.job_path) for item, ch in zip(view.inputs, channels, strict=True)]
+    # a sharded list of files is one directory in the job: {input.x} is that directory
+    inputs = [(ch.input_name, ch.job_path) for ch in channels]
     outs = [(item.name, o.job_path) for item, o in zip(view.outputs, outputs, strict=True)]
     # Everything a job prints, on every instance, goes to the rule's log: so does {log}.
     logs = [(item.name, "/dev/stderr") for item in view.logs]

@@ -118,15 +118,32 @@ def input_prefix(root: str, local: Path) -> str:
     return str(ObjectURI.parse(root).join("inputs", digest, name)) + "/"
 
 
+def files_prefix(root: str, files: list[Path]) -> str:
+    """Where a list of local files given as one input is mirrored (keyed by the list)."""
+    digest = hashlib.sha256("\n".join(str(f.resolve()) for f in files).encode()).hexdigest()
+    return str(ObjectURI.parse(root).join("inputs", digest[:16], "files")) + "/"
+
+
+def manifest_uri(root: str, task_id: str, channel: str) -> str:
+    """Where the ManifestFile of a task's list channel is written."""
+    return str(ObjectURI.parse(root).join("manifests", task_id, f"{channel}.json"))
+
+
 def sync_local_input(store: ObjectStore, local: Path, dest_prefix: str) -> SyncResult:
     """Mirror a local file or directory under ``dest_prefix`` (which ends with ``/``)."""
-    base = ObjectURI.parse(dest_prefix)
     if local.is_dir():
-        wanted = {rel: path for rel, path in _tree(local, "")}
-        uri = dest_prefix
-    else:
-        wanted = {local.name: local}
-        uri = str(base.join(local.name))
+        return sync_local_files(store, dict(_tree(local, "")), dest_prefix, dest_prefix)
+    base = ObjectURI.parse(dest_prefix)
+    return sync_local_files(store, {local.name: local}, dest_prefix, str(base.join(local.name)))
+
+
+def sync_local_files(
+    store: ObjectStore, wanted: dict[str, Path], dest_prefix: str, uri: str | None = None
+) -> SyncResult:
+    """Mirror local files (relative key → path) under ``dest_prefix``; only what changed
+    is sent, and objects no longer wanted are deleted."""
+    base = ObjectURI.parse(dest_prefix)
+    uri = uri or dest_prefix
     sidecar_uri = dest_prefix.rstrip("/") + ".ssm-sync.json"
     known = _read_sidecar(store, sidecar_uri)
     present = {relative_key(base.key, o.key): o.size for o in store.list(dest_prefix)}

@@ -130,3 +130,9 @@ ENV_INPUT_PREFIX = "SSM_INPUT_"
 ENV_OUTPUT_PREFIX = "SSM_OUTPUT_"
 TASK_KINDS = ("script", "shell")
 JOB_TYPES = ("training", "processing")
+
+# --- Inputs that arrive unpacked (``unpacked(model(...))``) ---------------------------------
+# The launcher extracts such a channel's tarball here (one sub-directory per channel) before
+# the program starts and points SM_CHANNEL_<NAME> / SSM_INPUT_<NAME> at it.
+UNPACKED_DIR = f"{INPUT_DIR}/unpacked"
+PROCESSING_UNPACKED_DIR = f"{PROCESSING_DIR}/unpacked"

@@ -31,6 +31,7 @@ from typing import IO, Any
 from . import _common as u
 from . import _jobenv, _outputs
 from . import contract as c
+from ._tarballs import extract_tarball
 from .snakemake_script import ENV_SNAKEMAKE
 
 __all__ = ["LaunchError", "launcher_template_path", "load_task", "main"]
@@ -121,6 +122,10 @@ def load_task(argv: list[str], root: str) -> tuple[dict[str, Any], list[str]]:
     task["files"] = {u.reroot(p, root): rel for p, rel in (task.get("files") or {}).items()}
     for key in ("inputs", "outputs"):
         task[key] = {name: u.reroot(p, root) for name, p in (task.get(key) or {}).items()}
+    task["unpack"] = {
+        name: [u.reroot(extracted, root), u.reroot(packed, root)]
+        for name, (extracted, packed) in (task.get("unpack") or {}).items()
+    }
     for key in ("state_dir", "state_input"):
         if task.get(key):
             task[key] = u.reroot(task[key], root)
@@ -147,6 +152,8 @@ def build_command(task: dict[str, Any], code_dir: Path, args: list[str]) -> list
     """argv of the user program (script mode semantics: hyperparameters are its args)."""
     if task["kind"] == "shell":
         return _jobenv.shell_argv(task["command"])
+    # free arguments first, as simple-sagemaker's WorkerConfig splices its external_hps
+    args = [*(task.get("args") or []), *args]
     program = code_dir / task["program"]
     if not program.is_file():
         raise LaunchError(f"program {task['program']!r} not found in the code dir {code_dir}")
@@ -360,6 +367,7 @@ def _prepare(argv: list[str], root: str) -> tuple[dict[str, Any], list[str], dic
     task, args = load_task(argv, root)
     env = _jobenv.build_env(task, root, _code_dir(), os.environ, args)
     _jobenv.prepare_dirs(env, task, root)
+    unpack_inputs(task, env)
     if task.get("snakemake") is not None:
         env[ENV_SNAKEMAKE] = json.dumps(_rerooted_snakemake(task["snakemake"], root))
     return task, args, env
@@ -371,6 +379,18 @@ def _rerooted_snakemake(spec: dict[str, Any], root: str) -> dict[str, Any]:
     for key in ("input", "output", "log"):
         out[key] = [[name, u.reroot(path, root)] for name, path in spec.get(key) or []]
     return out
+
+
+def unpack_inputs(task: dict[str, Any], env: dict[str, str]) -> None:
+    """``unpacked(...)`` inputs: extract each channel's tarball into its own directory (on
+    every host) and point the channel's variables there, so the program sees the files."""
+    for name, (extracted, packed) in (task.get("unpack") or {}).items():
+        tarball = Path(packed)
+        if not tarball.is_file():
+            raise LaunchError(f"input {name!r}: {packed} to unpack is not in the channel")
+        _log(f"unpacking input {name!r} ({tarball.name}) into {extracted}")
+        extract_tarball(tarball, Path(extracted))
+        env[u.channel_env_name(name)] = extracted  # SSM_INPUT_<NAME> names it already
 
 
 def install_requirements(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:

@@ -72,11 +72,9 @@ class CheckpointSync:
 
     def download(self) -> None:
         source = Source(self.s3_uri)
-        from ssm_rules.backends.local.channels import list_objects
-
-        objects = list_objects(self.s3_uri, self.s3)
+        listing = source.objects(self.s3)  # one listing for every host
         for i, d in enumerate(self.local_dirs):
-            placed = place(source, d, i, len(self.local_dirs), self.s3, objects)
+            placed = place(source, d, i, len(self.local_dirs), self.s3, listing)
             for p in placed:  # just downloaded: the same bytes are already there
                 st = p.stat()
                 self._uploaded[(d, p.relative_to(d).as_posix())] = (st.st_size, st.st_mtime_ns)

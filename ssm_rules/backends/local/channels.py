@@ -10,10 +10,12 @@ objects, in key order, are dealt round-robin: object i goes to host i mod N
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssm_rules import manifest_file
 from ssm_rules.objects import ObjectInfo, ObjectURI, S3Objects, relative_key, store_for
 
 
@@ -27,13 +29,36 @@ class Source:
 
     uri: str
     sharded: bool = False
+    manifest: bool = False  # S3DataType ManifestFile: uri is a manifest naming the objects
 
     @classmethod
     def from_request(cls, src: dict[str, object]) -> Source:
         return cls(
             uri=str(src["S3Uri"]),
             sharded=src.get("S3DataDistributionType") == "ShardedByS3Key",
+            manifest=src.get("S3DataType") == "ManifestFile",
         )
+
+    def objects(self, s3: S3Objects | None = None) -> tuple[str, list[ObjectInfo]]:
+        """``(prefix key, objects)``: what the channel holds, in the order hosts get them
+        (S3Prefix: key order; ManifestFile: the manifest's order)."""
+        if not self.manifest:
+            return ObjectURI.parse(self.uri).key, list_objects(self.uri, s3)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "manifest.json"
+            store_for(self.uri, s3).download(self.uri, path)
+            try:
+                prefix, keys = manifest_file.parse(path.read_text())
+            except manifest_file.ManifestError as e:
+                raise PlacementError(f"manifest {self.uri}: {e}") from None
+        found = []
+        for rel in keys:
+            uri = str(ObjectURI.parse(prefix).join(rel))
+            match = [o for o in store_for(uri, s3).list(uri) if o.uri == uri]
+            if not match:  # SageMaker fails the job when a listed object is missing
+                raise PlacementError(f"manifest {self.uri} lists {uri}, which does not exist")
+            found.append(match[0])
+        return ObjectURI.parse(prefix).key, found
 
 
 def list_objects(uri: str, s3: S3Objects | None = None) -> list[ObjectInfo]:
@@ -59,17 +84,15 @@ def place(
     host_index: int,
     host_count: int,
     s3: S3Objects | None = None,
-    objects: Sequence[ObjectInfo] | None = None,
+    listing: tuple[str, Sequence[ObjectInfo]] | None = None,
 ) -> list[Path]:
     """Download this host's share of ``source`` under ``dest``; returns the files placed.
 
-    ``objects`` may be passed to list once for all hosts.
+    ``listing`` (``Source.objects()``) may be passed to list once for all hosts.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    if objects is None:
-        objects = list_objects(source.uri, s3)
+    prefix_key, objects = listing if listing is not None else source.objects(s3)
     mine = shard(objects, host_index, host_count) if source.sharded else list(objects)
-    prefix_key = ObjectURI.parse(source.uri).key
     store = store_for(source.uri, s3)
     placed = []
     for obj in mine:

@@ -209,15 +209,15 @@ class JobRun:
                 )
         for where, source, path in self._inputs():
             self.check_stop()
-            objects = channels.list_objects(source.uri, self.s3)
-            if not objects:
+            listing = source.objects(self.s3)
+            if not listing[1]:
                 # SageMaker refuses to start with an empty input prefix.
                 raise channels.PlacementError(
                     f'No S3 objects found under S3 URL "{source.uri}" given in {where}'
                 )
             for sb in self.sandboxes:
                 channels.place(
-                    source, sb.real(path), sb.index, len(self.sandboxes), self.s3, objects
+                    source, sb.real(path), sb.index, len(self.sandboxes), self.s3, listing
                 )
         if self.checkpoints is not None:
             self.check_stop()

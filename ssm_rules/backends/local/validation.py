@@ -167,9 +167,10 @@ def _validate_processing(body: dict[str, Any]) -> None:
 
 def _s3_source(src: dict[str, Any], where: str, type_key: str, dist_key: str) -> None:
     _uri(src.get("S3Uri"), f"{where} S3Uri")
-    if src.get(type_key, "S3Prefix") != "S3Prefix":
+    if src.get(type_key, "S3Prefix") not in ("S3Prefix", "ManifestFile"):
         raise ValidationError(
-            f"{where}: {type_key} {src.get(type_key)!r} is not supported locally: use 'S3Prefix'"
+            f"{where}: {type_key} {src.get(type_key)!r} is not supported locally: use "
+            "'S3Prefix' or 'ManifestFile'"
         )
     dist = src.get(dist_key, "FullyReplicated")
     if dist not in DISTRIBUTIONS:

@@ -1,0 +1,162 @@
+"""How inputs arrive in the job, end to end on both backends: an artifact's kind comes from
+the rule that produces it, a sharded list of files is one channel dealt over the instances,
+an unpacked(...) tarball arrives as its files, free arguments reach the script."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import LOCAL_ARGS, Workflow, aws_args
+
+pytestmark = pytest.mark.slow
+
+SNAKEFILE = """
+from ssm_rules import model, output_data, state, sharded, unpacked, local_input, job
+
+rule all:
+    input: "res/seen.json", "res/parts.json", "res/args.json", "res/kinds.json"
+
+rule train:
+    output:
+        m=model("runs/train/model.tar.gz"),
+        o=output_data("runs/train/output.tar.gz"),
+        st=state("runs/train/state.json"),
+    shell:
+        "echo w > $SM_MODEL_DIR/weights.txt; mkdir -p $SM_OUTPUT_DATA_DIR/sub; "
+        "echo r > $SM_OUTPUT_DATA_DIR/sub/report.txt; echo s > $SSM_INSTANCE_STATE/s.txt"
+
+# the consumer names the producer's outputs without helpers: the kinds come from rule train
+rule kinds:
+    input: st=rules.train.output.st, m="runs/train/model.tar.gz"
+    output: "res/kinds.json"
+    script: "code/kinds.py"
+
+rule seen:
+    input:
+        o=unpacked(output_data("runs/train/output.tar.gz")),
+        m=unpacked(rules.train.output.m),
+    output: "res/seen.json"
+    script: "code/seen.py"
+
+rule parts:
+    input:
+        data=sharded([local_input("data/a.csv"), local_input("data/b.csv"), local_input("data/more/c.csv")]),
+    output: "res/parts.json"
+    resources: instance_count=2
+    script: "code/parts.py"
+
+rule args:
+    output: "res/args.json"
+    params: sagemaker=job(args=["arg1", "-arg2", "--arg3", "argument 4"]), lr=0.5
+    script: "code/args.py"
+"""
+
+TREE = """
+import json, os, pathlib
+def tree(d):
+    return sorted(str(p.relative_to(d)) for p in pathlib.Path(d).rglob("*") if p.is_file())
+"""
+KINDS_PY = (
+    TREE
+    + """
+out = {"st": tree(snakemake.input.st), "m": os.path.basename(snakemake.input.m)}
+pathlib.Path(snakemake.output[0]).write_text(json.dumps(out))
+"""
+)
+SEEN_PY = (
+    TREE
+    + """
+from worker_toolkit import worker_lib
+cfg = worker_lib.WorkerConfig()
+out = {"o": tree(snakemake.input.o), "m": tree(os.environ["SM_CHANNEL_M"]),
+       "o_is": snakemake.input.o == os.environ["SSM_INPUT_O"] == cfg.channel_o,
+       "report": (pathlib.Path(cfg.channel_o) / "sub/report.txt").read_text()}
+pathlib.Path(snakemake.output[0]).write_text(json.dumps(out))
+"""
+)
+# every host writes what it got into the model; the main host's output is the file
+PARTS_PY = (
+    TREE
+    + """
+from worker_toolkit import worker_lib
+cfg = worker_lib.WorkerConfig()
+mine = tree(cfg.channel_data)
+state = pathlib.Path(os.environ["SM_MODEL_DIR"]) / f"{cfg.current_host}.json"
+state.write_text(json.dumps(mine))
+if cfg.current_host == "algo-1":
+    pathlib.Path(snakemake.output[0]).write_text(json.dumps({"algo-1": mine, "dir": snakemake.input.data}))
+"""
+)
+ARGS_PY = """
+import json, pathlib, sys
+pathlib.Path(snakemake.output[0]).write_text(json.dumps(sys.argv[1:]))
+"""
+
+
+def _workflow(root: Path) -> Workflow:
+    wf = Workflow(root)
+    wf.write("Snakefile", SNAKEFILE)
+    wf.write("code/kinds.py", KINDS_PY)
+    wf.write("code/seen.py", SEEN_PY)
+    wf.write("code/parts.py", PARTS_PY)
+    wf.write("code/args.py", ARGS_PY)
+    wf.write("data/a.csv", "a")
+    wf.write("data/b.csv", "b")
+    wf.write("data/more/c.csv", "c")
+    wf.write("data/ignored.csv", "not listed")
+    return wf
+
+
+def _check(read) -> None:  # read(rel) -> text of a workflow output
+    kinds = json.loads(read("res/kinds.json"))
+    assert kinds == {"st": ["algo-1/s.txt"], "m": "model.tar.gz"}
+    seen = json.loads(read("res/seen.json"))
+    assert seen["o"] == ["sub/report.txt"] and seen["m"] == ["weights.txt"]
+    assert seen["o_is"] and seen["report"] == "r\n"
+    parts = json.loads(read("res/parts.json"))
+    # one channel "data" holding the three listed files (not the unlisted one), dealt over
+    # two instances in the manifest's order: algo-1 gets a.csv and more/c.csv
+    assert parts["algo-1"] == ["a.csv", "more/c.csv"]
+    assert parts["dir"].endswith("/input/data/data")
+    assert json.loads(read("res/args.json")) == [
+        "arg1",
+        "-arg2",
+        "--arg3",
+        "argument 4",
+        "--lr",
+        "0.5",
+    ]
+
+
+def test_inputs_arrive_as_the_producer_declared_on_the_local_backend(tmp_path: Path) -> None:
+    wf = _workflow(tmp_path / "wf")
+    wf.run(*LOCAL_ARGS)
+    _check(lambda rel: wf.path(rel).read_text())
+    import tarfile
+
+    with tarfile.open(wf.path(".ssm_rules").parent / _parts_model(wf)) as tar:
+        names = sorted(m.name.removeprefix("./") for m in tar.getmembers() if m.isfile())
+    assert names == ["algo-1.json", "algo-2.json"]
+
+
+def _parts_model(wf: Workflow) -> Path:
+    """The parts job's merged model (not a declared output): what algo-2 got."""
+    found = sorted(wf.root.glob(".ssm_rules/**/parts-*/output/model.tar.gz"))
+    assert found, sorted(str(p) for p in wf.root.glob(".ssm_rules/**/model.tar.gz"))
+    return found[-1]
+
+
+def test_inputs_arrive_as_the_producer_declared_on_aws(tmp_path: Path, aws, bucket: str) -> None:
+    wf = _workflow(tmp_path / "wf")
+    wf.run(*aws_args(bucket))
+    s3 = aws.client("s3")
+    _check(lambda rel: s3.get_object(Bucket=bucket, Key=f"wf/{rel}")["Body"].read().decode())
+    # the list travelled as a ManifestFile channel, sharded
+    jobs = s3.list_objects_v2(Bucket=bucket, Prefix="ssm-rules/manifests/")
+    manifest = [o["Key"] for o in jobs.get("Contents", []) if o["Key"].endswith("/data.json")]
+    assert len(manifest) == 1
+    body = json.loads(s3.get_object(Bucket=bucket, Key=manifest[0])["Body"].read())
+    assert body[1:] == ["a.csv", "b.csv", "more/c.csv"]
