@@ -15,7 +15,7 @@ from ssm_rules import manifest_file
 from ssm_rules.requests import task_description
 from ssm_rules.rules import job, local_input, model, output_data, sharded, state, unpacked
 from ssm_rules.spec import SpecError
-from tests.jobviews import io, view
+from tests.jobviews import io
 from tests.test_spec import spec_of
 from worker_toolkit import _tarballs
 
