@@ -17,7 +17,7 @@ SNAKEFILE = """
 from ssm_rules import model, output_data, state, sharded, unpacked, local_input, job
 
 rule all:
-    input: "res/seen.json", "res/parts.json", "res/args.json", "res/kinds.json"
+    input: "res/seen.json", "res/parts.json", "res/args.json", "res/kinds.json", "res/seen_p.json"
 
 rule train:
     output:
@@ -40,6 +40,13 @@ rule seen:
         m=unpacked(rules.train.output.m),
     output: "res/seen.json"
     script: "code/seen.py"
+
+rule seen_p:
+    input: o=unpacked(rules.train.output.o)
+    output: "res/seen_p.json"
+    params: sagemaker=job(args="one 'two words'")
+    resources: job_type="processing", instance_count=2
+    script: "code/seen_p.py"
 
 rule parts:
     input:
@@ -77,6 +84,11 @@ out = {"o": tree(snakemake.input.o), "m": tree(os.environ["SM_CHANNEL_M"]),
 pathlib.Path(snakemake.output[0]).write_text(json.dumps(out))
 """
 )
+SEEN_P_PY = TREE + """
+import sys
+out = {"o": tree(snakemake.input.o), "argv": sys.argv[1:], "at": snakemake.input.o}
+pathlib.Path(snakemake.output[0]).write_text(json.dumps(out))
+"""
 # every host writes what it got into the model; the main host's output is the file
 PARTS_PY = (
     TREE
@@ -102,6 +114,7 @@ def _workflow(root: Path) -> Workflow:
     wf.write("code/kinds.py", KINDS_PY)
     wf.write("code/seen.py", SEEN_PY)
     wf.write("code/parts.py", PARTS_PY)
+    wf.write("code/seen_p.py", SEEN_P_PY)
     wf.write("code/args.py", ARGS_PY)
     wf.write("data/a.csv", "a")
     wf.write("data/b.csv", "b")
@@ -116,6 +129,10 @@ def _check(read) -> None:  # read(rel) -> text of a workflow output
     seen = json.loads(read("res/seen.json"))
     assert seen["o"] == ["sub/report.txt"] and seen["m"] == ["weights.txt"]
     assert seen["o_is"] and seen["report"] == "r\n"
+    seen_p = json.loads(read("res/seen_p.json"))
+    assert seen_p == {
+        "o": ["sub/report.txt"], "argv": ["one", "two words"], "at": "/opt/ml/processing/unpacked/o"
+    }
     parts = json.loads(read("res/parts.json"))
     # one channel "data" holding the three listed files (not the unlisted one), dealt over
     # two instances in the manifest's order: algo-1 gets a.csv and more/c.csv
