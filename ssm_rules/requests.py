@@ -150,6 +150,8 @@ def _tags(spec: TaskSpec, place: Placement) -> list[dict[str, str]]:
 def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
     task = json.dumps(task_description(spec), sort_keys=True)
     hps = {name: json.dumps(value) for name, value in spec.hyperparameters}
+    # distributed training: the settings the framework container reads, as the SDK sends them
+    hps.update({name: json.dumps(value) for name, value in spec.distribution_hps})
     hps.update(
         {
             C.HP_PROGRAM: json.dumps(C.LAUNCHER_PROGRAM),

@@ -157,6 +157,8 @@ class TaskSpec:
     output_names: tuple[str | None, ...] = ()  # the rule's name of each output, in order
     # what a Snakemake-style Python script: sees as `snakemake` (in-job paths), else None
     snakemake_object: dict[str, Any] | None = None
+    # job(distribution=...) as the SDK sends it: hyperparameters for the framework container
+    distribution_hps: tuple[tuple[str, Any], ...] = ()
 
     @property
     def named_outputs(self) -> list[tuple[str, Output]]:
@@ -214,6 +216,14 @@ def build_spec(
             "command itself (args are the command line of a script:)",
         )
     hps = _hyperparameters(view)
+    distribution_hps = _distribution(view, options, instance, job_type, program)
+    if len(hps) + len(distribution_hps) > MAX_HYPERPARAMETERS - RESERVED_HYPERPARAMETERS:
+        raise _err(
+            view,
+            f"{len(hps)} params and {len(distribution_hps)} distribution settings: SageMaker "
+            f"takes at most {MAX_HYPERPARAMETERS} hyperparameters including ssm_rules' own; "
+            "pass a config file input instead",
+        )
     command = None
     if kind == "shell":
         command = _format_shell(view, channels, outputs)
@@ -242,7 +252,49 @@ def build_spec(
             if program is not None and program.endswith(".py")
             else None
         ),
+        distribution_hps=distribution_hps,
     )
+
+
+def _distribution(
+    view: JobView, options: JobOptions, instance: Instance, job_type: JobType, program: str | None
+) -> tuple[tuple[str, Any], ...]:
+    """``job(distribution=...)`` checked as the SageMaker SDK checks it, as hyperparameters."""
+    if not options.distribution:
+        return ()
+    from ssm_rules import distribution as dist
+
+    if job_type is JobType.PROCESSING:
+        raise _err(
+            view,
+            "job(distribution=...) on a processing rule: SageMaker processing jobs have no "
+            "distributed-training launcher; write job_type='training' or drop distribution",
+        )
+    if options.image_uri is None and options.framework not in dist.FRAMEWORKS:
+        raise _err(
+            view,
+            f"job(distribution=...) with framework={options.framework!r}: distributed "
+            f"training is launched by the {' / '.join(dist.FRAMEWORKS)} containers; use one "
+            "of them, or give job(image_uri=...) of an image that reads these settings",
+        )
+    from ssm_rules.images import DEFAULT_VERSIONS
+
+    version, py = DEFAULT_VERSIONS.get(options.framework, (None, None))
+    try:
+        sent = dist.check(
+            options.distribution,
+            framework=options.framework,
+            framework_version=options.framework_version or version,
+            py_version=options.py_version or py,
+            image_uri=options.image_uri,
+            instance_type=instance.instance_type,
+            instance_count=instance.count,
+            entry_point=program or "",
+        )
+        hps = dist.hyperparameters(sent, options.framework, instance.instance_type)
+    except dist.DistributionError as e:
+        raise _err(view, f"job(distribution=...): {e}") from None
+    return tuple(sorted(hps.items()))
 
 
 def _check_no_processing_model(view: JobView, outputs: tuple[Output, ...], count: int) -> None:

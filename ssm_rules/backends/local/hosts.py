@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import hashlib
 import logging
 import os
 import shutil
@@ -47,9 +48,13 @@ _DROP_NAMES = (
     "PYTHONPATH",
 )
 
-# Runs inside the new mount namespace: bind the sandbox at /opt/ml, enter the job's
-# working directory (resolved only after the mount), become the program.
-_MOUNT_SCRIPT = 'mount --bind "$1" /opt/ml && cd "$2" && shift 2 && exec "$@"'
+# Runs inside the new mount namespace: bind the sandbox at /opt/ml and the job's hosts file
+# at /etc/hosts, take the host's name (its own UTS namespace), enter the job's working
+# directory (resolved only after the mount), become the program.
+_MOUNT_SCRIPT = (
+    'mount --bind "$1" /opt/ml && { [ -z "$3" ] || mount --bind "$3" /etc/hosts; } && '
+    '{ [ -z "$4" ] || hostname "$4" 2>/dev/null || true; } && cd "$2" && shift 4 && exec "$@"'
+)
 
 
 class MountMode(enum.Enum):
@@ -66,7 +71,10 @@ def stop_grace_seconds() -> float:
 def _unshare_prefix(mode: MountMode) -> list[str]:
     # --pid --fork: the program is pid 1 of its own pid namespace, so when it ends (or
     # unshare is killed: --kill-child) the kernel kills everything it started.
-    prefix = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child"]
+    prefix = [
+        *("unshare", "--mount", "--propagation", "private", "--uts"),
+        *("--pid", "--fork", "--kill-child"),
+    ]
     if mode is MountMode.USERNS:
         prefix.insert(1, "--map-root-user")
         prefix.insert(1, "--user")
@@ -85,6 +93,8 @@ def _probe(mode: MountMode) -> bool:
             "probe",
             tmp,
             "/",
+            "",
+            "",
             "test",
             "-f",
             f"{contract.OPT_ML}/probe",
@@ -151,6 +161,7 @@ class HostSpec:
     sandbox_root: Path
     log_file: Path
     mount: MountMode
+    hosts_file: Path | None = None  # mounted at /etc/hosts: the job's hosts by name
 
 
 class Host:
@@ -173,6 +184,8 @@ class Host:
                     "ssm-host",
                     str(spec.sandbox_root),
                     spec.cwd,
+                    str(spec.hosts_file or ""),
+                    spec.name,
                     *spec.argv,
                 ]
                 cwd = "/"
@@ -203,6 +216,29 @@ class Host:
 
     def signal(self, sig: int) -> None:
         signal_group(self.pid, sig)
+
+
+def host_addresses(job_name: str, names: Sequence[str]) -> dict[str, str]:
+    """A loopback address per host: SageMaker's instances reach each other as algo-1..N.
+
+    Every address of 127.0.0.0/8 reaches this machine's loopback, so a server that host
+    algo-1 binds on 0.0.0.0 (or on its own name) answers algo-2's connection to algo-1.
+    A block per job (from its name) keeps jobs that run side by side apart."""
+    digest = hashlib.sha256(job_name.encode()).digest()
+    return {n: f"127.{100 + digest[0] % 150}.{digest[1]}.{i + 1}" for i, n in enumerate(names)}
+
+
+def write_hosts_file(path: Path, job_name: str, names: Sequence[str]) -> Path:
+    """This machine's /etc/hosts plus the job's hosts, for the hosts' mount namespaces."""
+    try:
+        base = Path("/etc/hosts").read_text()
+    except OSError:
+        base = "127.0.0.1 localhost\n"
+    lines = [f"{ip} {name}" for name, ip in host_addresses(job_name, names).items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = base.rstrip("\n") + "\n# SageMaker hosts of this job\n" + "\n".join(lines) + "\n"
+    path.write_text(text)
+    return path
 
 
 def signal_group(pgid: int, sig: int) -> None:

@@ -33,6 +33,7 @@ from ssm_rules.backends.local.sandbox import (
     prepare_training,
     remap_arg,
 )
+from ssm_rules.distribution import LAUNCHERS as DISTRIBUTION_LAUNCHERS
 from ssm_rules.objects import S3Objects
 from worker_toolkit import contract
 
@@ -290,7 +291,25 @@ class JobRun:
             cwd = sb.visible(contract.OPT_ML)
         self.commands[sb.host] = command
         log_file = self.jobdir.host_log(sb.host)
-        return HostSpec(sb.host, argv, env, cwd, sb.root, log_file, self.mount), header
+        hosts_file = self.jobdir.work_dir / "etc-hosts"
+        if self.mount is not MountMode.NONE:
+            if not hosts_file.exists():  # one file for every host of the job
+                hosts.write_hosts_file(hosts_file, self.name, self.host_names)
+        else:
+            hosts_file = None
+        hps = self.body.get("HyperParameters") or {}
+        if any(k in hps for k in DISTRIBUTION_LAUNCHERS):
+            header.append(
+                "local backend: distributed-training settings are in the hyperparameters, but "
+                "no torchrun/mpirun/parameter server is started here: one process per host"
+            )
+        if hosts_file is None and len(self.host_names) > 1:
+            header.append(
+                "local backend: no mount namespace here, so hosts cannot reach each other "
+                f"by name ({', '.join(self.host_names)})"
+            )
+        spec = HostSpec(sb.host, argv, env, cwd, sb.root, log_file, self.mount, hosts_file)
+        return spec, header
 
     def _start_hosts(self) -> None:
         local = self.status.doc["Local"]
