@@ -118,6 +118,8 @@ def task_description(spec: TaskSpec, restore_state: bool = True) -> dict[str, An
     }
     if spec.options.args:
         task["args"] = list(spec.options.args)
+    if spec.options.setup:
+        task["setup"] = spec.options.setup
     unpack = {c.name: [c.job_path, c.packed_path] for c in spec.channels if c.packed_path}
     if unpack:  # channel → [where it is extracted, where its tarball arrives]
         task["unpack"] = unpack

@@ -97,6 +97,10 @@ def _require_suffix(path: Any, suffix: str, helper: str) -> None:
         )
 
 
+# job() options added after the first release: left out of the repr while unused
+LATER_OPTIONS = ("args", "setup")
+
+
 @dataclass(frozen=True)
 class JobOptions:
     """What a rule says about its SageMaker job beyond resources: ``params: sagemaker=job(...)``."""
@@ -115,12 +119,16 @@ class JobOptions:
     # free command-line arguments of a script, before its hyperparameters (simple-sagemaker's
     # `ssm run ... -- arg1 -arg2 --arg3 "argument 4"`)
     args: tuple[str, ...] = ()
+    # a shell command run before the program on every instance (aws-sagemaker-remote's
+    # configuration command): what it exports, the program sees
+    setup: str | None = None
 
     def __repr__(self) -> str:
         # Snakemake records params by repr to detect changes: keep it stable and sorted.
         items = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        if not self.args:  # options added later stay out while unused: no spurious reruns
-            del items["args"]
+        for name in LATER_OPTIONS:  # unused, they stay out: no spurious reruns
+            if not items[name]:
+                del items[name]
         return "job(" + json.dumps(items, sort_keys=True, default=_jsonable) + ")"
 
 
@@ -146,9 +154,11 @@ def job(
     clean_state: bool = False,
     distribution: Mapping[str, Any] | None = None,
     args: Sequence[str | int | float] | str = (),
+    setup: str | None = None,
 ) -> JobOptions:
-    """SageMaker job options of a rule (code, image, metrics, tags, environment, state, and
-    ``args``: free command-line arguments of the script, a list or a shell-quoted string)."""
+    """SageMaker job options of a rule (code, image, metrics, tags, environment, state;
+    ``args``: free command-line arguments of the script, a list or a shell-quoted string;
+    ``setup``: a shell command run before the program on every instance)."""
     if isinstance(dependencies, str):
         dependencies = [dependencies]
     if isinstance(args, str):
@@ -172,6 +182,16 @@ def job(
         clean_state=clean_state,
         distribution=dict(distribution or {}),
         args=tuple(str(a) for a in args),
+        setup=_setup(setup),
+    )
+
+
+def _setup(setup: Any) -> str | None:
+    if setup is None or (isinstance(setup, str) and setup.strip()):
+        return setup
+    raise ValueError(
+        f"job(setup={setup!r}): give a shell command, e.g. job(setup='apt-get install -y jq') "
+        "or job(setup='source setup.sh') for a script in the code"
     )
 
 

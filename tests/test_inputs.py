@@ -84,11 +84,14 @@ out = {"o": tree(snakemake.input.o), "m": tree(os.environ["SM_CHANNEL_M"]),
 pathlib.Path(snakemake.output[0]).write_text(json.dumps(out))
 """
 )
-SEEN_P_PY = TREE + """
+SEEN_P_PY = (
+    TREE
+    + """
 import sys
 out = {"o": tree(snakemake.input.o), "argv": sys.argv[1:], "at": snakemake.input.o}
 pathlib.Path(snakemake.output[0]).write_text(json.dumps(out))
 """
+)
 # every host writes what it got into the model; the main host's output is the file
 PARTS_PY = (
     TREE
@@ -131,7 +134,9 @@ def _check(read) -> None:  # read(rel) -> text of a workflow output
     assert seen["o_is"] and seen["report"] == "r\n"
     seen_p = json.loads(read("res/seen_p.json"))
     assert seen_p == {
-        "o": ["sub/report.txt"], "argv": ["one", "two words"], "at": "/opt/ml/processing/unpacked/o"
+        "o": ["sub/report.txt"],
+        "argv": ["one", "two words"],
+        "at": "/opt/ml/processing/unpacked/o",
     }
     parts = json.loads(read("res/parts.json"))
     # one channel "data" holding the three listed files (not the unlisted one), dealt over
@@ -177,3 +182,35 @@ def test_inputs_arrive_as_the_producer_declared_on_aws(tmp_path: Path, aws, buck
     assert len(manifest) == 1
     body = json.loads(s3.get_object(Bucket=bucket, Key=manifest[0])["Body"].read())
     assert body[1:] == ["a.csv", "b.csv", "more/c.csv"]
+
+
+SETUP_SNAKEFILE = """
+from ssm_rules import job
+
+rule all:
+    input: "good.txt", "bad.txt"
+
+rule good:
+    output: "good.txt"
+    params: sagemaker=job(setup="export GREETING=hi && unset HOME && echo setting up on $SM_CURRENT_HOST")
+    resources: instance_count=2
+    log: "good.log"
+    shell: "echo $GREETING ${{HOME:-nohome}} > {output}"
+
+rule bad:
+    output: "bad.txt"
+    params: sagemaker=job(setup="echo about to fail; false")
+    log: "bad.log"
+    shell: "echo never > {output}"
+"""
+
+
+def test_setup_runs_before_the_program_on_every_instance(tmp_path: Path) -> None:
+    wf = Workflow(tmp_path)
+    wf.write("Snakefile", SETUP_SNAKEFILE)
+    proc = wf.run(*LOCAL_ARGS, "-k", check=False)
+    assert wf.path("good.txt").read_text() == "hi nohome\n"  # exports and unsets reach it
+    log = wf.path("good.log").read_text()
+    assert "setting up on algo-1" in log and "setting up on algo-2" in log
+    assert proc.returncode != 0 and not wf.path("bad.txt").exists()
+    assert "setup 'echo about to fail; false'" in proc.stdout + proc.stderr

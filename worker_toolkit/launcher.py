@@ -23,6 +23,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
@@ -142,6 +143,8 @@ def _validate(task: dict[str, Any]) -> None:
     field = "program" if task["kind"] == "script" else "command"
     if not isinstance(task.get(field), str) or not task[field]:
         raise LaunchError(f"a {task['kind']} task needs a non-empty {field!r}")
+    if not isinstance(task.get("setup") or "", str):
+        raise LaunchError("task 'setup' must be a shell command (a string)")
     for key in ("files", "inputs", "outputs", "hps"):
         if not isinstance(task.get(key) or {}, dict):
             raise LaunchError(f"task {key!r} must be a JSON object")
@@ -393,6 +396,31 @@ def unpack_inputs(task: dict[str, Any], env: dict[str, str]) -> None:
         env[u.channel_env_name(name)] = extracted  # SSM_INPUT_<NAME> names it already
 
 
+def run_setup(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:
+    """``job(setup=...)``: the command runs on this instance before the program, in the code
+    directory, its output in the log; what it exports (or unsets) is the program's
+    environment, as aws-sagemaker-remote's ``source``d configuration script gives."""
+    setup = task.get("setup")
+    if not setup:
+        return 0
+    _log(f"Running setup: {setup}")
+    with tempfile.TemporaryDirectory(prefix="ssm-setup-") as tmp:
+        dump = Path(tmp) / "env"
+        argv = _jobenv.shell_argv(f"{setup}\nenv -0 > {shlex.quote(str(dump))}")
+        rc, tail = run_program(argv, code_dir, env)
+        if rc != 0:
+            write_failure(u.opt_ml_root(), failure_text(rc, f"setup {setup!r}", tail))
+            return rc
+        pairs = (item.split("=", 1) for item in dump.read_text().split("\0") if "=" in item)
+        exported = {k: v for k, v in pairs if k not in _SHELL_OWN}
+    env.clear()
+    env.update(exported)
+    return 0
+
+
+_SHELL_OWN = frozenset({"_", "SHLVL", "PWD", "OLDPWD", "BASH_EXECUTION_STRING"})
+
+
 def install_requirements(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:
     """Processing jobs: ``pip install -r requirements.txt`` from the code bundle, as the
     training toolkit does before a training job's entry point (on training jobs that toolkit
@@ -425,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     rc = install_requirements(task, _code_dir(), env)
     if rc != 0:
         write_failure(root, f"ExitCode {rc}: pip install -r requirements.txt failed\n")
+        return rc
+    rc = run_setup(task, _code_dir(), env)
+    if rc != 0:
         return rc
     _log(f"Invoking {task['kind']} ({task['job_type']} job): {shlex.join(cmd)}")
     rc, tail = run_program(cmd, _code_dir(), env)
