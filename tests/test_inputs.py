@@ -214,3 +214,41 @@ def test_setup_runs_before_the_program_on_every_instance(tmp_path: Path) -> None
     assert "setting up on algo-1" in log and "setting up on algo-2" in log
     assert proc.returncode != 0 and not wf.path("bad.txt").exists()
     assert "setup 'echo about to fail; false'" in proc.stdout + proc.stderr
+
+
+ANYWHERE = """
+storage s3:
+    provider="s3",
+
+rule use:
+    input: a=storage.s3("s3://{bucket}/elsewhere/x.csv"), d=storage.s3("s3://{bucket}/elsewhere/dir"){extra}
+    output: "got.txt"
+    shell: "cat {{input.a}} > {{output}}; cd {{input.d}}; find . -type f | sort >> {{output}}"
+"""
+
+
+@pytest.mark.parametrize("backend", ["local", "aws"])
+def test_objects_no_rule_produces_are_read_in_place(tmp_path: Path, aws, bucket, backend) -> None:
+    """An S3 object or prefix is a channel pointing at it: nothing is copied, on both
+    backends (the local backend reads it through boto3)."""
+    s3 = aws.client("s3")
+    for key, body in [
+        ("elsewhere/x.csv", "hello\n"),
+        ("elsewhere/dir/a.csv", "a"),
+        ("elsewhere/dir/sub/b.csv", "b"),
+        ("wf/raw/data.csv", "raw"),
+    ]:
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    wf = Workflow(tmp_path)
+    extra = ', raw="raw/data.csv"' if backend == "aws" else ""  # under the default storage
+    wf.write("Snakefile", ANYWHERE.format(bucket=bucket, extra=extra))
+    if backend == "aws":
+        wf.run(*aws_args(bucket))
+        got = s3.get_object(Bucket=bucket, Key="wf/got.txt")["Body"].read().decode()
+    else:
+        wf.run(*LOCAL_ARGS)
+        got = wf.path("got.txt").read_text()
+    assert got == "hello\n./a.csv\n./sub/b.csv\n"
+    copies = [p for p in wf.root.glob(".snakemake/storage/**/*") if p.is_file()]
+    staged = s3.list_objects_v2(Bucket=bucket, Prefix="ssm-rules/inputs/").get("KeyCount", 0)
+    assert copies == [] and staged == 0
