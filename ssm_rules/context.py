@@ -33,6 +33,9 @@ class RunContext:
     security_groups: tuple[str, ...] = ()
     s3: S3Objects | None = None
     validate: Callable[[JobRequest], None] = field(default=lambda request: None)
+    # given every (TaskSpec, request) of the plan before any is sent: makes the jobs' role
+    # able to do what they need (aws: the managed role), or says what the user's role lacks
+    authorize: Callable[[list[tuple[Any, JobRequest]]], None] = field(default=lambda plan: None)
 
     def store(self, uri: str) -> ObjectStore:
         return store_for(uri, self.s3)

@@ -104,12 +104,15 @@ class Executor(RemoteExecutor):
         rule must not surface hours (and dollars) into the pipeline. Each job's request is
         built (its image resolved) and checked as it will be sent; nothing is uploaded."""
         errors: dict[str, str] = {}
+        requests = []
         for job in self.workflow.dag.needrun_jobs():
             if job.is_local or getattr(job.rule, "norun", False) or job.rule.name in errors:
                 continue
             try:
                 spec = self._spec(view_of(job), plan=True)
-                self.ctx.validate(build_request(spec, self._placement(spec, plan=True)))
+                request = build_request(spec, self._placement(spec, plan=True))
+                self.ctx.validate(request)
+                requests.append((spec, request))
             except WorkflowError as e:
                 errors[job.rule.name] = str(e)
         if errors:
@@ -117,6 +120,7 @@ class Executor(RemoteExecutor):
                 f"nothing was submitted: {len(errors)} rule(s) cannot run as SageMaker jobs:\n"
                 + "\n".join(errors.values())
             )
+        self.ctx.authorize(requests)
 
     # --- submission ---------------------------------------------------------------------
 
@@ -206,7 +210,10 @@ class Executor(RemoteExecutor):
         return Placement(
             job_name=job_name(spec.rule, token=secrets.token_hex(3)),
             code_uri=code_uri or ctx.root + "code/0/sourcedir.tar.gz",
-            channel_uris={c.name: channel_uris.get(c.name) or ctx.root for c in spec.channels},
+            # planning: a storage input's own URI (the role must read it), staged ones a stand-in
+            channel_uris={
+                c.name: channel_uris.get(c.name) or c.uri or ctx.root for c in spec.channels
+            },
             jobs_uri=ctx.jobs_uri,
             image_uri=image_uri(
                 spec.options, spec.rule, ctx.region, spec.instance.instance_type, spec.job_type

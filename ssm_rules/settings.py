@@ -30,7 +30,17 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     role: Optional[str] = field(
         default=None,
-        metadata=_meta("IAM role the jobs run as: an ARN or a role name in this account."),
+        metadata=_meta(
+            "IAM role the jobs run as: an ARN or a role name in this account, used as it is "
+            "(default: a role ssm_rules creates with least privilege, see --sagemaker-role-name)."
+        ),
+    )
+    role_name: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "Name of the role ssm_rules creates and keeps to what the workflow needs when "
+            "--sagemaker-role is not given (default ssm-rules-<region>)."
+        ),
     )
     bucket: Optional[str] = field(
         default=None,

@@ -247,9 +247,11 @@ def test_context_refuses_a_bucket_of_another_account(moto: PlainMotoServer, call
     assert calls.count("CreateBucket") == 0
 
 
-def test_context_without_role_fails_before_any_call(moto: PlainMotoServer, calls: Calls) -> None:
-    with pytest.raises(AwsSetupError, match="--sagemaker-role"):
-        aws_context(settings())
+def test_context_with_a_malformed_role_name_fails_before_any_call(
+    moto: PlainMotoServer, calls: Calls
+) -> None:
+    with pytest.raises(AwsSetupError, match="--sagemaker-role-name 'a b' is not an IAM role name"):
+        aws_context(settings(role_name="a b"))
     assert not calls.seen
 
 

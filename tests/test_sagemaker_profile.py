@@ -15,9 +15,7 @@ pytestmark = pytest.mark.slow
 def sagemaker_args(bucket: str) -> tuple[str, ...]:
     return (
         "--profile",
-        "profiles/sagemaker",
-        "--sagemaker-role",
-        "SageMakerRole",
+        "profiles/sagemaker",  # no --sagemaker-role: ssm_rules makes one of least privilege
         "--sagemaker-bucket",
         bucket,
         "--default-storage-prefix",
@@ -63,7 +61,33 @@ def test_example_on_the_sagemaker_profile(tmp_path, aws, bucket, api_calls):
     log = s3.get_object(Bucket=bucket, Key="artifacts/logs/train.log")["Body"].read().decode()
     assert "/algo-1-" in log and "/algo-2-" in log
 
+    _check_the_managed_role(aws, bucket, api_calls)
+
     api_calls.clear()
     out = wf.run(*args, env=aws.env())
     assert "Nothing to be done" in out.stdout + out.stderr
     assert api_calls.count("sagemaker", "CreateTrainingJob") == 0
+
+
+def _check_the_managed_role(aws, bucket: str, api_calls) -> None:
+    """The jobs ran as the role ssm_rules made, whose policy names the run's prefixes."""
+    client = aws.client("iam")
+    region = aws.client("s3").meta.region_name
+    role = client.get_role(RoleName=f"ssm-rules-{region}")["Role"]
+    sm = aws.client("sagemaker")
+    for summary in sm.list_training_jobs()["TrainingJobSummaries"]:
+        job = sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
+        assert job["RoleArn"] == role["Arn"]
+    attached = client.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
+    policy = client.get_policy(PolicyArn=attached[0]["PolicyArn"])["Policy"]
+    doc = client.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])[
+        "PolicyVersion"
+    ]["Document"]
+    st = {s["Sid"]: s for s in doc["Statement"]}
+    assert f"arn:aws:s3:::{bucket}/ssm-rules/*" in st["S3ReadWrite"]["Resource"]
+    assert f"arn:aws:s3:::{bucket}/artifacts/runs/train/state/*" in st["S3ReadWrite"]["Resource"]
+    assert f"arn:aws:s3:::{bucket}/artifacts/runs/train/model.tar.gz*" in st["S3Read"]["Resource"]
+    assert not any(
+        r.endswith(":::*") or r == f"arn:aws:s3:::{bucket}/*" for r in st["S3Read"]["Resource"]
+    )
+    print(json.dumps(doc, indent=1))  # the note quotes it (pytest -s)

@@ -8,12 +8,14 @@ account's.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ssm_rules import aws_clients
+from ssm_rules.backends.aws import iam
 from ssm_rules.backends.aws.errors import AwsSetupError, aws_error, error_code
 from ssm_rules.backends.aws.validation import RequestValidator
 from ssm_rules.context import RunContext
@@ -54,13 +56,17 @@ def require_credentials(region: str) -> None:
         )
 
 
-def require_role(settings: ExecutorSettings) -> str:
+def require_role(settings: ExecutorSettings) -> str | None:
+    """The role the user named, checked for shape; None: ssm_rules manages one."""
     role = (settings.role or "").strip()
     if not role:
-        raise AwsSetupError(
-            "no IAM role for the SageMaker jobs: pass --sagemaker-role <role name or ARN> "
-            "(a role SageMaker can assume, e.g. with AmazonSageMakerFullAccess)"
-        )
+        name = settings.role_name
+        if name is not None and not re.fullmatch(r"[\w+=,.@\-]{1,64}", name):
+            raise AwsSetupError(
+                f"--sagemaker-role-name {name!r} is not an IAM role name: write letters, "
+                "digits and +=,.@_- (at most 64)"
+            )
+        return None
     if role.startswith("arn:"):
         if not ROLE_ARN.fullmatch(role):
             raise AwsSetupError(
@@ -176,8 +182,19 @@ def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
     if ensure_bucket(s3_client, bucket, region, identity.account):
         say.info(f"created S3 bucket {bucket} in {region} for ssm_rules staging")
     root = root_uri(bucket, settings.prefix)
-    arn = role_arn(role, identity)
-    say.info(f"SageMaker in {region}, account {identity.account}, role {arn}, staging at {root}")
+    managed = role is None
+    name = (settings.role_name or f"ssm-rules-{region}") if managed else str(role)
+    arn = role_arn(name, identity)
+    say.info(
+        f"SageMaker in {region}, account {identity.account}, role {arn}"
+        f"{' (managed by ssm_rules)' if managed else ''}, staging at {root}"
+    )
+    access = iam.Access(
+        region, identity.account, identity.partition, frozenset({root}), frozenset({root})
+    )
+    authorize = functools.partial(
+        authorize_role, name=name, arn=arn, managed=managed, base=access, say=say
+    )
     return RunContext(
         backend_name="aws",
         backend=AwsBackend.for_region(region, logger=say),
@@ -192,4 +209,36 @@ def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
             client=s3_client, expected_owner=identity.account, owned_buckets=frozenset({bucket})
         ),
         validate=RequestValidator(warn=say.warning),
+        authorize=authorize,
     )
+
+
+def authorize_role(
+    plan: list[tuple[Any, Any]], *, name: str, arn: str, managed: bool, base: iam.Access, say: Any
+) -> None:
+    """Before any job: the managed role gets (exactly) what the plan's jobs need; a role the
+    user named is only read, and what it lacks is said once."""
+    if not plan:
+        return
+    # the files a ManifestFile channel names are read too (the request names the manifest)
+    listed = [p.uri for spec, _ in plan for ch in spec.channels for p in ch.parts if p.uri]
+    access = iam.access_of([r.body for _, r in plan], base, listed)
+    client = aws_clients.client("iam", base.region)
+    if managed:
+        iam.ensure_role(client, name, iam.policy_document(access), say)
+        return
+    if not arn.split(":")[4] == base.account:
+        return  # another account's role: its policies are not ours to read
+    role_name = arn.split(":role/", 1)[1].rsplit("/", 1)[-1]
+    try:
+        missing = iam.lacking(iam.role_documents(client, role_name), iam.needed_grants(access))
+    except Exception as e:  # noqa: BLE001 — reading IAM is a courtesy: no permission, no check
+        say.debug(f"could not read the policies of role {role_name}: {aws_error(e)}")
+        return
+    if missing:
+        listed = "; ".join(f"{a} on {r}" for a, r in missing[:8])
+        more = f" (and {len(missing) - 8} more)" if len(missing) > 8 else ""
+        say.warning(
+            f"role {role_name} may lack what the jobs need: {listed}{more}. Add it to the "
+            "role, or drop --sagemaker-role to let ssm_rules make a role of least privilege"
+        )
