@@ -36,6 +36,12 @@ class RunContext:
     # given every (TaskSpec, request) of the plan before any is sent: makes the jobs' role
     # able to do what they need (aws: the managed role), or says what the user's role lacks
     authorize: Callable[[list[tuple[Any, JobRequest]]], None] = field(default=lambda plan: None)
+    account: str = "000000000000"
+    # makes sure image ``uri`` exists, built from a Docker context, before a job uses it:
+    # (rule, context, uri, log line sink)
+    build_image: Callable[[str, Any, str, Callable[[str], None]], None] = field(
+        default=lambda rule, context, uri, log: None
+    )
 
     def store(self, uri: str) -> ObjectStore:
         return store_for(uri, self.s3)
@@ -50,6 +56,7 @@ def local_context(settings: ExecutorSettings, workdir: Path) -> RunContext:
 
     root = (workdir / settings.local_root).resolve()
     return RunContext(
+        build_image=_local_image,
         backend_name="local",
         backend=LocalBackend(root / "jobs"),
         root=file_uri(root / "store", directory=True),
@@ -64,3 +71,17 @@ def make_context(settings: ExecutorSettings, workdir: Path, logger: Any = None) 
     from ssm_rules.backends.aws.context import aws_context
 
     return aws_context(settings, logger)
+
+
+def _local_image(rule: str, context: Any, uri: str, log: Callable[[str], None]) -> None:
+    """The local backend runs every job on this machine's Python: say so, once per rule."""
+    if rule in _SAID:
+        return
+    _SAID.add(rule)
+    log(
+        f"local backend: rule {rule} runs on this machine's Python, not in the image built "
+        f"from {context.directory} (the local backend does not run containers)"
+    )
+
+
+_SAID: set[str] = set()

@@ -22,7 +22,7 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from ssm_rules import manifest_file, staging
+from ssm_rules import docker_images, manifest_file, staging
 from ssm_rules._snakemake_internals import is_forced
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
 from ssm_rules.context import RunContext, make_context
@@ -87,6 +87,9 @@ class Executor(RemoteExecutor):
             self.next_seconds_between_status_checks = self.settings.poll_interval
         self._bundles: dict[tuple[Any, ...], tuple[str, str]] = {}
         self._synced: dict[str, str] = {}  # local input path → its URI, synced this run
+        self._docker_contexts: dict[tuple[Path, str], docker_images.DockerContext] = {}
+        self._image_contexts: dict[str, docker_images.DockerContext] = {}  # by image URI
+        self._built: dict[str, str] = {}  # image URI → its build log, built (or found) this run
         # Every SageMaker job we submitted (or adopted) that has not ended: ours to stop on
         # Ctrl-C. Registered before the Create call, so an interrupt right after it cannot
         # orphan a job; Snakemake's own active_jobs list is empty while its status thread
@@ -138,7 +141,13 @@ class Executor(RemoteExecutor):
         except Exception as e:  # noqa: BLE001 — reported as this job's error, cause named
             self.report_job_error(SubmittedJobInfo(job=job), msg=_describe_error(e))
             return
-        tracked = Tracked(current=first, pending=views[1:], forced=forced)
+        build_log = self._built.get(first.place.image_uri, "")  # the head of the rule's log
+        tracked = Tracked(
+            current=first,
+            pending=views[1:],
+            forced=forced,
+            finished_logs={uri: build_log for uri in first_spec.logs if build_log},
+        )
         self.report_job_submission(
             SubmittedJobInfo(job=job, external_jobid=first.name, aux={AUX_KEY: tracked})
         )
@@ -160,7 +169,9 @@ class Executor(RemoteExecutor):
                 raise WorkflowError(f"rule {spec.rule}: not submitted, the run is being cancelled")
         code_uri, code_sha = self._code(spec)
         channel_uris, versions = self._channels(spec)
-        ident = identity(spec, code_sha, versions)
+        # an image built from job(dockerfile=...) is named by its context: part of the identity
+        built = ":" + self._image(spec) if spec.dockerfile else ""
+        ident = identity(spec, code_sha + built, versions)
         tags = {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
         place = self._placement(spec, code_uri, channel_uris, tags)
         request = build_request(spec, place)
@@ -169,6 +180,7 @@ class Executor(RemoteExecutor):
         adopted = self._adopt(spec, ident, forced)
         if adopted is not None:
             return adopted
+        self._ensure_image(spec, place.image_uri)
         if spec.clean_state and spec.state_prefix:
             n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
             self.logger.info(f"rule {spec.rule}: clean_state wiped {n} state objects")
@@ -215,9 +227,7 @@ class Executor(RemoteExecutor):
                 c.name: channel_uris.get(c.name) or c.uri or ctx.root for c in spec.channels
             },
             jobs_uri=ctx.jobs_uri,
-            image_uri=image_uri(
-                spec.options, spec.rule, ctx.region, spec.instance.instance_type, spec.job_type
-            ),
+            image_uri=self._image(spec),
             role_arn=ctx.role_arn,
             region=ctx.region,
             kms_key=ctx.kms_key,
@@ -226,6 +236,40 @@ class Executor(RemoteExecutor):
             identity_tags=tags or {},
             restore_state=restore_state,
         )
+
+    def _image(self, spec: TaskSpec) -> str:
+        """The image the job runs on: the framework's (or image_uri), or the one built from
+        job(dockerfile=...) on top of it, named by the context's hash."""
+        ctx = self.ctx
+        base = image_uri(
+            spec.options, spec.rule, ctx.region, spec.instance.instance_type, spec.job_type
+        )
+        if spec.dockerfile is None:
+            return base
+        key = (spec.dockerfile, base)
+        if key not in self._docker_contexts:
+            self._docker_contexts[key] = docker_images.context_of(spec.dockerfile, base)
+        context = self._docker_contexts[key]
+        uri = docker_images.image_uri(ctx.account, ctx.region, spec.rule, context)
+        self._image_contexts[uri] = context
+        return uri
+
+    def _ensure_image(self, spec: TaskSpec, uri: str) -> None:
+        """Build and push a job(dockerfile=...) image once per run, before its first job;
+        the build's log goes to the rule's log and stays at its head."""
+        if spec.dockerfile is None or uri in self._built:
+            return
+        context = self._image_contexts[uri]
+        lines: list[str] = []
+
+        def log(line: str) -> None:
+            lines.append(line)
+            self.logger.info(f"rule {spec.rule}: {line}")
+            for log_uri in spec.logs:
+                write_log(self.ctx.store(log_uri), log_uri, "\n".join(lines) + "\n")
+
+        self.ctx.build_image(spec.rule, context, uri, log)
+        self._built[uri] = "\n".join(lines) + "\n" if lines else ""
 
     def _adopt(self, spec: TaskSpec, ident: str, forced: bool) -> Submission | None:
         """A job of the same identity still running (its client died): wait for it instead

@@ -98,7 +98,7 @@ def _require_suffix(path: Any, suffix: str, helper: str) -> None:
 
 
 # job() options added after the first release: left out of the repr while unused
-LATER_OPTIONS = ("args", "setup")
+LATER_OPTIONS = ("args", "setup", "dockerfile")
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,9 @@ class JobOptions:
     # a shell command run before the program on every instance (aws-sagemaker-remote's
     # configuration command): what it exports, the program sees
     setup: str | None = None
+    # a Docker build context (directory with a Dockerfile, which may say __BASE_IMAGE__):
+    # the job runs on the image built from it, pushed to ECR
+    dockerfile: str | None = None
 
     def __repr__(self) -> str:
         # Snakemake records params by repr to detect changes: keep it stable and sorted.
@@ -155,10 +158,12 @@ def job(
     distribution: Mapping[str, Any] | None = None,
     args: Sequence[str | int | float] | str = (),
     setup: str | None = None,
+    dockerfile: str | None = None,
 ) -> JobOptions:
     """SageMaker job options of a rule (code, image, metrics, tags, environment, state;
     ``args``: free command-line arguments of the script, a list or a shell-quoted string;
-    ``setup``: a shell command run before the program on every instance)."""
+    ``setup``: a shell command run before the program on every instance; ``dockerfile``: a
+    build context whose image the job runs on)."""
     if isinstance(dependencies, str):
         dependencies = [dependencies]
     if isinstance(args, str):
@@ -183,6 +188,7 @@ def job(
         distribution=dict(distribution or {}),
         args=tuple(str(a) for a in args),
         setup=_setup(setup),
+        dockerfile=dockerfile,
     )
 
 

@@ -159,6 +159,7 @@ class TaskSpec:
     snakemake_object: dict[str, Any] | None = None
     # job(distribution=...) as the SDK sends it: hyperparameters for the framework container
     distribution_hps: tuple[tuple[str, Any], ...] = ()
+    dockerfile: Path | None = None  # job(dockerfile=...): the build context of the job's image
 
     @property
     def named_outputs(self) -> list[tuple[str, Output]]:
@@ -253,7 +254,22 @@ def build_spec(
             else None
         ),
         distribution_hps=distribution_hps,
+        dockerfile=_dockerfile(view, options),
     )
+
+
+def _dockerfile(view: JobView, options: JobOptions) -> Path | None:
+    if options.dockerfile is None:
+        return None
+    path = Path(options.dockerfile)
+    path = (path if path.is_absolute() else view.snakefile_dir / path).resolve()
+    if not (path / "Dockerfile").is_file():
+        raise _err(
+            view,
+            f"job(dockerfile={options.dockerfile!r}): no Dockerfile in {str(path)!r}: give the "
+            "build context, a directory (relative to the Snakefile) holding a Dockerfile",
+        )
+    return path
 
 
 def _distribution(

@@ -169,6 +169,7 @@ def root_uri(bucket: str, prefix: str) -> str:
 
 
 def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
+    from ssm_rules.backends.aws.image_build import ImageBuilder
     from ssm_rules.backends.aws.service import AwsBackend
 
     say = logger or log
@@ -210,7 +211,12 @@ def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
         ),
         validate=RequestValidator(warn=say.warning),
         authorize=authorize,
-    )
+        account=identity.account,
+        build_image=ImageBuilder(
+            region, identity.account, identity.partition, root,
+            client=lambda service: aws_clients.client(service, region),
+        ).ensure,
+    )  # fmt: skip
 
 
 def authorize_role(

@@ -31,16 +31,20 @@ log = logging.getLogger(__name__)
 
 MANAGED_TAG = "ssm-rules:managed"
 MAX_POLICY_VERSIONS = 5  # IAM's limit per managed policy
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "sagemaker.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+SAGEMAKER = "sagemaker.amazonaws.com"
+
+
+def trust_policy(service: str = SAGEMAKER) -> dict[str, Any]:
+    """Who may assume the role: the AWS service that runs the jobs (or builds)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+TRUST_POLICY = trust_policy()
 S3_READ = ["s3:GetObject"]
 S3_WRITE = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 LOGS = [
@@ -157,35 +161,35 @@ def policy_document(access: Access) -> dict[str, Any]:
             resources.append(objects_arn)
             buckets.setdefault(bucket_arn, set()).add(f"{key}*")
         if resources:
-            statements.append(_allow(f"S3{sid}", actions, resources))
+            statements.append(allow(f"S3{sid}", actions, resources))
     for i, (bucket_arn, prefixes) in enumerate(sorted(buckets.items())):
         statements.append(
-            _allow(f"S3List{i}", ["s3:ListBucket"], [bucket_arn],
+            allow(f"S3List{i}", ["s3:ListBucket"], [bucket_arn],
                    {"StringLike": {"s3:prefix": sorted(prefixes)}})
         )  # fmt: skip
     log_group = f"arn:{p}:logs:{access.region}:{access.account}:log-group:/aws/sagemaker/*"
-    statements.append(_allow("Logs", LOGS, [log_group, f"{log_group}:log-stream:*"]))
+    statements.append(allow("Logs", LOGS, [log_group, f"{log_group}:log-stream:*"]))
     repos = sorted({a for a in (_ecr_arn(p, i) for i in access.images) if a})
     if repos:
-        statements.append(_allow("EcrPull", ECR_PULL, repos))
+        statements.append(allow("EcrPull", ECR_PULL, repos))
         # GetAuthorizationToken has no resource-level permissions (IAM service reference)
-        statements.append(_allow("EcrToken", ["ecr:GetAuthorizationToken"], ["*"]))
+        statements.append(allow("EcrToken", ["ecr:GetAuthorizationToken"], ["*"]))
     # PutMetricData has no resource-level permissions either; the namespace narrows it
     statements.append(
-        _allow("Metrics", ["cloudwatch:PutMetricData"], ["*"],
+        allow("Metrics", ["cloudwatch:PutMetricData"], ["*"],
                {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*"]}})
     )  # fmt: skip
     if access.kms_key:
         key = access.kms_key
         if not key.startswith("arn:"):
             key = f"arn:{p}:kms:{access.region}:{access.account}:key/{key}"
-        statements.append(_allow("Kms", KMS, [key]))
+        statements.append(allow("Kms", KMS, [key]))
     if access.vpc:  # SageMaker attaches network interfaces in the job's subnets
-        statements.append(_allow("Vpc", VPC, ["*"]))
+        statements.append(allow("Vpc", VPC, ["*"]))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def _allow(
+def allow(
     sid: str, actions: list[str], resources: list[str], condition: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     statement: dict[str, Any] = {
@@ -222,15 +226,18 @@ def _list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def ensure_role(iam: Any, name: str, document: dict[str, Any], say: Any = log) -> str:
-    """The ARN of role ``name``, created or brought up to ``document``; a role of that name
-    that ssm_rules did not create is refused, never changed."""
+def ensure_role(
+    iam: Any, name: str, document: dict[str, Any], say: Any = log, service: str = SAGEMAKER
+) -> str:
+    """The ARN of role ``name`` (assumed by ``service``), created or brought up to
+    ``document``; a role of that name that ssm_rules did not create is refused, never
+    changed."""
     try:
         role = iam.get_role(RoleName=name)["Role"]
     except Exception as e:
         if error_code(e) != "NoSuchEntity":
             raise AwsSetupError(f"could not read IAM role {name} (GetRole): {aws_error(e)}") from e
-        role = _create_role(iam, name, document)
+        role = _create_role(iam, name, document, service)
         say.info(f"created IAM role {name} for the SageMaker jobs (policy {name}-policy)")
         return role["Arn"]
     tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name).get("Tags", [])}
@@ -249,12 +256,12 @@ def ensure_role(iam: Any, name: str, document: dict[str, Any], say: Any = log) -
     return role["Arn"]
 
 
-def _create_role(iam: Any, name: str, document: dict[str, Any]) -> dict[str, Any]:
+def _create_role(iam: Any, name: str, document: dict[str, Any], service: str) -> dict[str, Any]:
     try:
         role = iam.create_role(
             RoleName=name,
-            AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
-            Description="SageMaker jobs of ssm_rules workflows (least privilege)",
+            AssumeRolePolicyDocument=json.dumps(trust_policy(service)),
+            Description=f"{service} for ssm_rules workflows (least privilege)",
             Tags=[{"Key": MANAGED_TAG, "Value": "1"}],
         )["Role"]
         policy = iam.create_policy(
