@@ -14,8 +14,19 @@ from ssm_rules.rules import (
     output_data,
     sharded,
     state,
+    tensorboard,
     unpacked,
 )
 
-__all__ = ["extract", "job", "local_input", "model", "output_data", "sharded", "state", "unpacked"]
+__all__ = [
+    "extract",
+    "job",
+    "local_input",
+    "model",
+    "output_data",
+    "sharded",
+    "state",
+    "tensorboard",
+    "unpacked",
+]
 __version__ = "0.1.0"

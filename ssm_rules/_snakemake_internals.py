@@ -82,3 +82,14 @@ def producer_flags(job: Any) -> dict[str, tuple[str, dict[str, Any]]]:
             if str(out) in files:
                 found[str(out)] = (producer.rule.name, dict(getattr(out, "flags", {}) or {}))
     return found
+
+
+def forget_storage_folders(job: Any) -> None:
+    """A ``directory()`` output in storage that a remote job created: snakemake-storage-plugin-s3
+    caches ``is_dir()`` on its storage object the first time it looks (before the job, when
+    the folder is empty), so after the job Snakemake would report it missing. Forget that."""
+    for f in job.output:
+        if getattr(f, "is_storage", False) and (getattr(f, "flags", None) or {}).get("directory"):
+            obj = f.storage_object
+            if hasattr(obj, "_is_dir"):
+                obj._is_dir = None

@@ -23,7 +23,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from ssm_rules import docker_images, manifest_file, staging
-from ssm_rules._snakemake_internals import is_forced
+from ssm_rules._snakemake_internals import forget_storage_folders, is_forced
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
 from ssm_rules.context import RunContext, make_context
 from ssm_rules.identity import IDENTITY_TAG, RULE_TAG, TASK_TAG, identity, input_version
@@ -454,6 +454,7 @@ class Executor(RemoteExecutor):
         if t.pending:
             t.current = self._submit(self._spec(t.pending.pop(0)), t.forced)
             return True
+        forget_storage_folders(info.job)  # tensorboard() folders: seen only now
         self.report_job_success(info)
         return False
 

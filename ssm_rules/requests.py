@@ -89,6 +89,11 @@ def adopted_placement(name: str, jobs_uri: str) -> Placement:
     )
 
 
+def tensorboard_uri(place: Placement) -> str:
+    """Where the job's TensorBoard files are synced before promotion (a folder)."""
+    return str(ObjectURI.parse(place.jobs_uri).join(place.job_name, "tensorboard")) + "/"
+
+
 def carrier_uri(spec: TaskSpec, place: Placement) -> str:
     """Where the job leaves its outputs before promotion."""
     if spec.job_type is JobType.TRAINING:
@@ -218,6 +223,12 @@ def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
         body["CheckpointConfig"] = {"S3Uri": spec.state_prefix, "LocalPath": C.CHECKPOINT_DIR}
     if spec.options.environment:
         body["Environment"] = {str(k): str(v) for k, v in spec.options.environment.items()}
+    if spec.tensorboard_output is not None:
+        # SageMaker syncs LocalPath to S3OutputPath while the job runs; promoted at its end
+        body["TensorBoardOutputConfig"] = {
+            "LocalPath": C.TENSORBOARD_DIR,
+            "S3OutputPath": tensorboard_uri(place),
+        }
     if place.kms_key:
         body["OutputDataConfig"]["KmsKeyId"] = place.kms_key
         body["ResourceConfig"]["VolumeKmsKeyId"] = place.kms_key

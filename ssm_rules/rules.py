@@ -1,5 +1,5 @@
-"""Snakefile helpers: ``model``, ``output_data``, ``state``, ``sharded``, ``unpacked``,
-``local_input``, ``job``, ``extract``.
+"""Snakefile helpers: ``model``, ``output_data``, ``state``, ``tensorboard``, ``sharded``,
+``unpacked``, ``local_input``, ``job``, ``extract``.
 
 The path helpers return the path with a Snakemake flag attached (``snakemake.io.flag``);
 flags travel with the file into the job object the executor receives, which is how the
@@ -32,6 +32,7 @@ class ArtifactKind(enum.StrEnum):
     MODEL = "model"  # SM_MODEL_DIR of every instance, merged, as model.tar.gz
     OUTPUT_DATA = "output_data"  # SM_OUTPUT_DATA_DIR of the main instance, as output.tar.gz
     STATE = "state"  # task state objects under <manifest without .json>/, manifest at the path
+    TENSORBOARD = "tensorboard"  # the files a training job wrote to its TensorBoard dir
 
 
 def _flag(path: Any, name: str, value: Any = True) -> Any:
@@ -62,6 +63,15 @@ def state(path: str | os.PathLike[str]) -> Any:
 def state_prefix(manifest: str) -> str:
     """Where the objects of the state whose manifest is ``manifest`` live (ends with ``/``)."""
     return manifest[: -len(STATE_MANIFEST_SUFFIX)] + "/"
+
+
+def tensorboard(path: str | os.PathLike[str]) -> Any:
+    """A directory output: the TensorBoard files the job wrote (``SSM_TENSORBOARD_DIR``,
+    ``WorkerConfig().tensorboard_dir``), synced by SageMaker while it trains
+    (TensorBoardOutputConfig) and put in place when it succeeded."""
+    from snakemake.io import directory
+
+    return _flag(directory(os.fspath(path)), ARTIFACT_FLAG, ArtifactKind.TENSORBOARD)
 
 
 def sharded(path: Any) -> Any:

@@ -85,6 +85,7 @@ class OutputKind(enum.StrEnum):
     MODEL = "model"
     OUTPUT_DATA = "output_data"
     STATE = "state"
+    TENSORBOARD = "tensorboard"
     FILE = "file"
 
 
@@ -168,6 +169,10 @@ class TaskSpec:
     @property
     def state_output(self) -> Output | None:
         return next((o for o in self.outputs if o.kind is OutputKind.STATE), None)
+
+    @property
+    def tensorboard_output(self) -> Output | None:
+        return next((o for o in self.outputs if o.kind is OutputKind.TENSORBOARD), None)
 
 
 def _err(view: JobView, message: str) -> SpecError:
@@ -777,6 +782,18 @@ def _outputs(view: JobView, job_type: JobType, backend: str) -> tuple[Output, ..
             if ARTIFACT_FLAG in item.flags
             else OutputKind.FILE
         )
+        if kind is OutputKind.TENSORBOARD:
+            if not training:
+                raise _err(
+                    view,
+                    f"output tensorboard({item.path!r}) on a processing rule: SageMaker "
+                    "processing jobs have no TensorBoard output; write job_type='training' or "
+                    "put the files into output_data(...)",
+                )
+            outputs.append(
+                Output(kind, uri if uri.endswith("/") else uri + "/", C.TENSORBOARD_DIR, "")
+            )
+            continue
         if item.is_directory:
             raise _err(
                 view,
@@ -788,7 +805,12 @@ def _outputs(view: JobView, job_type: JobType, backend: str) -> tuple[Output, ..
             outputs.append(Output(kind, uri, f"{files_dir}/{member}", member))
         else:
             outputs.append(Output(kind, uri, dirs[kind], ""))
-    for kind in (OutputKind.MODEL, OutputKind.OUTPUT_DATA, OutputKind.STATE):
+    for kind in (
+        OutputKind.MODEL,
+        OutputKind.OUTPUT_DATA,
+        OutputKind.STATE,
+        OutputKind.TENSORBOARD,
+    ):
         declared = [o.uri for o in outputs if o.kind is kind]
         if len(declared) > 1:
             raise _err(

@@ -25,7 +25,7 @@ from ssm_rules import safe_tar
 from ssm_rules.backends.base import JobType
 from ssm_rules.manifest import snapshot
 from ssm_rules.objects import ObjectStore, ObjectURI, relative_key
-from ssm_rules.requests import Placement, carrier_uri
+from ssm_rules.requests import Placement, carrier_uri, tensorboard_uri
 from ssm_rules.spec import OutputKind, TaskSpec
 from worker_toolkit import contract as C
 
@@ -199,10 +199,36 @@ def remove_stale_outputs(store_of: StoreOf, spec: TaskSpec) -> None:
     run's result (Snakemake does not delete remote outputs before a job). A state output
     loses only its manifest: the state objects are what the next job resumes from."""
     for out in spec.outputs:
-        store_of(out.uri).delete(out.uri)
+        if out.kind is OutputKind.TENSORBOARD:  # a folder: every object under it
+            clear_prefix(store_of(out.uri), out.uri)
+        else:
+            store_of(out.uri).delete(out.uri)
 
 
 # --- promotion ------------------------------------------------------------------------------
+
+EMPTY_FOLDER_MARKER = ".ssm-empty"  # a folder output with no files still exists (S3: an object)
+
+
+def _promote_folder(store_of: StoreOf, src: str, dst: str, tmp: str) -> None:
+    """Every object under ``src`` to the same key under ``dst``; a job that wrote no file
+    leaves an empty marker, so the declared folder exists (S3 has no empty folders)."""
+    store = store_of(src)
+    objects = store.list(src)
+    base_src, base_dst = ObjectURI.parse(src), ObjectURI.parse(dst)
+    same_scheme = base_src.scheme == base_dst.scheme
+    for obj in objects:
+        target = str(base_dst.join(relative_key(base_src.key, obj.key)))
+        if same_scheme:
+            store.copy(obj.uri, target)
+        else:
+            local = Path(tmp) / "folder-object"
+            store.download(obj.uri, local)
+            store_of(dst).upload(local, target)
+    if not objects:
+        marker = Path(tmp) / EMPTY_FOLDER_MARKER
+        marker.write_text("")
+        store_of(dst).upload(marker, str(base_dst.join(EMPTY_FOLDER_MARKER)))
 
 
 def _carrier(spec: TaskSpec, place: Placement, out_kind: OutputKind) -> str:
@@ -276,6 +302,8 @@ def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> None
                 local = Path(tmp) / "copy"
                 store_of(src).download(src, local)
                 store_of(dst).upload(local, dst)
+        if spec.tensorboard_output is not None:
+            _promote_folder(store_of, tensorboard_uri(place), spec.tensorboard_output.uri, tmp)
         state = spec.state_output
         if state is not None:
             assert spec.state_prefix is not None
@@ -284,6 +312,10 @@ def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> None
                 snapshot(store_of(spec.state_prefix), spec.state_prefix, place.job_name).to_json(),
                 state.uri,
             )
-    absent = [o.uri for o in spec.outputs if not store_of(o.uri).exists(o.uri)]
+    absent = [
+        o.uri
+        for o in spec.outputs
+        if o.kind is not OutputKind.TENSORBOARD and not store_of(o.uri).exists(o.uri)
+    ]
     if absent:
         raise PromotionError(f"job {place.job_name}: after promotion {absent} still do not exist")

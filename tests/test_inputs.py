@@ -252,3 +252,53 @@ def test_objects_no_rule_produces_are_read_in_place(tmp_path: Path, aws, bucket,
     copies = [p for p in wf.root.glob(".snakemake/storage/**/*") if p.is_file()]
     staged = s3.list_objects_v2(Bucket=bucket, Prefix="ssm-rules/inputs/").get("KeyCount", 0)
     assert copies == [] and staged == 0
+
+
+TENSORBOARD = """
+from ssm_rules import tensorboard, job
+
+rule train:
+    output: tb=tensorboard("runs/train/tb"), done="done.txt"
+    resources: instance_count=2
+    shell:
+        "mkdir -p $SSM_TENSORBOARD_DIR/$SM_CURRENT_HOST && "
+        "echo event > $SSM_TENSORBOARD_DIR/$SM_CURRENT_HOST/events.out && "
+        "python -c 'from worker_toolkit.worker_lib import WorkerConfig as W; import os; "
+        "assert W().tensorboard_dir == os.environ[\\"SSM_TENSORBOARD_DIR\\"]' && echo ok > {output.done}"
+
+rule quiet:
+    output: tb=tensorboard("runs/quiet/tb")
+    shell: "true"
+"""
+
+
+@pytest.mark.parametrize("backend", ["local", "aws"])
+def test_tensorboard_files_are_an_artifact(tmp_path: Path, backend: str, request) -> None:
+    wf = Workflow(tmp_path)
+    wf.write("Snakefile", TENSORBOARD)
+    if backend == "local":
+        wf.run(*LOCAL_ARGS, "runs/train/tb", "runs/quiet/tb")
+        files = sorted(
+            str(p.relative_to(wf.path("runs/train/tb")))
+            for p in wf.path("runs/train/tb").rglob("*")
+            if p.is_file()
+        )
+        quiet = sorted(p.name for p in wf.path("runs/quiet/tb").iterdir())
+    else:
+        aws = request.getfixturevalue("aws")
+        bucket = request.getfixturevalue("bucket")
+        wf.run(*aws_args(bucket), "runs/train/tb", "runs/quiet/tb")
+        s3 = aws.client("s3")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="wf/runs/")["Contents"]]
+        files = sorted(k.removeprefix("wf/runs/train/tb/") for k in keys if "/train/tb/" in k)
+        quiet = sorted(k.rsplit("/", 1)[1] for k in keys if "/quiet/tb/" in k)
+        job = aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+        config = [
+            aws.client("sagemaker")
+            .describe_training_job(TrainingJobName=j["TrainingJobName"])
+            .get("TensorBoardOutputConfig")
+            for j in job
+        ]
+        assert all(c and c["LocalPath"] == "/opt/ml/output/tensorboard" for c in config)
+    assert files == ["algo-1/events.out", "algo-2/events.out"]
+    assert quiet == [".ssm-empty"]  # a job that wrote none still has its (empty) folder

@@ -8,6 +8,8 @@
   on every host before training and keeps syncing LocalPath back to S3Uri while the job
   runs, so they survive a failure or an interruption. S3Uri is a folder: an object
   ``<S3Uri>/a/b`` is ``<LocalPath>/a/b`` and back.
+- TensorBoard (TensorBoardOutputConfig): LocalPath of every host is copied to S3OutputPath
+  while the job runs and at its end, like checkpoints but one way.
 - Processing (ProcessingOutputConfig): each output's LocalPath, every file with its relative
   path, goes under its S3Uri — at the end of a successful job (EndOfJob), and for
   Continuous also when the job failed or stopped.
@@ -69,6 +71,19 @@ class CheckpointSync:
         local = ckpt.get("LocalPath") or contract.CHECKPOINT_DIR
         dirs = [sb.real(local) for sb in sandboxes]
         return cls(folder_uri(ckpt["S3Uri"]), dirs, s3, [sb.root for sb in sandboxes])
+
+    @classmethod
+    def for_tensorboard(
+        cls, body: dict[str, Any], sandboxes: Sequence[Sandbox], s3: S3Objects | None = None
+    ) -> CheckpointSync | None:
+        """TensorBoardOutputConfig: LocalPath of every host goes to S3OutputPath while the
+        job runs and at its end (one way: nothing is restored)."""
+        config = body.get("TensorBoardOutputConfig")
+        if not config:
+            return None
+        local = config.get("LocalPath") or contract.TENSORBOARD_DIR
+        dirs = [sb.real(local) for sb in sandboxes]
+        return cls(folder_uri(config["S3OutputPath"]), dirs, s3, [sb.root for sb in sandboxes])
 
     def download(self) -> None:
         source = Source(self.s3_uri)

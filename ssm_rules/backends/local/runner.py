@@ -111,6 +111,9 @@ class JobRun:
             if self.job_type is JobType.TRAINING
             else None
         )
+        self.tensorboard = artifacts.CheckpointSync.for_tensorboard(
+            self.body, self.sandboxes, self.s3
+        )
         self.running: list[Host] = []
         self.commands: dict[str, str | None] = {}
         self.spot = faults.spot_faults(self.name, self.body)
@@ -185,13 +188,15 @@ class JobRun:
         self.interruptions_left -= 1
         self.enter(status.INTERRUPTED)
         hosts.terminate(self.running, hosts.stop_grace_seconds())
-        if self.checkpoints is not None:
-            self.checkpoints.upload()
+        self._sync()
         self.running = []
         self.status.doc["Local"]["Hosts"] = []
         for sb in self.sandboxes:  # a new instance: nothing of the old disk survives
             shutil.rmtree(sb.root, ignore_errors=True)
         self.checkpoints = artifacts.CheckpointSync.for_job(self.body, self.sandboxes, self.s3)
+        self.tensorboard = artifacts.CheckpointSync.for_tensorboard(
+            self.body, self.sandboxes, self.s3
+        )
         self.enter(status.STARTING)
         self.enter(status.DOWNLOADING)
         self._prepare()
@@ -380,10 +385,15 @@ class JobRun:
                 return JobState.STOPPED, None, status.MAX_WAIT_TIME_EXCEEDED
             if interrupt_at is not None and time.monotonic() >= interrupt_at:
                 return INTERRUPTED
-            if self.checkpoints is not None and time.monotonic() >= next_sync:
-                self.checkpoints.upload()  # SageMaker syncs checkpoints while training runs
+            if time.monotonic() >= next_sync:
+                self._sync()  # SageMaker syncs checkpoints (and TensorBoard) while training runs
                 next_sync = time.monotonic() + sync_every
             time.sleep(0.05)
+
+    def _sync(self) -> None:
+        for sync in (self.checkpoints, self.tensorboard):
+            if sync is not None:
+                sync.upload()
 
     def _stop_hosts(self) -> None:
         self.status.stopping()
@@ -394,8 +404,7 @@ class JobRun:
         """Uploading: artifacts of a completed or stopped training job (SageMaker keeps what a
         stopped job saved), checkpoints always, processing outputs per S3UploadMode."""
         try:
-            if self.checkpoints is not None:
-                self.checkpoints.upload()
+            self._sync()
             if self.job_type is JobType.TRAINING:
                 if outcome in (JobState.COMPLETED, JobState.STOPPED) and self.running:
                     if self.status.state is not JobState.STOPPING:
