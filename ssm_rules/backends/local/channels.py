@@ -46,6 +46,13 @@ def shard(objects: Sequence[ObjectInfo], host_index: int, host_count: int) -> li
     return [o for i, o in enumerate(objects) if i % host_count == host_index]
 
 
+def host_share(
+    source: Source, objects: Sequence[ObjectInfo], host_index: int, host_count: int
+) -> list[ObjectInfo]:
+    """The objects of ``source`` that one host gets."""
+    return shard(objects, host_index, host_count) if source.sharded else list(objects)
+
+
 def destination(dest: Path, rel: str) -> Path:
     target = Path(os.path.normpath(dest / rel))
     if rel.startswith("/") or not (target == dest or dest in target.parents):
@@ -68,7 +75,7 @@ def place(
     dest.mkdir(parents=True, exist_ok=True)
     if objects is None:
         objects = list_objects(source.uri, s3)
-    mine = shard(objects, host_index, host_count) if source.sharded else list(objects)
+    mine = host_share(source, objects, host_index, host_count)
     prefix_key = ObjectURI.parse(source.uri).key
     store = store_for(source.uri, s3)
     placed = []

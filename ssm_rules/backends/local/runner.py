@@ -32,6 +32,7 @@ from ssm_rules.backends.local.sandbox import (
     prepare_processing,
     prepare_training,
     remap_arg,
+    write_channel_manifest,
 )
 from ssm_rules.objects import S3Objects
 from worker_toolkit import contract
@@ -219,6 +220,9 @@ class JobRun:
                 channels.place(
                     source, sb.real(path), sb.index, len(self.sandboxes), self.s3, objects
                 )
+                if self.job_type is JobType.TRAINING:
+                    share = channels.host_share(source, objects, sb.index, len(self.sandboxes))
+                    write_channel_manifest(sb, path, source.uri, [o.uri for o in share])
         if self.checkpoints is not None:
             self.check_stop()
             self.checkpoints.download()
