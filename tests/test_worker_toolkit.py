@@ -745,6 +745,7 @@ def test_worker_config_attribute_fallback_and_argv_overrides(
             c.ENV_CHANNELS: json.dumps(["data", "bucket"]),
             "SM_CHANNEL_DATA": "/opt/ml/input/data/data",
             "SM_CHANNEL_BUCKET": "/opt/ml/input/data/bucket",
+            "SM_CHANNEL_EXTRA": "/opt/ml/input/data/extra",  # listed by --channels only
             c.ENV_HOSTS: json.dumps(["algo-1"]),
             c.ENV_CURRENT_HOST: "algo-1",
         }
@@ -753,6 +754,7 @@ def test_worker_config_attribute_fallback_and_argv_overrides(
         "worker.py", "--epochs", "3", "--host", "x", "--model_dir", "/opt/ml/model/sub",
         "--num_gpus", "3", "--hosts", '["algo-1", "algo-2"]', "--current_host", "algo-2",
         "--hps", '{"a": 1}', "--channel-data", "/elsewhere",
+        "--channels", '["data", "bucket", "extra"]',
     ]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     wc = worker_lib.WorkerConfig(per_instance_state=False)
@@ -764,6 +766,7 @@ def test_worker_config_attribute_fallback_and_argv_overrides(
     # The original: SM_CHANNEL_<NAME> of a listed channel wins over --channel-data.
     assert wc.channel_data == f"{root}/input/data/data"
     assert wc.__getattr__("channel_bucket") == f"{root}/input/data/bucket"
+    assert wc.channel_extra == f"{root}/input/data/extra"
     assert wc.__getattr__("hps") == {"a": 1}
     wc.config.extra = "set on the namespace"  # what a worker may do with .config
     assert wc.extra == "set on the namespace"

@@ -255,7 +255,7 @@ class WorkerConfig:
         # The original: SM_CHANNEL_<NAME> of every listed channel wins over --channel-data.
         cfg.channel_paths = {}
         for name in cfg.channels:
-            path = channels.get(name) or _env(u.channel_env_name(str(name)))
+            path = channels.get(name) or u.reroot(_env(u.channel_env_name(str(name))) or "")
             if path:
                 cfg.channel_paths[str(name)] = path
                 setattr(cfg, f"channel_{name}", path)
