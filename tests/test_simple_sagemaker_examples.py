@@ -122,3 +122,19 @@ def test_readme_examples_run_unmodified_on_aws_against_moto(
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
 
     _check(read, proc.stdout + proc.stderr)
+
+
+def test_a_failed_job_promotes_no_empty_tarball(tmp_path: Path) -> None:
+    """The empty output.tar.gz is only for a job that completed: one that wrote nothing and
+    failed leaves its output_data() and model() absent."""
+    wf = Workflow(tmp_path)
+    wf.write(
+        "Snakefile",
+        "from ssm_rules import model, output_data\n\n"
+        "rule fails:\n"
+        '    output: m=model("m.tar.gz"), o=output_data("o.tar.gz")\n'
+        '    shell: "echo wrote nothing; exit 3"\n',
+    )
+    proc = wf.run(*LOCAL_ARGS, check=False)
+    assert proc.returncode != 0 and "ExitCode 3" in proc.stdout + proc.stderr
+    assert not wf.path("m.tar.gz").exists() and not wf.path("o.tar.gz").exists()
