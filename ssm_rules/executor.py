@@ -439,7 +439,8 @@ class Executor(RemoteExecutor):
             )
             return False
         try:
-            staging.promote_outputs(self.ctx.store, sub.spec, sub.place)
+            for warning in staging.promote_outputs(self.ctx.store, sub.spec, sub.place):
+                self.logger.warning(f"rule {sub.spec.rule}: {warning}")
         except staging.PromotionError as e:
             self.report_job_error(info, msg=f"rule {sub.spec.rule}: {e}\n")
             return False

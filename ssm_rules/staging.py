@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -242,7 +243,9 @@ def carriers_present(store_of: StoreOf, spec: TaskSpec, place: Placement) -> boo
     have been cleaned up since)."""
     kinds = {o.kind for o in spec.outputs}
     needed = [
-        _carrier(spec, place, k) for k in (OutputKind.MODEL, OutputKind.OUTPUT_DATA) if k in kinds
+        _carrier(spec, place, k)
+        for k in (OutputKind.MODEL, OutputKind.OUTPUT_DATA)
+        if k in kinds and not (k is OutputKind.OUTPUT_DATA and _output_tar_optional(spec))
     ]
     if spec.job_type is JobType.TRAINING and OutputKind.FILE in kinds:
         needed.append(_carrier(spec, place, OutputKind.OUTPUT_DATA))
@@ -254,9 +257,20 @@ def carriers_present(store_of: StoreOf, spec: TaskSpec, place: Placement) -> boo
     return all(store_of(uri).exists(uri) for uri in needed)
 
 
-def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> None:
-    """Put every declared output in place from what the finished job left. Checks first that
-    every carrier exists, then copies; a missing carrier raises before anything is promoted."""
+def _output_tar_optional(spec: TaskSpec) -> bool:
+    """Whether a completed job may lack output.tar.gz: SageMaker uploads none for a training
+    job whose SM_OUTPUT_DATA_DIR stayed empty. Not when plain file outputs travel inside it,
+    and not for processing jobs (our launcher always writes theirs)."""
+    return spec.job_type is JobType.TRAINING and not any(
+        o.kind is OutputKind.FILE for o in spec.outputs
+    )
+
+
+def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> list[str]:
+    """Put every declared output in place from what the finished (Completed) job left.
+    Checks first that every carrier exists, then copies; a missing carrier raises before
+    anything is promoted. An output_data() whose job wrote nothing, so that SageMaker
+    uploaded no output.tar.gz, becomes an empty tarball. Returns warnings for the user."""
     training = spec.job_type is JobType.TRAINING
     files = [o for o in spec.outputs if o.kind is OutputKind.FILE]
     sources: dict[str, str] = {}
@@ -267,8 +281,15 @@ def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> None
             sources[out.uri] = str(
                 ObjectURI.parse(carrier_uri(spec, place)).join("files", out.member)
             )
-    missing = [src for src in sources.values() if not store_of(src).exists(src)]
+    absent_sources = {src for src in sources.values() if not store_of(src).exists(src)}
     output_tar = _carrier(spec, place, OutputKind.OUTPUT_DATA)
+    empty_outputs = []
+    if output_tar in absent_sources and _output_tar_optional(spec):
+        absent_sources.discard(output_tar)
+        empty_outputs = [dst for dst, src in sources.items() if src == output_tar]
+        for dst in empty_outputs:
+            del sources[dst]
+    missing = sorted(absent_sources)
     if files and training and not store_of(output_tar).exists(output_tar):
         missing.append(output_tar)
     if missing:
@@ -277,6 +298,7 @@ def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> None
             "not written or not uploaded (see the job's log: did it write into SM_MODEL_DIR / "
             "SM_OUTPUT_DATA_DIR / {output.<name>}?); nothing was promoted"
         )
+    warnings = [_empty_model_warning(spec, place, store_of)] if _has_model(spec) else []
     with tempfile.TemporaryDirectory(prefix="ssm-promote-") as tmp:
         contents: dict[str, bytes] = {}
         if files and training:
@@ -295,6 +317,10 @@ def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> None
             staged = Path(tmp) / "file"
             staged.write_bytes(data)
             store_of(uri).upload(staged, uri)
+        for dst in empty_outputs:
+            staged = Path(tmp) / C.OUTPUT_ARCHIVE
+            staged.write_bytes(safe_tar.deterministic_tar_gz([]))
+            store_of(dst).upload(staged, dst)
         for dst, src in sources.items():
             if ObjectURI.parse(src).scheme == ObjectURI.parse(dst).scheme:
                 store_of(src).copy(src, dst)
@@ -319,3 +345,34 @@ def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> None
     ]
     if absent:
         raise PromotionError(f"job {place.job_name}: after promotion {absent} still do not exist")
+    return [w for w in warnings if w]
+
+
+# A tar.gz with a few members is more than this; only smaller model.tar.gz are opened to
+# see whether they are empty (a real model is never downloaded for a warning).
+_SMALL_ARCHIVE_BYTES = 1024
+
+
+def _has_model(spec: TaskSpec) -> bool:
+    return any(o.kind is OutputKind.MODEL for o in spec.outputs)
+
+
+def _empty_model_warning(spec: TaskSpec, place: Placement, store_of: StoreOf) -> str:
+    """A warning when the job's model.tar.gz holds no file: SageMaker tars SM_MODEL_DIR
+    whatever it holds, so a program that wrote its model elsewhere still "succeeds"."""
+    uri = _carrier(spec, place, OutputKind.MODEL)
+    sizes = [o.size for o in store_of(uri).list(uri) if o.uri == uri]
+    if not sizes or sizes[0] > _SMALL_ARCHIVE_BYTES:
+        return ""
+    with tempfile.TemporaryDirectory(prefix="ssm-model-") as tmp:
+        local = Path(tmp) / C.MODEL_ARCHIVE
+        store_of(uri).download(uri, local)
+        with tarfile.open(local) as tar:  # names only: nothing is extracted
+            if any(member.isfile() for member in tar):
+                return ""
+    model = next(o.uri for o in spec.outputs if o.kind is OutputKind.MODEL)
+    return (
+        f"job {place.job_name} wrote nothing to its model directory (SM_MODEL_DIR, "
+        f"WorkerConfig().model_dir): the model output {model} is an empty model.tar.gz. "
+        "Write the model files into $SM_MODEL_DIR, or declare another kind of output."
+    )

@@ -832,3 +832,69 @@ def test_log_reader_returns_whole_lines_once(backend: LocalBackend, tmp_path: Pa
     assert seen[-1] == "last without newline"
     # nothing twice, nothing lost: the pieces add up to the whole log
     assert seen == [e.message for e in backend.logs("follow-1", T)]
+
+
+# --- the files SageMaker writes under /opt/ml/input -----------------------------------------
+INPUT_FILES = """
+    import json, os, pathlib
+    config, data = pathlib.Path(os.environ["SM_INPUT_CONFIG_DIR"]), pathlib.Path(os.environ["SM_INPUT_DIR"], "data")
+    seen = {p.name: json.loads(p.read_text()) for p in config.glob("*.json")}
+    seen.update({p.name: p.read_text().splitlines() for p in data.glob("*-manifest")})
+    out = pathlib.Path(os.environ["SM_MODEL_DIR"], os.environ["SM_CURRENT_HOST"] + ".json")
+    out.write_text(json.dumps(seen))
+"""
+
+
+def test_training_container_holds_sagemakers_input_files(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    """checkpointconfig.json, init-config.json, trainingjobconfig.json, the metric and
+    tensorboard configs, data/<channel>-manifest (this host's share) and
+    data/checkpoints-manifest, shaped as the service writes them, seen from inside the job."""
+    code = code_tar(tmp_path, {"train.py": INPUT_FILES})
+    train = data_dir(tmp_path, "train", {f"part-{i}": str(i) for i in range(3)})
+    state = data_dir(tmp_path, "state", {"s.txt": "s"})
+    metrics = [{"Name": "loss", "Regex": "loss=(.*?);"}]
+    req = training(
+        tmp_path, "files-1", "train.py", code, channels={"train": (train, "ShardedByS3Key")},
+        count=2, checkpoint=state.rstrip("/"),
+    )  # fmt: skip
+    req.body["AlgorithmSpecification"]["MetricDefinitions"] = metrics
+    st = run(backend, req)
+    assert st.state is JobState.COMPLETED, st.failure_reason
+    model = members(tmp_path / "s3" / "out" / "files-1" / "output" / "model.tar.gz")
+    host1, host2 = (json.loads(model[f"algo-{i}.json"]) for i in (1, 2))
+
+    assert host1["checkpointconfig.json"] == {"LocalPath": "/opt/ml/checkpoints"}
+    assert host1["metric-definition-regex.json"] == metrics
+    assert host1["upstreamoutputdataconfig.json"] == []
+    assert host1["trainingjobconfig.json"]["TrainingJobName"] == "files-1"
+    assert host1["trainingjobconfig.json"]["InputDataConfig"] == req.body["InputDataConfig"]
+    tb = host1["tensorboardoutputconfig.json"]
+    assert tb["S3OutputPath"].endswith("/out/files-1/tensorboard-output")
+    assert tb["LocalPath"] == "/opt/ml/output/tensorboard/"
+    init = host2["init-config.json"]
+    assert init["hostConfig"] == {"clusterSize": 2, "hostNumber": 2}
+    channel = init["channels"]["train"]
+    assert channel["s3DataSource"]["s3DataDistributionType"] == "SHARDED_BY_S3_KEY"
+    assert channel["s3DataSource"]["s3Uri"] == train and channel["sharded"] is True
+    assert init["checkpointChannel"]["channel"]["s3DataSource"]["s3Uri"] == state.rstrip("/")
+    assert init["checkpointChannel"]["outputPath"] == "/opt/ml/checkpoints"
+    # data/train-manifest: the prefix without scheme and bucket, then this host's objects
+    prefix = train.split("://", 1)[1].split("/", 1)[1]
+    assert host1["train-manifest"] == [prefix, f"{train}part-0", f"{train}part-2"]
+    assert host2["train-manifest"] == [prefix, f"{train}part-1"]
+    assert host1["checkpoints-manifest"] == [state.rstrip("/").split("://", 1)[1].split("/", 1)[1]]
+
+
+def test_no_output_tarball_when_the_job_wrote_no_output_data(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    """As SageMaker may: no output.tar.gz for an empty SM_OUTPUT_DATA_DIR (the client promotes
+    an empty one); model.tar.gz is always uploaded, empty or not."""
+    code = code_tar(tmp_path, {"train.py": "print('writes nothing')\n"})
+    st = run(backend, training(tmp_path, "nothing-1", "train.py", code))
+    assert st.state is JobState.COMPLETED, st.failure_reason
+    out = tmp_path / "s3" / "out" / "nothing-1" / "output"
+    assert sorted(p.name for p in out.iterdir()) == ["model.tar.gz"]
+    assert members(out / "model.tar.gz") == {}

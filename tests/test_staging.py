@@ -13,6 +13,7 @@ from ssm_rules._snakemake_internals import keep_local_path, named_items, named_l
 from ssm_rules.objects import LocalObjects, ObjectURI, file_uri, relative_key
 from ssm_rules.rules import local_input
 from ssm_rules.spec import build_spec
+from tests.jobviews import io as io_item
 from tests.jobviews import view
 
 STORE = LocalObjects()
@@ -104,3 +105,66 @@ def test_snakemake_internals_we_rely_on():
     nl = named_list("input", [("a", "/p/a"), ("b", "/p/b1"), ("b", "/p/b2"), (None, "/p/c")])
     assert (nl.a, str(nl.b), str(nl)) == ("/p/a", "/p/b1 /p/b2", "/p/a /p/b1 /p/b2 /p/c")
     assert named_items(nl) == (("a", "/p/a"), ("b", "/p/b1"), ("b", "/p/b2"), (None, "/p/c"))
+
+
+# --- promotion of outputs a job left empty -----------------------------------------------------
+def _promotion_case(tmp_path: Path, job_type: str, *outputs: tuple[str, object]):
+    from ssm_rules.requests import Placement
+
+    items = tuple(io_item(str(value), name=name, value=value) for name, value in outputs)
+    resources = {"job_type": job_type} if job_type == "processing" else {}
+    spec = build_spec(
+        view(tmp_path, outputs=items, resources=resources),
+        backend="local",
+        default_instance_type="ml.m5.large",
+    )
+    jobs = file_uri(tmp_path / "jobs", directory=True)
+    place = Placement("job-1", "", {}, jobs, "", "", "us-east-1")
+    return spec, place, ObjectURI.parse(staging.carrier_uri(spec, place))
+
+
+def _put_model(tmp_path: Path, carrier: ObjectURI, members: dict[str, bytes]) -> None:
+    """The job's model.tar.gz, where the job leaves it."""
+    local = tmp_path / "upload.tar.gz"
+    with tarfile.open(local, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    STORE.upload(local, str(carrier.join("model.tar.gz")))
+
+
+def test_empty_output_data_of_a_completed_training_job_is_an_empty_tarball(tmp_path):
+    """SageMaker may upload no output.tar.gz for a job that wrote no output data: the declared
+    output_data() is then a valid, empty tar.gz; an empty model.tar.gz gives a warning."""
+    from ssm_rules.rules import model, output_data
+
+    spec, place, carrier = _promotion_case(
+        tmp_path, "training", ("m", model("res/model.tar.gz")), ("o", output_data("res/out.tar.gz"))
+    )
+    _put_model(tmp_path, carrier, {})  # SageMaker always uploads model.tar.gz
+    assert staging.carriers_present(lambda _uri: STORE, spec, place)  # a rerun may reuse it
+    warnings = staging.promote_outputs(lambda _uri: STORE, spec, place)
+    with tarfile.open(tmp_path / "res" / "out.tar.gz") as tar:
+        assert tar.getmembers() == []
+    assert len(warnings) == 1 and "SM_MODEL_DIR" in warnings[0] and "job-1" in warnings[0]
+    # a model with files: no warning
+    _put_model(tmp_path, carrier, {"weights.bin": b"w"})
+    assert staging.promote_outputs(lambda _uri: STORE, spec, place) == []
+
+
+@pytest.mark.parametrize("job_type", ["training", "processing"])
+def test_a_missing_output_tarball_is_an_error_where_it_cannot_mean_empty(tmp_path, job_type):
+    """Plain file outputs travel inside a training job's output.tar.gz, and our launcher
+    always writes a processing job's: without it nothing is promoted."""
+    from ssm_rules.rules import model, output_data
+
+    outputs = [("m", model("res/model.tar.gz")), ("o", output_data("res/out.tar.gz"))]
+    if job_type == "training":
+        outputs.append(("f", "res/metrics.json"))
+    spec, place, carrier = _promotion_case(tmp_path, job_type, *outputs)
+    _put_model(tmp_path, carrier, {"weights.bin": b"w"})
+    assert not staging.carriers_present(lambda _uri: STORE, spec, place)
+    with pytest.raises(staging.PromotionError, match="output.tar.gz.*nothing was promoted"):
+        staging.promote_outputs(lambda _uri: STORE, spec, place)
+    assert not (tmp_path / "res").exists()

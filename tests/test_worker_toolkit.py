@@ -602,3 +602,209 @@ def test_worker_config_outside_a_job_creates_nothing_in_opt_ml(tmp_path: Path) -
     assert proc.stdout.split() == [c.CHECKPOINT_DIR, f"{c.CHECKPOINT_DIR}/algo-1"]
     after = {str(p) for p in Path("/opt/ml").rglob("*")} if Path("/opt/ml").is_dir() else set()
     assert after == before
+
+
+# --- compatibility with simple-sagemaker's WorkerConfig and job environment ----------------------
+# Every field of simple-sagemaker's WorkerConfig().config (worker_toolkit/worker_lib.py at
+# be441720, parseArgs + initMultiWorkersState) and its type there: raw JSON strings stay strings.
+ORIGINAL_FIELDS: dict[str, type] = {
+    "model_dir": str, "output_data_dir": str, "output_dir": str, "input_dir": str,
+    "input_config_dir": str, "input_data_config": str, "hps": dict, "channels": list,
+    "channel_data": str, "channel_model": str, "current_host": str, "hosts": list,
+    "num_gpus": int, "num_cpus": int, "network_interface_name": str, "job_name": str,
+    "resource_config": str, "num_nodes": int, "host_rank": int, "tensorboard_dir": str,
+    "state": str, "instance_state": str,
+}  # fmt: skip
+ORIGINAL_METHODS = (
+    "setDebugLevel", "parseArgs", "initMultiWorkersState", "updateNamespace", "_updateArgv",
+    "_getInstanceStatePath", "_deleteOtherInstancesState", "_initProcessingEnvVars",
+)  # fmt: skip
+# Variables simple-sagemaker's jobs had (sm_task.py, shell_launcher.py, worker_lib.py, and the
+# sagemaker-training-toolkit's SM_* for training); a shell worker reads them without Python.
+ORIGINAL_ENV = (
+    "SAGEMAKER_JOB_NAME", "SM_CHANNEL_DATA", "SM_MODEL_DIR", "SM_OUTPUT_DATA_DIR",
+    "SM_OUTPUT_DIR", "SM_INPUT_DIR", "SM_INPUT_CONFIG_DIR", "SM_HPS", "SM_CHANNELS",
+    "SM_CURRENT_HOST", "SM_HOSTS", "SM_NUM_CPUS", "SM_NUM_GPUS", "SM_NETWORK_INTERFACE_NAME",
+    "SM_RESOURCE_CONFIG", "SSM_STATE", "SSM_INSTANCE_STATE", "SSM_OUTPUT",
+    "SSM_TENSORBOARD_DIR", "SSM_NUM_NODES", "SSM_HOST_RANK", "SMDEBUG_LOG_LEVEL",
+)  # fmt: skip
+
+COMPAT_WORKER = """
+    import json, os, sys
+    from pathlib import Path
+    from worker_toolkit import worker_lib
+
+    worker_config = worker_lib.WorkerConfig()
+    fields = {k: [type(v).__name__, v] for k, v in vars(worker_config.config).items()}
+    # simple-sagemaker's examples call __getattr__ explicitly for a channel by name
+    explicit = {n: worker_config.__getattr__(f"channel_{n}") for n in worker_config.channels}
+    env = {k: os.environ.get(k) for k in ENV_NAMES}
+    methods = {m: callable(getattr(worker_config, m, None)) for m in METHOD_NAMES}
+    Path(os.environ["SSM_OUTPUT"], "written-at-ssm-output").write_text("x")
+    out = {"fields": fields, "explicit": explicit, "env": env, "methods": methods}
+    Path(os.environ["SSM_OPT_ML_ROOT"], "compat.json").write_text(json.dumps(out))
+"""
+
+
+def _processing_tree(root: Path, code: Path, task: dict[str, Any], data: dict[str, str]) -> None:
+    """The files SageMaker puts into a processing container: the code bundle, task.json,
+    processingjobconfig.json with one input per ``data`` channel, resourceconfig.json."""
+    bundle = io.BytesIO()
+    with tarfile.open(fileobj=bundle, mode="w:gz") as tar:
+        tar.add(str(code), arcname=".")
+    _write(_job_path(root, c.PROCESSING_CODE_DIR) / c.CODE_BUNDLE_NAME, "").write_bytes(
+        bundle.getvalue()
+    )
+    _write_json(_job_path(root, c.PROCESSING_TASK_DIR) / c.TASK_FILE_NAME, task)
+    inputs = [
+        {"InputName": "code", "S3Input": {"LocalPath": c.PROCESSING_CODE_DIR}},
+        {"InputName": "ssm_task", "S3Input": {"LocalPath": c.PROCESSING_TASK_DIR}},
+    ]
+    for name, text in data.items():
+        local = f"{c.PROCESSING_INPUT_DIR}/{name}"
+        _write(_job_path(root, local) / "in.txt", text)
+        inputs.append({"InputName": name, "S3Input": {"LocalPath": local}})
+    config = {"ProcessingJobName": "proc-job", "ProcessingInputs": inputs}
+    _write_json(_job_path(root, c.PROCESSING_CONFIG_FILE), config)
+    _write_json(
+        _job_path(root, c.PROCESSING_RESOURCE_CONFIG_FILE),
+        {"current_host": "algo-1", "hosts": ["algo-1"]},
+    )
+
+
+def _run_processing(root: Path) -> subprocess.CompletedProcess[str]:
+    env = _clean_env(root)  # the image's python3 is this one
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    return subprocess.run(
+        PROCESSING_ENTRYPOINT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
+    )
+
+
+@pytest.mark.parametrize("job_type", ["training", "processing"])
+def test_worker_config_and_environment_match_simple_sagemaker(
+    tmp_path: Path, job_type: str
+) -> None:
+    """Every field of the original WorkerConfig, with its type; the explicit
+    ``__getattr__("channel_<name>")``; every variable its jobs had, also SSM_OUTPUT in
+    processing jobs (a worker writing to $SSM_OUTPUT must not write at /)."""
+    root = tmp_path / "optml"
+    worker = COMPAT_WORKER.replace("ENV_NAMES", repr(ORIGINAL_ENV)).replace(
+        "METHOD_NAMES", repr(ORIGINAL_METHODS)
+    )
+    code = _make_bundle(tmp_path / "code", {"compat.py": worker})
+    if job_type == "training":
+        _training_tree(root, {"task": 1}, hosts=("algo-1", "algo-2"))
+        task = _task(kind="script", program="compat.py")
+        env = _clean_env(root, TRAINING_JOB_NAME="train-job")
+        proc = _launch(code, _toolkit_args({"task": 1}) + _task_arg(task), env)
+        output_dir = root / "output" / "data"
+    else:
+        task = _task(
+            job_type="processing", kind="script", program="compat.py", hps={"task": 1},
+            state_dir=c.PROCESSING_STATE_DIR, output_data=True,
+        )  # fmt: skip
+        _processing_tree(root, code, task, {"data": "in", "model": "m"})
+        proc = _run_processing(root)
+        output_dir = _job_path(root, c.PROCESSING_OUTPUT_DATA_DIR)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = json.loads((root / "compat.json").read_text())
+    fields = seen["fields"]
+    for name, kind in ORIGINAL_FIELDS.items():
+        assert name in fields, name
+        assert fields[name][0] == kind.__name__, (name, fields[name])
+    for raw in ("input_data_config", "resource_config"):  # JSON text, as SageMaker's SM_* hold
+        assert isinstance(json.loads(fields[raw][1]), dict)
+    assert fields["hps"][1] == {"task": 1}
+    assert seen["methods"] == dict.fromkeys(ORIGINAL_METHODS, True)
+    assert set(seen["explicit"]) >= {"data", "model"}
+    assert Path(seen["explicit"]["data"]).is_dir()
+    assert seen["explicit"]["data"] == fields["channel_data"][1]
+    missing = [k for k, v in seen["env"].items() if v in (None, "")]
+    assert not missing, missing
+    assert seen["env"]["SSM_OUTPUT"] == str(output_dir)
+    assert (output_dir / "written-at-ssm-output").is_file()
+    expected_state = c.PROCESSING_STATE_DIR if job_type == "processing" else c.CHECKPOINT_DIR
+    assert fields["state"][1] == _common.reroot(expected_state, str(root))
+    assert fields["instance_state"][1] == fields["state"][1] + "/algo-1"
+    assert (fields["num_nodes"][1], fields["host_rank"][1]) == (
+        (2, 0) if job_type == "training" else (1, 0)
+    )
+
+
+def test_worker_config_attribute_fallback_and_argv_overrides(
+    tmp_path: Path, restore_environ: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As simple-sagemaker's parseArgs: ``--model_dir`` style args win over the environment;
+    fields live in ``.config`` and attribute access falls back to it; unknown args (the
+    user's own hyperparameters, abbreviations of ours included) are left alone."""
+    for key in [k for k in os.environ if k.startswith(("SM_", "SSM_"))]:
+        del os.environ[key]
+    os.environ.update(
+        {
+            c.ENV_OPT_ML_ROOT: str(tmp_path / "optml"),
+            c.ENV_CHANNELS: json.dumps(["data", "bucket"]),
+            "SM_CHANNEL_DATA": "/opt/ml/input/data/data",
+            "SM_CHANNEL_BUCKET": "/opt/ml/input/data/bucket",
+            "SM_CHANNEL_EXTRA": "/opt/ml/input/data/extra",  # listed by --channels only
+            c.ENV_HOSTS: json.dumps(["algo-1"]),
+            c.ENV_CURRENT_HOST: "algo-1",
+        }
+    )
+    argv = [
+        "worker.py", "--epochs", "3", "--host", "x", "--model_dir", "/opt/ml/model/sub",
+        "--num_gpus", "3", "--hosts", '["algo-1", "algo-2"]', "--current_host", "algo-2",
+        "--hps", '{"a": 1}', "--channel-data", "/elsewhere",
+        "--channels", '["data", "bucket", "extra"]',
+    ]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    wc = worker_lib.WorkerConfig(per_instance_state=False)
+    root = str(tmp_path / "optml")
+    assert wc.model_dir == f"{root}/model/sub"
+    assert (wc.num_gpus, wc.hosts, wc.current_host) == (3, ["algo-1", "algo-2"], "algo-2")
+    assert (wc.num_nodes, wc.host_rank) == (2, 1)
+    assert wc.hps == {"a": 1}
+    # The original: SM_CHANNEL_<NAME> of a listed channel wins over --channel-data.
+    assert wc.channel_data == f"{root}/input/data/data"
+    assert wc.__getattr__("channel_bucket") == f"{root}/input/data/bucket"
+    assert wc.channel_extra == f"{root}/input/data/extra"
+    assert wc.__getattr__("hps") == {"a": 1}
+    wc.config.extra = "set on the namespace"  # what a worker may do with .config
+    assert wc.extra == "set on the namespace"
+    with pytest.raises(AttributeError, match="no input channel 'nope'; channels"):
+        wc.__getattr__("channel_nope")
+    with pytest.raises(AttributeError):
+        _ = wc.no_such_field
+    assert sys.argv == argv  # parseArgs reads argv, never changes it
+
+
+def test_other_hosts_state_is_deleted_only_inside_a_job(tmp_path: Path) -> None:
+    """simple-sagemaker's initMultiWorkersState deletes the other instances' sub-directories
+    (copies from the task state) so a host never lists or re-uploads them; only in a job."""
+    root = tmp_path / "optml"
+    code = _make_bundle(tmp_path / "code", {"w.py": WORKER})
+    _training_tree(root, {"task": 2}, hosts=("algo-1", "algo-2"), current="algo-2")
+    _write(root / "checkpoints" / "algo-1" / "theirs", "algo-1's")
+    _write(root / "checkpoints" / "top.txt", "shared")
+    task = _task(kind="script", program="w.py", files={})
+    metrics = root / "output" / "ssm_files" / "runs"
+    metrics.mkdir(parents=True)
+    proc = _launch(code, _toolkit_args({"task": 2}) + _task_arg(task), _clean_env(root))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (root / "checkpoints" / "algo-1").exists()
+    assert (root / "checkpoints" / "top.txt").is_file()
+    assert (root / "checkpoints" / "algo-2").is_dir()
+    # Outside a job SSM_STATE may be any shared directory: nothing is deleted there.
+    shared = tmp_path / "shared-state"
+    _write(shared / "algo-2" / "kept", "another host's")
+    env = _clean_env(tmp_path, SSM_STATE=str(shared), SM_CURRENT_HOST="algo-1")
+    del env[c.ENV_OPT_ML_ROOT]
+    env["PYTHONPATH"] = str(PACKAGE_DIR.parent)
+    script = (
+        "from worker_toolkit import worker_lib; print(worker_lib.WorkerConfig().instance_state)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", script], env=env, capture_output=True, text=True, timeout=20
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(shared / "algo-1")
+    assert (shared / "algo-2" / "kept").is_file()

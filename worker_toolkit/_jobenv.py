@@ -113,6 +113,12 @@ def _ssm_env(env: dict[str, str], task: dict[str, Any]) -> None:
     current = env[c.ENV_CURRENT_HOST]
     env.setdefault(c.ENV_INSTANCE_STATE, f"{state}/{current}")
     env.setdefault(c.ENV_TENSORBOARD_DIR, c.TENSORBOARD_DIR)
+    # simple-sagemaker's processing jobs had SSM_OUTPUT (/opt/ml/processing/output, uploaded
+    # at the end): a shell worker writes `$SSM_OUTPUT/x`. Set in training jobs too.
+    env.setdefault(c.ENV_OUTPUT, env[c.ENV_OUTPUT_DATA_DIR])
+    # simple-sagemaker's WorkerConfig set this (smdebug's logger otherwise hides the rest);
+    # its shell tasks ran under a WorkerConfig, so shell commands had it too.
+    env.setdefault("SMDEBUG_LOG_LEVEL", "warning")
     env.setdefault(c.ENV_NUM_NODES, str(len(hosts)))
     env.setdefault(c.ENV_HOST_RANK, str(hosts.index(current) if current in hosts else 0))
     # The rule's named inputs/outputs as in-job paths, for scripts and shell commands alike.

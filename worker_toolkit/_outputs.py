@@ -13,6 +13,7 @@ import os
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from . import _common as u
 from . import contract as c
@@ -91,3 +92,17 @@ def write_tar_gz(src: Path, dest: Path) -> None:
                 name = path.relative_to(src).as_posix()
                 tar.add(str(path), arcname=name, recursive=False, filter=_normalize)
     os.replace(tmp, dest)
+
+
+def empty_model_warning(task: dict[str, Any], model_dir: str, host: str) -> str | None:
+    """The warning for a rule that declares ``model(...)`` when the program wrote nothing to
+    SM_MODEL_DIR: SageMaker still uploads a model.tar.gz, an empty one, and the job succeeds;
+    the model was most likely written somewhere else (the working directory, /tmp)."""
+    if not task.get("model") or any(Path(model_dir).iterdir() if Path(model_dir).is_dir() else []):
+        return None
+    return (
+        f"warning: the rule declares a model(...) output, but nothing was written to "
+        f"SM_MODEL_DIR ({model_dir}) on {host}: unless another instance wrote there, "
+        "model.tar.gz will be empty. Write the model files into $SM_MODEL_DIR "
+        "(WorkerConfig().model_dir)."
+    )

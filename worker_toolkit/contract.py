@@ -101,6 +101,9 @@ ENV_LOG_LEVEL = "SM_LOG_LEVEL"
 # simple-sagemaker's own variables (set by our launcher)
 ENV_STATE = "SSM_STATE"
 ENV_INSTANCE_STATE = "SSM_INSTANCE_STATE"
+# simple-sagemaker set SSM_OUTPUT in processing jobs (its EndOfJob output directory); ours is
+# SM_OUTPUT_DATA_DIR, in training and processing jobs alike.
+ENV_OUTPUT = "SSM_OUTPUT"
 ENV_TENSORBOARD_DIR = "SSM_TENSORBOARD_DIR"
 ENV_NUM_NODES = "SSM_NUM_NODES"
 ENV_HOST_RANK = "SSM_HOST_RANK"

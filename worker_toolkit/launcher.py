@@ -465,6 +465,9 @@ def main(argv: list[str] | None = None) -> int:
         return rc
     if not _is_main_host(env):
         return 0
+    warning = _outputs.empty_model_warning(task, env[c.ENV_MODEL_DIR], env[c.ENV_CURRENT_HOST])
+    if warning:
+        _log(warning)
     try:
         reason = finish(task, root)
     except (OSError, ValueError) as exc:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssm_rules.backends.local.archives import files_under, make_tarball
+from ssm_rules.backends.local.archives import entries_under, files_under, make_tarball
 from ssm_rules.backends.local.channels import Source, folder_uri, place
 from ssm_rules.backends.local.sandbox import Sandbox
 from ssm_rules.objects import ObjectURI, S3Objects, store_for
@@ -37,16 +37,22 @@ def output_prefix(body: dict[str, Any]) -> ObjectURI:
 def upload_training_outputs(
     body: dict[str, Any], sandboxes: Sequence[Sandbox], work: Path, s3: S3Objects | None = None
 ) -> str:
-    """Build and upload model.tar.gz and output.tar.gz; returns the model URI."""
+    """Build and upload model.tar.gz and output.tar.gz; returns the model URI.
+
+    model.tar.gz is always uploaded, empty or not (ModelArtifacts names it); output.tar.gz
+    only when algo-1's SM_OUTPUT_DATA_DIR holds something. SageMaker may upload none for a
+    job that wrote no output data (issue 7): the local backend takes the stricter of the two
+    behaviours, so that clients are always run against it."""
     prefix = output_prefix(body)
     model = work / contract.MODEL_ARCHIVE
-    output = work / contract.OUTPUT_ARCHIVE
     make_tarball([sb.real(contract.MODEL_DIR) for sb in sandboxes], model)
-    make_tarball([sandboxes[0].real(contract.OUTPUT_DATA_DIR)], output)
     model_uri = str(prefix.join(contract.MODEL_ARCHIVE))
-    output_uri = str(prefix.join(contract.OUTPUT_ARCHIVE))
     store = store_for(model_uri, s3)
-    store.upload(output, output_uri)
+    output_data = sandboxes[0].real(contract.OUTPUT_DATA_DIR)
+    if entries_under(output_data):
+        output = work / contract.OUTPUT_ARCHIVE
+        make_tarball([output_data], output)
+        store.upload(output, str(prefix.join(contract.OUTPUT_ARCHIVE)))
     store.upload(model, model_uri)
     return model_uri
 

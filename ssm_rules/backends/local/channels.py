@@ -71,6 +71,13 @@ def shard(objects: Sequence[ObjectInfo], host_index: int, host_count: int) -> li
     return [o for i, o in enumerate(objects) if i % host_count == host_index]
 
 
+def host_share(
+    source: Source, objects: Sequence[ObjectInfo], host_index: int, host_count: int
+) -> list[ObjectInfo]:
+    """The objects of ``source`` that one host gets."""
+    return shard(objects, host_index, host_count) if source.sharded else list(objects)
+
+
 def destination(dest: Path, rel: str) -> Path:
     target = Path(os.path.normpath(dest / rel))
     if rel.startswith("/") or not (target == dest or dest in target.parents):
@@ -92,7 +99,7 @@ def place(
     """
     dest.mkdir(parents=True, exist_ok=True)
     prefix_key, objects = listing if listing is not None else source.objects(s3)
-    mine = shard(objects, host_index, host_count) if source.sharded else list(objects)
+    mine = host_share(source, objects, host_index, host_count)
     store = store_for(source.uri, s3)
     placed = []
     for obj in mine:

@@ -32,6 +32,7 @@ from ssm_rules.backends.local.sandbox import (
     prepare_processing,
     prepare_training,
     remap_arg,
+    write_channel_manifest,
 )
 from ssm_rules.distribution import LAUNCHERS as DISTRIBUTION_LAUNCHERS
 from ssm_rules.objects import S3Objects
@@ -225,6 +226,9 @@ class JobRun:
                 channels.place(
                     source, sb.real(path), sb.index, len(self.sandboxes), self.s3, listing
                 )
+                if self.job_type is JobType.TRAINING:
+                    share = channels.host_share(source, listing[1], sb.index, len(self.sandboxes))
+                    write_channel_manifest(sb, path, source.uri, [o.uri for o in share])
         if self.checkpoints is not None:
             self.check_stop()
             self.checkpoints.download()

@@ -102,6 +102,84 @@ def checkpoint_local_path(body: dict[str, Any]) -> str | None:
     return ckpt.get("LocalPath") or contract.CHECKPOINT_DIR
 
 
+# --- the other files SageMaker writes under /opt/ml/input (observed on the service, see
+# docs/in-job.md); nothing reads them but a worker that looks: their shape follows the service.
+CHECKPOINT_CONFIG_FILE = f"{contract.INPUT_CONFIG_DIR}/checkpointconfig.json"
+INIT_CONFIG_FILE = f"{contract.INPUT_CONFIG_DIR}/init-config.json"
+TRAINING_JOB_CONFIG_FILE = f"{contract.INPUT_CONFIG_DIR}/trainingjobconfig.json"
+METRIC_DEFINITIONS_FILE = f"{contract.INPUT_CONFIG_DIR}/metric-definition-regex.json"
+TENSORBOARD_CONFIG_FILE = f"{contract.INPUT_CONFIG_DIR}/tensorboardoutputconfig.json"
+UPSTREAM_OUTPUT_CONFIG_FILE = f"{contract.INPUT_CONFIG_DIR}/upstreamoutputdataconfig.json"
+CHECKPOINTS_MANIFEST = f"{contract.INPUT_DATA_DIR}/checkpoints-manifest"
+MANIFEST_SUFFIX = "-manifest"  # data/<channel>-manifest, next to the channel's directory
+_DISTRIBUTION = {"FullyReplicated": "FULLY_REPLICATED", "ShardedByS3Key": "SHARDED_BY_S3_KEY"}
+
+
+def _init_channel(source: dict[str, Any]) -> dict[str, Any]:
+    """One channel as init-config.json spells it (the service's own enum spellings)."""
+    distribution = source.get("S3DataDistributionType", "FullyReplicated")
+    return {
+        "s3DataSource": {
+            "s3DataType": "S3_PREFIX",
+            "s3Uri": source["S3Uri"],
+            "s3DataDistributionType": _DISTRIBUTION.get(distribution, distribution),
+            "attributeNames": None,
+        },
+        "fileSystemDataSource": None,
+        "compressionType": "NONE",
+        "recordWrapper": "NONE",
+        "shuffleConfig": None,
+        "inputMode": "FILE",
+        "sharded": distribution == "ShardedByS3Key",
+    }
+
+
+def init_config(body: dict[str, Any], host_index: int, host_count: int) -> dict[str, Any]:
+    channels = {
+        ch["ChannelName"]: _init_channel(ch["DataSource"]["S3DataSource"])
+        for ch in body.get("InputDataConfig") or []
+    }
+    config: dict[str, Any] = {"inputMode": "FILE", "channels": channels}
+    ckpt = body.get("CheckpointConfig")
+    if ckpt:
+        config["checkpointChannel"] = {
+            "name": "checkpoints",
+            "channel": _init_channel({"S3Uri": ckpt["S3Uri"]}),
+            # the service wrote /opt/ml/checkpoints here even with another LocalPath
+            "outputPath": contract.CHECKPOINT_DIR,
+            "allowEmpty": True,
+        }
+    config["hostConfig"] = {"clusterSize": host_count, "hostNumber": host_index + 1}
+    config["enableAdditionalPlatformLoggingForCustomer"] = False
+    config["jobRunInfo"] = {"jobRunNumber": 1}
+    return config
+
+
+def tensorboard_config(body: dict[str, Any]) -> dict[str, Any]:
+    given = body.get("TensorBoardOutputConfig") or {}
+    base = body["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+    return {
+        "S3OutputPath": given.get("S3OutputPath")
+        or f"{base}/{body['TrainingJobName']}/tensorboard-output",
+        "LocalPath": given.get("LocalPath") or contract.TENSORBOARD_DIR + "/",
+    }
+
+
+def _key_of(uri: str) -> str:
+    """A manifest's first line: the prefix without ``s3://bucket/``."""
+    rest = uri.split("://", 1)[-1]
+    return rest.split("/", 1)[1] if "/" in rest else ""
+
+
+def write_channel_manifest(
+    sandbox: Sandbox, channel_dir: str, prefix: str, uris: list[str]
+) -> None:
+    """``data/<channel>-manifest``: the channel's prefix, then the objects this host got."""
+    path = sandbox.real(channel_dir.rstrip("/") + MANIFEST_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([_key_of(prefix), *uris]) + "\n")
+
+
 def prepare_training(sandbox: Sandbox, body: dict[str, Any], hosts: list[str]) -> None:
     instance_type = (body.get("ResourceConfig") or {}).get("InstanceType", "local")
     sandbox.write_json(contract.HYPERPARAMETERS_FILE, dict(body.get("HyperParameters") or {}))
@@ -110,6 +188,21 @@ def prepare_training(sandbox: Sandbox, body: dict[str, Any], hosts: list[str]) -
         training_resource_config(sandbox.host, hosts, instance_type),
     )
     sandbox.write_json(contract.INPUT_DATA_CONFIG_FILE, input_data_config(body))
+    sandbox.write_json(INIT_CONFIG_FILE, init_config(body, sandbox.index, len(hosts)))
+    # the request as the service stored it (it holds no credentials)
+    sandbox.write_json(TRAINING_JOB_CONFIG_FILE, body)
+    metrics = (body.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
+    sandbox.write_json(METRIC_DEFINITIONS_FILE, metrics)
+    sandbox.write_json(TENSORBOARD_CONFIG_FILE, tensorboard_config(body))
+    sandbox.write_json(UPSTREAM_OUTPUT_CONFIG_FILE, [])
+    ckpt = body.get("CheckpointConfig")
+    if ckpt:
+        sandbox.write_json(
+            CHECKPOINT_CONFIG_FILE, {"LocalPath": ckpt.get("LocalPath") or contract.CHECKPOINT_DIR}
+        )
+        manifest = sandbox.real(CHECKPOINTS_MANIFEST)
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(_key_of(ckpt["S3Uri"]) + "\n")
     for path in (contract.MODEL_DIR, contract.OUTPUT_DATA_DIR, contract.CODE_DIR):
         sandbox.real(path).mkdir(parents=True, exist_ok=True)
     for ch in body.get("InputDataConfig") or []:
