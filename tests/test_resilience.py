@@ -116,10 +116,15 @@ def test_rerun_incomplete_reuses_the_job_that_completed_meanwhile(tmp_path):
 
 
 def test_forcerun_does_not_reuse(tmp_path):
+    """Only the user's forcing stops reuse: a rule, a file, or -f of the target."""
     wf = workflow(tmp_path, steps=1)
     wf.run(*ARGS)
     wf.run(*ARGS, "--forcerun", "train")
     assert len(jobs(wf)) == 2
+    wf.run(*ARGS, "--forcerun", "runs/state.json")
+    assert len(jobs(wf)) == 3
+    out = wf.run(*ARGS, "-f", "out.txt")
+    assert len(jobs(wf)) == 4 and "reusing job" not in out.stderr
 
 
 def test_spot_interruption_resumes_from_task_state(tmp_path):

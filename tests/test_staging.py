@@ -104,3 +104,31 @@ def test_snakemake_internals_we_rely_on():
     nl = named_list("input", [("a", "/p/a"), ("b", "/p/b1"), ("b", "/p/b2"), (None, "/p/c")])
     assert (nl.a, str(nl.b), str(nl)) == ("/p/a", "/p/b1 /p/b2", "/p/a /p/b1 /p/b2 /p/c")
     assert named_items(nl) == (("a", "/p/a"), ("b", "/p/b1"), ("b", "/p/b2"), (None, "/p/c"))
+
+
+def test_snakemake_forcing_as_is_forced_rebuilds_it():
+    """Guards is_forced: Snakemake's forced flag mixes the user's forcing with
+    --rerun-incomplete's, and is_forced rebuilds the user's part as Workflow._prepare_dag
+    does. If Snakemake changes either, this fails first."""
+    from inspect import getsource
+
+    import snakemake.api  # noqa: F401 — first: it imports dag and workflow in working order
+    from snakemake.dag import DAG
+    from snakemake.settings.types import DAGSettings
+    from snakemake.workflow import Workflow
+
+    for name in ("forcerun", "forcetargets", "target_jobs", "target_files_omit_workdir_adjustment"):
+        assert hasattr(DAGSettings(), name), name
+    assert "self.forcefiles.update(incomplete_files)" in getsource(DAG.check_incomplete)
+    needrun = getsource(DAG.update_needrun)
+    assert "job not in self.omitforce" in needrun and "job.rule in self.forcerules" in needrun
+    assert "not self.forcefiles.isdisjoint(job.output)" in needrun
+    prepare = getsource(Workflow._prepare_dag)
+    for line in (
+        "forcefiles = set(files(self.dag_settings.forcerun))",
+        "forcefiles.update(targetfiles)",
+        "self.modifier.path_modifier.apply_default_storage",
+        "else os.path.relpath(f)",
+    ):
+        assert line in prepare, line
+    assert "self.forcefiles.update(job.output)" in getsource(DAG.init)
