@@ -29,7 +29,7 @@ from ssm_rules.identity import IDENTITY_TAG, RULE_TAG, TASK_TAG, identity, input
 from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import render, write_log
-from ssm_rules.outcomes import Outcome, classify
+from ssm_rules.outcomes import Outcome, classify, why_it_ended
 from ssm_rules.requests import (
     Placement,
     adopted_placement,
@@ -353,10 +353,10 @@ class Executor(RemoteExecutor):
         if outcome is Outcome.CAPACITY and sub.spec.instance.spot:
             return self._retry_capacity(info, t, status)
         if status.state is not JobState.COMPLETED:
-            reason = status.failure_reason or "(no FailureReason)"
+            why = why_it_ended(status, sub.job_type, sub.spec.instance)
             self.report_job_error(
                 info,
-                msg=f"SageMaker {sub.job_type} job {sub.name} {status.state}: {reason}\n"
+                msg=f"rule {sub.spec.rule}: SageMaker {sub.job_type} job {sub.name} {why}\n"
                 + (f"Last log lines:\n{tail}\n" if tail else ""),
             )
             return False
