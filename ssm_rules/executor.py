@@ -357,7 +357,7 @@ class Executor(RemoteExecutor):
             self.report_job_error(
                 info,
                 msg=f"rule {sub.spec.rule}: SageMaker {sub.job_type} job {sub.name} {why}\n"
-                + (f"Last log lines:\n{tail}\n" if tail else ""),
+                + _log_tail(why, tail, sub.spec.logs),
             )
             return False
         try:
@@ -470,6 +470,16 @@ def _describe_error(e: BaseException) -> str:
     keeps its type so that it can be looked up."""
     text = str(e) if isinstance(e, WorkflowError) else f"{type(e).__name__}: {e}"
     return text.rstrip("\n") + "\n"  # Snakemake appends its own sentence right after
+
+
+def _log_tail(why: str, tail: str, logs: tuple[str, ...]) -> str:
+    """The job's last log lines, once: a FailureReason that already quotes them (the
+    launcher's failure file ends with the program's last lines, as SageMaker's AlgorithmError
+    does) is not followed by the same lines again."""
+    quoted = [line for line in why.splitlines()[1:] if line.strip()]
+    if quoted and set(quoted) <= set(tail.splitlines()):
+        return f"The whole log: {', '.join(logs)}\n" if logs else ""
+    return f"Last log lines:\n{tail}\n" if tail else ""
 
 
 def _members(job: JobExecutorInterface) -> list[Any]:

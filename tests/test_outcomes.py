@@ -108,3 +108,13 @@ def test_other_endings_keep_sagemakers_reason():
     assert why_it_ended(failed, JobType.TRAINING, INSTANCE) == "Failed: AlgorithmError: ExitCode 1"
     quick = JobStatus("j", JobState.STOPPED, "Stopped", extra={"TrainingTimeInSeconds": 3})
     assert why_it_ended(quick, JobType.TRAINING, INSTANCE) == "Stopped: (no FailureReason)"
+
+
+def test_the_log_tail_is_printed_once():
+    from ssm_rules.executor import _log_tail
+
+    tail = "[ssm_launch] Invoking shell\nhello-from-job\nline2\n[ssm_launch] program failed"
+    why = "Failed: ExitCode 3: echo ... | last line: line2\nhello-from-job\nline2"
+    assert _log_tail(why, tail, ("s3://b/wf/t.log",)) == "The whole log: s3://b/wf/t.log\n"
+    stopped = "Stopped at its time limit: MaxRuntimeInSeconds=60 ..."
+    assert _log_tail(stopped, tail, ()) == f"Last log lines:\n{tail}\n"
