@@ -21,7 +21,7 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from ssm_rules import staging
+from ssm_rules import scratch, staging
 from ssm_rules._snakemake_internals import is_forced
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
 from ssm_rules.context import RunContext, make_context
@@ -80,6 +80,10 @@ class Tracked:
 class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         self.settings: ExecutorSettings = self.workflow.executor_settings or ExecutorSettings()
+        # scratch files in the run's directory, not TMPDIR; a killed client's are removed now
+        left = scratch.use(Path.cwd() / self.settings.local_root)
+        if left:
+            self.logger.debug(f"removed the scratch files of {len(left)} killed client(s)")
         self.ctx: RunContext = make_context(self.settings, Path.cwd(), self.logger)
         if self.settings.poll_interval is not None:
             self.next_seconds_between_status_checks = self.settings.poll_interval

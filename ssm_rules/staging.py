@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ssm_rules import safe_tar
+from ssm_rules import safe_tar, scratch
 from ssm_rules.backends.base import JobType
 from ssm_rules.manifest import snapshot
 from ssm_rules.objects import ObjectStore, ObjectURI, relative_key
@@ -88,7 +88,7 @@ def upload_code(store: ObjectStore, root: str, bundle: CodeBundle) -> tuple[str,
     uri = str(ObjectURI.parse(root).join("code", bundle.sha256, C.CODE_BUNDLE_NAME))
     if store.exists(uri):
         return uri, False
-    with tempfile.NamedTemporaryFile(suffix=".tar.gz") as tmp:
+    with tempfile.NamedTemporaryFile(suffix=".tar.gz", dir=scratch.directory()) as tmp:
         tmp.write(bundle.data)
         tmp.flush()
         store.upload(Path(tmp.name), uri)
@@ -144,7 +144,7 @@ def sync_local_input(store: ObjectStore, local: Path, dest_prefix: str) -> SyncR
         store.delete(str(base.join(rel)))
         deleted += 1
     if uploaded or deleted or known != record:
-        with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", dir=scratch.directory()) as tmp:
             json.dump(record, tmp, sort_keys=True)
             tmp.flush()
             store.upload(Path(tmp.name), sidecar_uri)
@@ -154,7 +154,7 @@ def sync_local_input(store: ObjectStore, local: Path, dest_prefix: str) -> SyncR
 def _read_sidecar(store: ObjectStore, uri: str) -> dict[str, str]:
     if not store.exists(uri):
         return {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="ssm-sidecar-", dir=scratch.directory()) as tmp:
         path = Path(tmp) / "sidecar.json"
         store.download(uri, path)
         try:
@@ -164,7 +164,7 @@ def _read_sidecar(store: ObjectStore, uri: str) -> dict[str, str]:
 
 
 def upload_text(store: ObjectStore, text: str, uri: str) -> None:
-    with tempfile.NamedTemporaryFile("w", suffix=".tmp") as tmp:
+    with tempfile.NamedTemporaryFile("w", suffix=".tmp", dir=scratch.directory()) as tmp:
         tmp.write(text)
         tmp.flush()
         store.upload(Path(tmp.name), uri)
@@ -234,7 +234,7 @@ def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> None
             "not written or not uploaded (see the job's log: did it write into SM_MODEL_DIR / "
             "SM_OUTPUT_DATA_DIR / {output.<name>}?); nothing was promoted"
         )
-    with tempfile.TemporaryDirectory(prefix="ssm-promote-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ssm-promote-", dir=scratch.directory()) as tmp:
         contents: dict[str, bytes] = {}
         if files and training:
             local_tar = Path(tmp) / C.OUTPUT_ARCHIVE

@@ -46,14 +46,16 @@ def workflow(tmp_path) -> Workflow:
     return wf
 
 
-def kill_at(wf: Workflow, aws: MotoServer, bucket: str, hold: Hold) -> None:
-    client = wf.popen(*aws_args(bucket), env=aws.env())
+def kill_at(wf: Workflow, env: dict[str, str], bucket: str, hold: Hold) -> int:
+    """Start the client, SIGKILL it once it is blocked on the held request; its pid."""
+    client = wf.popen(*aws_args(bucket), env=env)
     try:
         hold.wait_reached(timeout=120)
     finally:
         os.kill(client.pid, signal.SIGKILL)
         client.wait()
         hold.released.set()
+    return client.pid
 
 
 def s3_text(aws: MotoServer, bucket: str, key: str) -> str:
@@ -62,17 +64,24 @@ def s3_text(aws: MotoServer, bucket: str, key: str) -> str:
 
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_a_kill_at_any_stage_pays_for_one_job(stage, tmp_path, aws, bucket, api_calls):
-    wf = workflow(tmp_path)
+    wf = workflow(tmp_path / "wf")
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    env = {**aws.env(), "TMPDIR": str(tmpdir)}
     service, operation, path, once_seen = STAGES[stage]
-    kill_at(wf, aws, bucket, aws.faults.hold(service, operation, path, once_seen))
+    pid = kill_at(wf, env, bucket, aws.faults.hold(service, operation, path, once_seen))
+    # the killed client's scratch files are in the run's directory, none in TMPDIR
+    assert not [p.name for p in tmpdir.iterdir() if p.name.startswith(("ssm-", "tmp"))]
+    if stage == "during promotion":
+        assert list(wf.path(f".ssm_rules/tmp/{pid}").glob("ssm-promote-*"))
     # Snakemake's lock outlives a SIGKILL: the README's first step after a killed client
-    wf.run(*aws_args(bucket), "--unlock", env=aws.env())
-    plain = wf.run(*aws_args(bucket), check=False, env=aws.env())
+    wf.run(*aws_args(bucket), "--unlock", env=env)
+    plain = wf.run(*aws_args(bucket), check=False, env=env)
     if stage in ("during promotion", "after promotion"):
         # outputs from a killed run are never taken as done: Snakemake refuses them
         assert plain.returncode != 0 and "incomplete" in plain.stderr.lower()
         assert api_calls.count("sagemaker", "CreateTrainingJob") == 1
-        out = wf.run(*aws_args(bucket), "--rerun-incomplete", env=aws.env())
+        out = wf.run(*aws_args(bucket), "--rerun-incomplete", env=env)
         # Snakemake still says "reason: Forced execution" (--rerun-incomplete forces the
         # incomplete files); the user did not force it: the completed job is reused
         assert "reusing job" in out.stderr
@@ -81,4 +90,5 @@ def test_a_kill_at_any_stage_pays_for_one_job(stage, tmp_path, aws, bucket, api_
     assert api_calls.count("sagemaker", "CreateTrainingJob") == 1
     assert s3_text(aws, bucket, "wf/out.txt") == "steps=1\n"
     assert '"objects"' in s3_text(aws, bucket, "wf/runs/state.json")
-    assert wf.run(*aws_args(bucket), "-n", env=aws.env()).stdout.count("rule train") == 0
+    assert wf.run(*aws_args(bucket), "-n", env=env).stdout.count("rule train") == 0
+    assert not wf.path(f".ssm_rules/tmp/{pid}").exists()  # cleaned by the next run

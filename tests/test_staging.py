@@ -132,3 +132,29 @@ def test_snakemake_forcing_as_is_forced_rebuilds_it():
     ):
         assert line in prepare, line
     assert "self.forcefiles.update(job.output)" in getsource(DAG.init)
+
+
+def test_scratch_files_live_in_the_run_directory_and_dead_clients_are_cleaned(
+    tmp_path, monkeypatch
+):
+    import os
+    import subprocess
+
+    from ssm_rules import scratch
+
+    monkeypatch.setattr(scratch, "_root", None)  # restored after: other tests use TMPDIR
+    ended = subprocess.Popen(["true"])  # noqa: S607 — a client pid that is no longer alive
+    ended.wait()
+    root = tmp_path / ".ssm_rules" / "tmp"
+    (root / str(ended.pid) / "ssm-promote-x").mkdir(parents=True)
+    (root / str(os.getppid())).mkdir()  # a client still running here
+    assert scratch.use(tmp_path / ".ssm_rules") == [root / str(ended.pid)]
+    assert sorted(p.name for p in root.iterdir()) == [str(os.getppid())]
+    seen: list[Path] = []
+    upload = LocalObjects.upload
+    monkeypatch.setattr(
+        LocalObjects, "upload", lambda self, path, uri: (seen.append(path), upload(self, path, uri))
+    )
+    staging.upload_text(LocalObjects(), "hi", file_uri(tmp_path / "out" / "t.txt"))
+    assert [p.parent for p in seen] == [root / str(os.getpid())]
+    assert (tmp_path / "out" / "t.txt").read_text() == "hi"
