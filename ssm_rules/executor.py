@@ -25,7 +25,15 @@ from ssm_rules import scratch, staging
 from ssm_rules._snakemake_internals import is_forced
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
 from ssm_rules.context import RunContext, make_context
-from ssm_rules.identity import IDENTITY_TAG, RULE_TAG, TASK_TAG, identity, input_version
+from ssm_rules.identity import (
+    IDENTITY_TAG,
+    RULE_TAG,
+    TASK_TAG,
+    differences,
+    identity_of,
+    identity_parts,
+    input_version,
+)
 from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import render, write_log
@@ -158,11 +166,12 @@ class Executor(RemoteExecutor):
                 raise WorkflowError(f"rule {spec.rule}: not submitted, the run is being cancelled")
         code_uri, code_sha = self._code(spec)
         channel_uris = self._channels(spec)
-        ident = identity(
+        parts = identity_parts(
             spec,
             code_sha,
             {name: input_version(ctx.store(uri), uri) for name, uri in channel_uris.items()},
         )
+        ident = identity_of(parts)
         tags = {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
         place = self._placement(spec, code_uri, channel_uris, tags)
         request = build_request(spec, place)
@@ -171,6 +180,8 @@ class Executor(RemoteExecutor):
         adopted = self._adopt(spec, ident, forced)
         if adopted is not None:
             return adopted
+        if spec.state_prefix:
+            self._note_state_writer(spec, place.job_name, parts)
         if spec.clean_state and spec.state_prefix:
             n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
             self.logger.info(f"rule {spec.rule}: clean_state wiped {n} state objects")
@@ -262,6 +273,24 @@ class Executor(RemoteExecutor):
                 )
                 return Submission(spec, place, spec.job_type)
         return None
+
+    def _note_state_writer(self, spec: TaskSpec, job: str, parts: dict[str, Any]) -> None:
+        """A job that resumes from task state written by a job with other code, params or
+        inputs would mix the two silently: say what differs, and how not to resume. Then
+        record this job as the state's writer."""
+        assert spec.state_prefix is not None
+        store = self.ctx.store(spec.state_prefix)
+        if not spec.clean_state:
+            before = staging.read_state_writer(store, spec.state_prefix)
+            changed = differences(before["parts"], parts) if before.get("parts") else []
+            if changed and store.list(spec.state_prefix):
+                self.logger.warning(
+                    f"rule {spec.rule}: job {job} resumes from the task state at "
+                    f"{spec.state_prefix}, which job {before.get('job')} wrote with other "
+                    f"{'; '.join(changed)}. If that state must not carry over, set "
+                    "job(clean_state=True) for this run."
+                )
+        staging.record_state_writer(store, spec.state_prefix, job, parts)
 
     def _code(self, spec: TaskSpec) -> tuple[str, str]:
         key = (spec.source_dir, spec.dependencies, spec.script_path)

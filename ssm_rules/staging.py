@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ssm_rules import safe_tar, scratch
 from ssm_rules.backends.base import JobType
@@ -151,7 +152,7 @@ def sync_local_input(store: ObjectStore, local: Path, dest_prefix: str) -> SyncR
     return SyncResult(uri, uploaded, deleted)
 
 
-def _read_sidecar(store: ObjectStore, uri: str) -> dict[str, str]:
+def _read_sidecar(store: ObjectStore, uri: str) -> dict[str, Any]:
     if not store.exists(uri):
         return {}
     with tempfile.TemporaryDirectory(prefix="ssm-sidecar-", dir=scratch.directory()) as tmp:
@@ -168,6 +169,31 @@ def upload_text(store: ObjectStore, text: str, uri: str) -> None:
         tmp.write(text)
         tmp.flush()
         store.upload(Path(tmp.name), uri)
+
+
+# Beside a task's state prefix (``.../state/`` → ``.../state.ssm-writer.json``, outside it:
+# never in a listing of the state, never wiped by clean_state): the identity parts of the
+# last job that was given this state to write, so that the next one can say what differs.
+STATE_WRITER_SUFFIX = ".ssm-writer.json"
+
+
+def state_writer_uri(state_prefix: str) -> str:
+    return state_prefix.rstrip("/") + STATE_WRITER_SUFFIX
+
+
+def read_state_writer(store: ObjectStore, state_prefix: str) -> dict[str, Any]:
+    """``{"job": name, "parts": identity parts}`` of the state's last writer, or {}."""
+    return _read_sidecar(store, state_writer_uri(state_prefix))
+
+
+def record_state_writer(
+    store: ObjectStore, state_prefix: str, job: str, parts: dict[str, Any]
+) -> None:
+    upload_text(
+        store,
+        json.dumps({"job": job, "parts": parts}, sort_keys=True),
+        state_writer_uri(state_prefix),
+    )
 
 
 def clear_prefix(store: ObjectStore, prefix: str) -> int:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ssm_rules.backends.base import JobType
+from ssm_rules.backends.local import LocalBackend
 from tests.e2e import LOCAL_ARGS, Workflow, wait_for
 
 pytestmark = pytest.mark.slow
@@ -81,8 +83,8 @@ def job_status(wf: Workflow) -> list[dict]:
     return [json.loads((d / "status.json").read_text()) for d in sorted(root.iterdir())]
 
 
-def start_and_kill_client(wf: Workflow, *extra: str) -> None:
-    client = wf.popen(*ARGS, *extra)
+def start_and_kill_client(wf: Workflow, *extra: str, env: dict[str, str] | None = None) -> None:
+    client = wf.popen(*ARGS, *extra, env=env)
     wait_for(
         lambda: (
             any(s.get("SecondaryStatus") == "Training" for s in job_status(wf))
@@ -220,8 +222,12 @@ def test_failed_job_keeps_its_state_and_the_next_run_resumes(tmp_path):
     assert json.loads(wf.path("runs/state/algo-1/progress.json").read_text()) == {"step": 2}
     assert not wf.path("runs/state.json").exists()  # no manifest: the state is not complete
     wf.write("train.py", TRAIN_PY)
-    wf.run(*ARGS)
+    out = wf.run(*ARGS)
     assert "starting at step 2" in wf.path("train.log").read_text()
+    # the state it resumed from was written by other code: the log says so, and the way out
+    assert "resumes from the task state at" in out.stderr
+    assert "wrote with other code (source_dir, dependencies, script)" in out.stderr
+    assert "job(clean_state=True)" in out.stderr
     assert wf.path("out.txt").read_text() == "steps=4\n"
 
 
@@ -241,15 +247,20 @@ def test_clean_state_wipes_the_state_first(tmp_path):
 
 
 def test_orphan_of_an_earlier_run_with_other_params_is_named_with_how_to_stop_it(tmp_path):
-    wf = workflow(tmp_path, steps=40)
-    start_and_kill_client(wf)
+    wf = workflow(tmp_path, steps=200)  # 60 s: still running on a loaded machine
+    # the orphan saves no checkpoint while the test runs: the new job starts from step 0
+    start_and_kill_client(wf, env={"SSM_LOCAL_CHECKPOINT_SYNC_SECONDS": "600"})
     snakefile = wf.path("Snakefile")
-    snakefile.write_text(snakefile.read_text().replace("steps=40", "steps=1"))
-    out = wf.run(*ARGS)
-    orphan = jobs(wf)[0]["TrainingJobName"]
-    assert (
-        f"job {orphan} of an earlier run (other code, inputs or params) is still running"
-        in out.stderr
-    )
-    assert f"stop-training-job --training-job-name {orphan}" in out.stderr
-    assert len(jobs(wf)) == 2 and wf.path("out.txt").read_text() == "steps=1\n"
+    snakefile.write_text(snakefile.read_text().replace("steps=200", "steps=1"))
+    try:
+        out = wf.run(*ARGS)
+        orphan = jobs(wf)[0]["TrainingJobName"]
+        assert (
+            f"job {orphan} of an earlier run (other code, inputs or params) is still running"
+            in out.stderr
+        )
+        assert f"stop-training-job --training-job-name {orphan}" in out.stderr
+        assert len(jobs(wf)) == 2 and wf.path("out.txt").read_text() == "steps=1\n"
+    finally:  # no runner outlives its test
+        orphan = jobs(wf)[0]["TrainingJobName"]
+        LocalBackend(wf.root / ".ssm_rules" / "jobs").stop([(orphan, JobType.TRAINING)])
