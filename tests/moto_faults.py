@@ -13,8 +13,8 @@ Each fault is answered the way AWS answers it, per protocol, so that botocore's 
 throttling codes (ThrottlingException, Throttling, SlowDown) and every 500/502/503/504.
 
 A hold (``FaultTable.hold``) keeps one matching request waiting at the server, without
-reaching moto, until the test releases it; then it is answered 500 (nobody is listening any
-more): the test kills the client while it is blocked at a known step, deterministically.
+reaching moto, until the test releases it (with ``after=True``: moto acts first and the reply is
+held); then it is answered 500 (nobody is listening any more): the test kills the client while it is blocked at a known step, deterministically.
 ``once_seen`` arms a hold only after another request was seen (e.g. "the HeadObject that
 follows the promotion's last PutObject").
 
@@ -67,6 +67,7 @@ class Hold:
     operation: str
     path: str | None = None  # only requests whose URL path starts with this
     once_seen: tuple[str, str, str] | None = None  # (service, operation, path prefix) first
+    after: bool = False  # moto acts first, the reply is held (and lost)
     armed: bool = True
     reached: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
@@ -119,8 +120,9 @@ class FaultTable:
         operation: str,
         path: str | None = None,
         once_seen: tuple[str, str, str] | None = None,
+        after: bool = False,
     ) -> Hold:
-        hold = Hold(service, operation, path, once_seen, armed=once_seen is None)
+        hold = Hold(service, operation, path, once_seen, after, armed=once_seen is None)
         with self._lock:
             self._holds.append(hold)
         return hold

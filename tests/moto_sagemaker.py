@@ -206,7 +206,9 @@ class CountingApp:
         method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
         self.calls.record(ApiCall(service, operation, method, path, _headers(environ), body))
         hold = self.faults.take_hold(service, operation, path)
-        if hold is not None:  # the test kills the client meanwhile; moto never sees it
+        if hold is not None:  # the test kills the client meanwhile
+            if hold.after:  # the service acts; its reply never reaches the client
+                self._act_and_drop_reply(environ)
             hold.released.wait(120)
             status, headers, error = error_response(service, FaultKind.INTERNAL, method)
             start_response(status, headers)
@@ -215,13 +217,16 @@ class CountingApp:
         if fault is None:
             return self.app(environ, start_response)
         if fault.after:  # the service acts; its reply is lost
-            reply = self.app(environ, lambda *_a, **_k: lambda _data: None)
-            for _chunk in reply:
-                pass
-            getattr(reply, "close", lambda: None)()
+            self._act_and_drop_reply(environ)
         status, headers, error = error_response(service, fault.kind, method)
         start_response(status, headers)
         return [error]
+
+    def _act_and_drop_reply(self, environ: dict[str, Any]) -> None:
+        reply = self.app(environ, lambda *_a, **_k: lambda _data: None)
+        for _chunk in reply:
+            pass
+        getattr(reply, "close", lambda: None)()
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

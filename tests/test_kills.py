@@ -22,19 +22,22 @@ pytestmark = pytest.mark.slow
 
 B = "/ssm-test-bucket"
 # stage → the request the client is blocked on when it is killed: (service, operation, path,
-# armed only once this was seen)
-STAGES: dict[str, tuple[str, str, str | None, tuple[str, str, str] | None]] = {
-    "before staging": ("sts", "GetCallerIdentity", None, None),
-    "during staging": ("s3", "PutObject", f"{B}/ssm-rules/code/", None),
-    "after Create": ("sagemaker", "ListTrainingJobs", None, None),
+# armed only once this was seen, moto acts before the hold)
+STAGES: dict[str, tuple[str, str, str | None, tuple[str, str, str] | None, bool]] = {
+    "before staging": ("sts", "GetCallerIdentity", None, None, False),
+    "during staging": ("s3", "PutObject", f"{B}/ssm-rules/code/", None, False),
+    # the job exists, the client never heard: Snakemake recorded no job id
+    "during Create": ("sagemaker", "CreateTrainingJob", None, None, True),
+    "after Create": ("sagemaker", "ListTrainingJobs", None, None, False),
     # out.txt is in place, the state manifest is not: half promoted
-    "during promotion": ("s3", "PutObject", f"{B}/wf/runs/state.json", None),
+    "during promotion": ("s3", "PutObject", f"{B}/wf/runs/state.json", None, False),
     # every output in place; Snakemake checks them before it records success
     "after promotion": (
         "s3",
         "HeadObject",
         f"{B}/wf/out.txt",
         ("s3", "PutObject", f"{B}/wf/runs/state.json"),
+        False,
     ),
 }
 
@@ -68,14 +71,16 @@ def test_a_kill_at_any_stage_pays_for_one_job(stage, tmp_path, aws, bucket, api_
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()
     env = {**aws.env(), "TMPDIR": str(tmpdir)}
-    service, operation, path, once_seen = STAGES[stage]
-    pid = kill_at(wf, env, bucket, aws.faults.hold(service, operation, path, once_seen))
+    service, operation, path, once_seen, after = STAGES[stage]
+    pid = kill_at(wf, env, bucket, aws.faults.hold(service, operation, path, once_seen, after))
     # the killed client's scratch files are in the run's directory, none in TMPDIR
     assert not [p.name for p in tmpdir.iterdir() if p.name.startswith(("ssm-", "tmp"))]
     if stage == "during promotion":
         assert list(wf.path(f".ssm_rules/tmp/{pid}").glob("ssm-promote-*"))
-    # Snakemake's lock outlives a SIGKILL: the README's first step after a killed client
-    wf.run(*aws_args(bucket), "--unlock", env=env)
+    if stage == "after Create":  # Snakemake's lock outlives a SIGKILL, and it says how
+        locked = wf.run(*aws_args(bucket), check=False, env=env)
+        assert locked.returncode != 0 and "--unlock" in locked.stderr
+    wf.run(*aws_args(bucket), "--unlock", env=env)  # the README's first step
     plain = wf.run(*aws_args(bucket), check=False, env=env)
     if stage in ("during promotion", "after promotion"):
         # outputs from a killed run are never taken as done: Snakemake refuses them
