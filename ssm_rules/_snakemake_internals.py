@@ -54,8 +54,11 @@ def is_forced(workflow: Any, job: Any) -> bool:
         dag = workflow.dag
         if job.rule in dag.forcerules and job not in dag.omitforce:
             return True  # -F (every rule), -R/--forcerun RULE, -f of a rule target
-        if job in dag.targetjobs and workflow.dag_settings.target_jobs:
-            return True  # --target-jobs: Snakemake forces them (DAG.init)
+        if any(
+            spec.rulename == job.rule.name and spec.wildcards_dict == dict(job.wildcards_dict)
+            for spec in workflow.dag_settings.target_jobs
+        ):
+            return True  # --target-jobs: Snakemake forces their outputs (DAG.init)
         return not _user_forced_files(workflow).isdisjoint(job.output)
     except AttributeError:  # an interface without these: reusing nothing is the safe side
         return True

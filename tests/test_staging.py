@@ -131,7 +131,8 @@ def test_snakemake_forcing_as_is_forced_rebuilds_it():
         "else os.path.relpath(f)",
     ):
         assert line in prepare, line
-    assert "self.forcefiles.update(job.output)" in getsource(DAG.init)
+    init = getsource(DAG.init)
+    assert "self.forcefiles.update(job.output)" in init and "spec.wildcards_dict" in init
 
 
 def test_scratch_files_live_in_the_run_directory_and_dead_clients_are_cleaned(
