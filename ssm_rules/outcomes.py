@@ -50,7 +50,7 @@ def why_it_ended(status: JobStatus, job_type: JobType, instance: Instance) -> st
     resource that sets it and how long the job ran. SageMaker stops a job at its limit with
     SIGTERM, which is why the log ends with the signal."""
     ran = _seconds_run(status, job_type)
-    ran_text = f" after {_duration(ran)} of training" if ran is not None else ""
+    ran_text = f" after running {_duration(ran)}" if ran is not None else ""
     state = str(status.state)
     if status.secondary == MAX_RUNTIME_EXCEEDED or _processing_over_time(
         status, job_type, instance, ran

@@ -74,7 +74,7 @@ def test_a_job_over_max_run_names_the_limit_the_resource_and_how_long_it_ran(tmp
         why = why_it_ended(status, request.job_type, one_second)
         assert why.startswith("Stopped at its time limit: MaxRuntimeInSeconds=1 ")
         assert "max_run_mins=0" in why and "Raise max_run_mins" in why and "SIGTERM" in why
-        assert re.search(r"after \d+ s of training", why), why
+        assert re.search(r"after running \d+ s;", why), why
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for state in ("Stopped", "Failed"):  # both read: the docs list it under Stopped
         desc = {
@@ -89,7 +89,7 @@ def test_a_job_over_max_run_names_the_limit_the_resource_and_how_long_it_ran(tmp
         )
         assert why == (
             f"{state} at its time limit: MaxRuntimeInSeconds=60 (resources: max_run_mins=1) "
-            "was reached after 61 s of training; SageMaker stopped it with SIGTERM. Raise "
+            "was reached after running 61 s; SageMaker stopped it with SIGTERM. Raise "
             "max_run_mins (e.g. max_run_mins=2) if the job needs longer"
         )
 
@@ -100,7 +100,7 @@ def test_a_spot_job_over_max_wait_names_max_wait_mins():
     )
     why = why_it_ended(status, JobType.TRAINING, INSTANCE)
     assert "MaxWaitTimeInSeconds=120 (resources: max_wait_mins=2)" in why
-    assert "after 116 min 40 s of training" in why and "Raise max_wait_mins" in why
+    assert "after running 116 min 40 s." in why and "Raise max_wait_mins" in why
 
 
 def test_other_endings_keep_sagemakers_reason():
