@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -97,13 +100,43 @@ def start_and_kill_client(wf: Workflow, *extra: str, env: dict[str, str] | None 
     wf.run(*ARGS, "--unlock")  # Snakemake's own lock survives a SIGKILL
 
 
+def gated(train_py: str, gate: Path) -> str:
+    """The worker, finishing only once ``gate`` exists (the job's processes see this
+    machine's files): still running when a second client starts, however loaded the machine."""
+    last = 'pathlib.Path(os.environ["SSM_OUTPUT_OUT"])'
+    wait = f"while not pathlib.Path({str(gate)!r}).exists():\n    time.sleep(0.1)\n"
+    return train_py.replace(last, wait + last)
+
+
+def rerun_until(proc: subprocess.Popen[str], text: str, then: Callable[[], None]) -> str:
+    """Read the client's output until ``text``, call ``then``; the whole output at its end."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout or ():
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any(text in line for line in lines), timeout=120)
+    finally:
+        then()
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    return "".join(lines)
+
+
 def test_rerun_adopts_the_job_still_running(tmp_path):
-    wf = workflow(tmp_path, steps=30)  # ~9 s: still running when the second client starts
+    wf = workflow(tmp_path, steps=2)
+    gate = tmp_path / "gate"
+    wf.write("train.py", gated(TRAIN_PY, gate))
     start_and_kill_client(wf)
-    out = wf.run(*ARGS)  # no --rerun-incomplete needed: the output never existed
-    assert "re-attaching to job" in out.stderr
+    # no --rerun-incomplete needed: the output never existed
+    out = rerun_until(wf.popen(*ARGS), "re-attaching to job", gate.touch)
+    assert "re-attaching to job" in out
     assert len(jobs(wf)) == 1  # zero extra CreateTrainingJob
-    assert wf.path("out.txt").read_text() == "steps=30\n"
+    assert wf.path("out.txt").read_text() == "steps=2\n"
 
 
 def test_rerun_incomplete_reuses_the_job_that_completed_meanwhile(tmp_path):
