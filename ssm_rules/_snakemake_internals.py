@@ -8,6 +8,7 @@ always run on the local machine when there is no shared file system, never submi
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -40,12 +41,45 @@ def named_list(kind: str, items: list[tuple[str | None, Any]]) -> Any:
 
 
 def is_forced(workflow: Any, job: Any) -> bool:
-    """Whether the user forced this job (``-F``, ``--forcerun``, ``-f``): then a finished
-    SageMaker job of the same identity must not be reused in its place."""
+    """Whether the user forced this job to run again (``-F``, ``-R``/``--forcerun`` of its
+    rule or of one of its files, ``-f`` of a target): then a finished SageMaker job of the
+    same identity must not be reused in its place.
+
+    Not Snakemake's ``dag.reason(job).forced``: ``--rerun-incomplete`` puts the incomplete
+    files into the same ``dag.forcefiles`` (``DAG.check_incomplete``), and a job rerun only
+    because a killed client left its outputs incomplete must reuse the SageMaker job that
+    completed, not pay for a second one. So the user's part is rebuilt here the way
+    ``Workflow._prepare_dag`` builds it from ``dag_settings``."""
     try:
-        return bool(workflow.dag.reason(job).forced)
-    except AttributeError:  # an interface without reasons: reusing nothing is the safe side
+        dag = workflow.dag
+        if job.rule in dag.forcerules and job not in dag.omitforce:
+            return True  # -F (every rule), -R/--forcerun RULE, -f of a rule target
+        if any(
+            spec.rulename == job.rule.name and spec.wildcards_dict == dict(job.wildcards_dict)
+            for spec in workflow.dag_settings.target_jobs
+        ):
+            return True  # --target-jobs: Snakemake forces their outputs (DAG.init)
+        return not _user_forced_files(workflow).isdisjoint(job.output)
+    except AttributeError:  # an interface without these: reusing nothing is the safe side
         return True
+
+
+def _user_forced_files(workflow: Any) -> set[Any]:
+    """The files of ``--forcerun FILE`` and, with ``-f``, every target file, as Snakemake
+    names them in ``dag.forcefiles`` (relative to the working directory, then under the
+    default storage provider)."""
+    settings = workflow.dag_settings
+    modify = workflow.modifier.path_modifier.apply_default_storage
+    files: set[Any] = set(workflow.dag.targetfiles) if settings.forcetargets else set()
+    for item in settings.forcerun:
+        if workflow.is_rule(item):
+            continue
+        if not settings.target_files_omit_workdir_adjustment and not (
+            os.path.isabs(item) or item.startswith("root://")
+        ):
+            item = os.path.relpath(item)
+        files.add(modify(item))
+    return files
 
 
 def preemptible_retries(job: Any) -> int | None:

@@ -22,16 +22,24 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from ssm_rules import docker_images, manifest_file, staging
+from ssm_rules import docker_images, manifest_file, scratch, staging
 from ssm_rules._snakemake_internals import forget_storage_folders, is_forced
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
 from ssm_rules.context import RunContext, make_context
-from ssm_rules.identity import IDENTITY_TAG, RULE_TAG, TASK_TAG, identity, input_version
+from ssm_rules.identity import (
+    IDENTITY_TAG,
+    RULE_TAG,
+    TASK_TAG,
+    differences,
+    identity_of,
+    identity_parts,
+    input_version,
+)
 from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import render, write_log
 from ssm_rules.objects import ObjectURI
-from ssm_rules.outcomes import Outcome, classify
+from ssm_rules.outcomes import Outcome, classify, why_it_ended
 from ssm_rules.requests import (
     Placement,
     adopted_placement,
@@ -82,6 +90,10 @@ class Tracked:
 class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         self.settings: ExecutorSettings = self.workflow.executor_settings or ExecutorSettings()
+        # scratch files in the run's directory, not TMPDIR; a killed client's are removed now
+        left = scratch.use(Path.cwd() / self.settings.local_root)
+        if left:
+            self.logger.debug(f"removed the scratch files of {len(left)} killed client(s)")
         self.ctx: RunContext = make_context(self.settings, Path.cwd(), self.logger)
         if self.settings.poll_interval is not None:
             self.next_seconds_between_status_checks = self.settings.poll_interval
@@ -171,7 +183,8 @@ class Executor(RemoteExecutor):
         channel_uris, versions = self._channels(spec)
         # an image built from job(dockerfile=...) is named by its context: part of the identity
         built = ":" + self._image(spec) if spec.dockerfile else ""
-        ident = identity(spec, code_sha + built, versions)
+        parts = identity_parts(spec, code_sha + built, versions)
+        ident = identity_of(parts)
         tags = {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
         place = self._placement(spec, code_uri, channel_uris, tags)
         request = build_request(spec, place)
@@ -181,6 +194,8 @@ class Executor(RemoteExecutor):
         if adopted is not None:
             return adopted
         self._ensure_image(spec, place.image_uri)
+        if spec.state_prefix:
+            self._note_state_writer(spec, place.job_name, parts)
         if spec.clean_state and spec.state_prefix:
             n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
             self.logger.info(f"rule {spec.rule}: clean_state wiped {n} state objects")
@@ -308,6 +323,24 @@ class Executor(RemoteExecutor):
                 return Submission(spec, place, spec.job_type)
         return None
 
+    def _note_state_writer(self, spec: TaskSpec, job: str, parts: dict[str, Any]) -> None:
+        """A job that resumes from task state written by a job with other code, params or
+        inputs would mix the two silently: say what differs, and how not to resume. Then
+        record this job as the state's writer."""
+        assert spec.state_prefix is not None
+        store = self.ctx.store(spec.state_prefix)
+        if not spec.clean_state:
+            before = staging.read_state_writer(store, spec.state_prefix)
+            changed = differences(before["parts"], parts) if before.get("parts") else []
+            if changed and store.list(spec.state_prefix):
+                self.logger.warning(
+                    f"rule {spec.rule}: job {job} resumes from the task state at "
+                    f"{spec.state_prefix}, which job {before.get('job')} wrote with other "
+                    f"{'; '.join(changed)}. If that state must not carry over, set "
+                    "job(clean_state=True) for this run."
+                )
+        staging.record_state_writer(store, spec.state_prefix, job, parts)
+
     def _code(self, spec: TaskSpec) -> tuple[str, str]:
         key = (spec.source_dir, spec.dependencies, spec.script_path)
         if key not in self._bundles:
@@ -431,11 +464,11 @@ class Executor(RemoteExecutor):
         if outcome is Outcome.CAPACITY and sub.spec.instance.spot:
             return self._retry_capacity(info, t, status)
         if status.state is not JobState.COMPLETED:
-            reason = status.failure_reason or "(no FailureReason)"
+            why = why_it_ended(status, sub.job_type, sub.spec.instance)
             self.report_job_error(
                 info,
-                msg=f"SageMaker {sub.job_type} job {sub.name} {status.state}: {reason}\n"
-                + (f"Last log lines:\n{tail}\n" if tail else ""),
+                msg=f"rule {sub.spec.rule}: SageMaker {sub.job_type} job {sub.name} {why}\n"
+                + _log_tail(why, tail, sub.spec.logs),
             )
             return False
         try:
@@ -550,6 +583,16 @@ def _describe_error(e: BaseException) -> str:
     keeps its type so that it can be looked up."""
     text = str(e) if isinstance(e, WorkflowError) else f"{type(e).__name__}: {e}"
     return text.rstrip("\n") + "\n"  # Snakemake appends its own sentence right after
+
+
+def _log_tail(why: str, tail: str, logs: tuple[str, ...]) -> str:
+    """The job's last log lines, once: a FailureReason that already quotes them (the
+    launcher's failure file ends with the program's last lines, as SageMaker's AlgorithmError
+    does) is not followed by the same lines again."""
+    quoted = [line for line in why.splitlines()[1:] if line.strip()]
+    if quoted and set(quoted) <= set(tail.splitlines()):
+        return f"The whole log: {', '.join(logs)}\n" if logs else ""
+    return f"Last log lines:\n{tail}\n" if tail else ""
 
 
 def _members(job: JobExecutorInterface) -> list[Any]:

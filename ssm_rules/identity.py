@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from ssm_rules.objects import ObjectStore
 from ssm_rules.spec import TaskSpec
@@ -28,8 +29,20 @@ def input_version(store: ObjectStore, uri: str) -> str:
 
 
 def identity(spec: TaskSpec, code_sha256: str, input_versions: dict[str, str]) -> str:
+    return identity_of(identity_parts(spec, code_sha256, input_versions))
+
+
+def identity_of(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:40]
+
+
+def identity_parts(
+    spec: TaskSpec, code_sha256: str, input_versions: dict[str, str]
+) -> dict[str, Any]:
+    """What the identity is made of, as JSON values (also recorded beside the task state, to
+    say what differs when a job resumes from state another job wrote)."""
     i = spec.instance
-    payload = {
+    return {
         "task": spec.task_id,
         "type": str(spec.job_type),
         "code": code_sha256,
@@ -42,4 +55,33 @@ def identity(spec: TaskSpec, code_sha256: str, input_versions: dict[str, str]) -
         "inputs": sorted(input_versions.items()),
         "outputs": [[str(o.kind), o.uri] for o in spec.outputs],
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:40]
+
+
+# identity part → how the user reads it
+_PART_NAMES = {
+    "code": "code (source_dir, dependencies, script)",
+    "kind": "body (script: / shell:)",
+    "program": "script",
+    "command": "shell command",
+    "instance": "instance_type, instance_count, volume_size_gb or max_run_mins",
+    "options": "job(...) options",
+    "type": "job_type",
+}
+
+
+def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two jobs' identity parts, in the user's words: each changed
+    hyperparameter with both values, each input by its channel name, the rest by name."""
+    found: list[str] = []
+    old_hps, new_hps = dict(map(tuple, before.get("hps", []))), dict(map(tuple, now["hps"]))
+    for name in sorted(set(old_hps) | set(new_hps)):
+        if old_hps.get(name) != new_hps.get(name):
+            found.append(f"param {name}: {old_hps.get(name)!r} then, {new_hps.get(name)!r} now")
+    old_inputs, new_inputs = dict(map(tuple, before.get("inputs", []))), dict(now["inputs"])
+    for name in sorted(set(old_inputs) | set(new_inputs)):
+        if old_inputs.get(name) != new_inputs.get(name):
+            found.append(f"input {name}")
+    for part, label in _PART_NAMES.items():
+        if json.dumps(before.get(part)) != json.dumps(now.get(part)):
+            found.append(label)
+    return found

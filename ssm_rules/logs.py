@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ssm_rules import scratch
 from ssm_rules.backends.base import LogEvent
 from ssm_rules.objects import ObjectStore
 
@@ -23,7 +24,7 @@ def render(job_name: str, events: Sequence[LogEvent]) -> str:
 
 def write_log(store: ObjectStore, uri: str, text: str) -> None:
     """The whole log so far (a file is replaced atomically; an S3 object is put again)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".log") as tmp:
+    with tempfile.NamedTemporaryFile("w", suffix=".log", dir=scratch.directory()) as tmp:
         tmp.write(text)
         tmp.flush()
         store.upload(Path(tmp.name), uri)

@@ -21,8 +21,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ssm_rules import safe_tar
+from ssm_rules import safe_tar, scratch
 from ssm_rules.backends.base import JobType
 from ssm_rules.manifest import snapshot
 from ssm_rules.objects import ObjectStore, ObjectURI, relative_key
@@ -89,7 +90,7 @@ def upload_code(store: ObjectStore, root: str, bundle: CodeBundle) -> tuple[str,
     uri = str(ObjectURI.parse(root).join("code", bundle.sha256, C.CODE_BUNDLE_NAME))
     if store.exists(uri):
         return uri, False
-    with tempfile.NamedTemporaryFile(suffix=".tar.gz") as tmp:
+    with tempfile.NamedTemporaryFile(suffix=".tar.gz", dir=scratch.directory()) as tmp:
         tmp.write(bundle.data)
         tmp.flush()
         store.upload(Path(tmp.name), uri)
@@ -162,17 +163,17 @@ def sync_local_files(
         store.delete(str(base.join(rel)))
         deleted += 1
     if uploaded or deleted or known != record:
-        with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", dir=scratch.directory()) as tmp:
             json.dump(record, tmp, sort_keys=True)
             tmp.flush()
             store.upload(Path(tmp.name), sidecar_uri)
     return SyncResult(uri, uploaded, deleted)
 
 
-def _read_sidecar(store: ObjectStore, uri: str) -> dict[str, str]:
+def _read_sidecar(store: ObjectStore, uri: str) -> dict[str, Any]:
     if not store.exists(uri):
         return {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="ssm-sidecar-", dir=scratch.directory()) as tmp:
         path = Path(tmp) / "sidecar.json"
         store.download(uri, path)
         try:
@@ -182,10 +183,35 @@ def _read_sidecar(store: ObjectStore, uri: str) -> dict[str, str]:
 
 
 def upload_text(store: ObjectStore, text: str, uri: str) -> None:
-    with tempfile.NamedTemporaryFile("w", suffix=".tmp") as tmp:
+    with tempfile.NamedTemporaryFile("w", suffix=".tmp", dir=scratch.directory()) as tmp:
         tmp.write(text)
         tmp.flush()
         store.upload(Path(tmp.name), uri)
+
+
+# Beside a task's state prefix (``.../state/`` → ``.../state.ssm-writer.json``, outside it:
+# never in a listing of the state, never wiped by clean_state): the identity parts of the
+# last job that was given this state to write, so that the next one can say what differs.
+STATE_WRITER_SUFFIX = ".ssm-writer.json"
+
+
+def state_writer_uri(state_prefix: str) -> str:
+    return state_prefix.rstrip("/") + STATE_WRITER_SUFFIX
+
+
+def read_state_writer(store: ObjectStore, state_prefix: str) -> dict[str, Any]:
+    """``{"job": name, "parts": identity parts}`` of the state's last writer, or {}."""
+    return _read_sidecar(store, state_writer_uri(state_prefix))
+
+
+def record_state_writer(
+    store: ObjectStore, state_prefix: str, job: str, parts: dict[str, Any]
+) -> None:
+    upload_text(
+        store,
+        json.dumps({"job": job, "parts": parts}, sort_keys=True),
+        state_writer_uri(state_prefix),
+    )
 
 
 def clear_prefix(store: ObjectStore, prefix: str) -> int:
@@ -299,7 +325,7 @@ def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> list
             "SM_OUTPUT_DATA_DIR / {output.<name>}?); nothing was promoted"
         )
     warnings = [_empty_model_warning(spec, place, store_of)] if _has_model(spec) else []
-    with tempfile.TemporaryDirectory(prefix="ssm-promote-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ssm-promote-", dir=scratch.directory()) as tmp:
         contents: dict[str, bytes] = {}
         if files and training:
             local_tar = Path(tmp) / C.OUTPUT_ARCHIVE
@@ -364,7 +390,7 @@ def _empty_model_warning(spec: TaskSpec, place: Placement, store_of: StoreOf) ->
     sizes = [o.size for o in store_of(uri).list(uri) if o.uri == uri]
     if not sizes or sizes[0] > _SMALL_ARCHIVE_BYTES:
         return ""
-    with tempfile.TemporaryDirectory(prefix="ssm-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ssm-model-", dir=scratch.directory()) as tmp:
         local = Path(tmp) / C.MODEL_ARCHIVE
         store_of(uri).download(uri, local)
         with tarfile.open(local) as tar:  # names only: nothing is extracted

@@ -12,6 +12,12 @@ Each fault is answered the way AWS answers it, per protocol, so that botocore's 
 (S3 throttles with 503 SlowDown, never with a 400 ThrottlingException.) botocore retries the
 throttling codes (ThrottlingException, Throttling, SlowDown) and every 500/502/503/504.
 
+A hold (``FaultTable.hold``) keeps one matching request waiting at the server, without
+reaching moto, until the test releases it (with ``after=True``: moto acts first and the reply is
+held); then it is answered 500 (nobody is listening any more): the test kills the client while it is blocked at a known step, deterministically.
+``once_seen`` arms a hold only after another request was seen (e.g. "the HeadObject that
+follows the promotion's last PutObject").
+
 A fault normally answers *instead of* moto (the request never reached the service). With
 ``after=True`` moto handles the request first and the error is answered instead of its reply:
 the service acted, but the client never heard (a reply lost to a 500 or a dropped connection),
@@ -23,7 +29,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 JSON_SERVICES = ("sagemaker", "logs")
@@ -55,12 +61,29 @@ class Fault:
         )
 
 
+@dataclass
+class Hold:
+    service: str
+    operation: str
+    path: str | None = None  # only requests whose URL path starts with this
+    once_seen: tuple[str, str, str] | None = None  # (service, operation, path prefix) first
+    after: bool = False  # moto acts first, the reply is held (and lost)
+    armed: bool = True
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def wait_reached(self, timeout: float = 60) -> None:
+        if not self.reached.wait(timeout):
+            raise AssertionError(f"no {self.service} {self.operation} {self.path or ''} came")
+
+
 class FaultTable:
     """The faults a test asked for (thread-safe: the server answers from many threads)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._holds: list[Hold] = []
 
     def add(
         self,
@@ -91,9 +114,48 @@ class FaultTable:
                     return fault
         return None
 
+    def hold(
+        self,
+        service: str,
+        operation: str,
+        path: str | None = None,
+        once_seen: tuple[str, str, str] | None = None,
+        after: bool = False,
+    ) -> Hold:
+        hold = Hold(service, operation, path, once_seen, after, armed=once_seen is None)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def take_hold(self, service: str, operation: str, path: str) -> Hold | None:
+        """Arms the holds waiting for this request; the first armed hold it matches (taken:
+        a hold stops one request)."""
+        with self._lock:
+            for hold in self._holds:
+                if not hold.armed and hold.once_seen is not None:
+                    seen_service, seen_operation, seen_path = hold.once_seen
+                    if (service, operation) == (seen_service, seen_operation) and path.startswith(
+                        seen_path
+                    ):
+                        hold.armed = True
+                        return None
+            for hold in self._holds:
+                if (
+                    hold.armed
+                    and not hold.reached.is_set()
+                    and (service, operation) == (hold.service, hold.operation)
+                    and (hold.path is None or path.startswith(hold.path))
+                ):
+                    hold.reached.set()
+                    return hold
+        return None
+
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            for hold in self._holds:
+                hold.released.set()
+            self._holds.clear()
 
 
 # --- what AWS answers ---------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from moto.server import ThreadedMotoServer
 
 from ssm_rules.backends.base import JobRequest, JobState, JobType
 from ssm_rules.backends.local import LocalBackend, LocalSageMakerError
-from tests.moto_faults import FaultTable, error_response
+from tests.moto_faults import FaultKind, FaultTable, error_response
 
 # What SageMaker names the log groups of its jobs (streams: "<job>/algo-<i>-<epoch>").
 LOG_GROUPS = {
@@ -205,17 +205,28 @@ class CountingApp:
         service, operation = identify(environ)
         method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
         self.calls.record(ApiCall(service, operation, method, path, _headers(environ), body))
+        hold = self.faults.take_hold(service, operation, path)
+        if hold is not None:  # the test kills the client meanwhile
+            if hold.after:  # the service acts; its reply never reaches the client
+                self._act_and_drop_reply(environ)
+            hold.released.wait(120)
+            status, headers, error = error_response(service, FaultKind.INTERNAL, method)
+            start_response(status, headers)
+            return [error]
         fault = self.faults.take(service, operation, path)
         if fault is None:
             return self.app(environ, start_response)
         if fault.after:  # the service acts; its reply is lost
-            reply = self.app(environ, lambda *_a, **_k: lambda _data: None)
-            for _chunk in reply:
-                pass
-            getattr(reply, "close", lambda: None)()
+            self._act_and_drop_reply(environ)
         status, headers, error = error_response(service, fault.kind, method)
         start_response(status, headers)
         return [error]
+
+    def _act_and_drop_reply(self, environ: dict[str, Any]) -> None:
+        reply = self.app(environ, lambda *_a, **_k: lambda _data: None)
+        for _chunk in reply:
+            pass
+        getattr(reply, "close", lambda: None)()
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from ssm_rules.backends.base import JobType
+from ssm_rules.backends.local import LocalBackend
 from tests.e2e import LOCAL_ARGS, Workflow, wait_for
 
 pytestmark = pytest.mark.slow
@@ -81,8 +86,8 @@ def job_status(wf: Workflow) -> list[dict]:
     return [json.loads((d / "status.json").read_text()) for d in sorted(root.iterdir())]
 
 
-def start_and_kill_client(wf: Workflow, *extra: str) -> None:
-    client = wf.popen(*ARGS, *extra)
+def start_and_kill_client(wf: Workflow, *extra: str, env: dict[str, str] | None = None) -> None:
+    client = wf.popen(*ARGS, *extra, env=env)
     wait_for(
         lambda: (
             any(s.get("SecondaryStatus") == "Training" for s in job_status(wf))
@@ -95,13 +100,43 @@ def start_and_kill_client(wf: Workflow, *extra: str) -> None:
     wf.run(*ARGS, "--unlock")  # Snakemake's own lock survives a SIGKILL
 
 
+def gated(train_py: str, gate: Path) -> str:
+    """The worker, finishing only once ``gate`` exists (the job's processes see this
+    machine's files): still running when a second client starts, however loaded the machine."""
+    last = 'pathlib.Path(os.environ["SSM_OUTPUT_OUT"])'
+    wait = f"while not pathlib.Path({str(gate)!r}).exists():\n    time.sleep(0.1)\n"
+    return train_py.replace(last, wait + last)
+
+
+def rerun_until(proc: subprocess.Popen[str], text: str, then: Callable[[], None]) -> str:
+    """Read the client's output until ``text``, call ``then``; the whole output at its end."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout or ():
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any(text in line for line in lines), timeout=120)
+    finally:
+        then()
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    return "".join(lines)
+
+
 def test_rerun_adopts_the_job_still_running(tmp_path):
-    wf = workflow(tmp_path, steps=30)  # ~9 s: still running when the second client starts
+    wf = workflow(tmp_path, steps=2)
+    gate = tmp_path / "gate"
+    wf.write("train.py", gated(TRAIN_PY, gate))
     start_and_kill_client(wf)
-    out = wf.run(*ARGS)  # no --rerun-incomplete needed: the output never existed
-    assert "re-attaching to job" in out.stderr
+    # no --rerun-incomplete needed: the output never existed
+    out = rerun_until(wf.popen(*ARGS), "re-attaching to job", gate.touch)
+    assert "re-attaching to job" in out
     assert len(jobs(wf)) == 1  # zero extra CreateTrainingJob
-    assert wf.path("out.txt").read_text() == "steps=30\n"
+    assert wf.path("out.txt").read_text() == "steps=2\n"
 
 
 def test_rerun_incomplete_reuses_the_job_that_completed_meanwhile(tmp_path):
@@ -116,10 +151,15 @@ def test_rerun_incomplete_reuses_the_job_that_completed_meanwhile(tmp_path):
 
 
 def test_forcerun_does_not_reuse(tmp_path):
+    """Only the user's forcing stops reuse: a rule, a file, or -f of the target."""
     wf = workflow(tmp_path, steps=1)
     wf.run(*ARGS)
     wf.run(*ARGS, "--forcerun", "train")
     assert len(jobs(wf)) == 2
+    wf.run(*ARGS, "--forcerun", "runs/state.json")
+    assert len(jobs(wf)) == 3
+    out = wf.run(*ARGS, "-f", "out.txt")
+    assert len(jobs(wf)) == 4 and "reusing job" not in out.stderr
 
 
 def test_spot_interruption_resumes_from_task_state(tmp_path):
@@ -215,8 +255,12 @@ def test_failed_job_keeps_its_state_and_the_next_run_resumes(tmp_path):
     assert json.loads(wf.path("runs/state/algo-1/progress.json").read_text()) == {"step": 2}
     assert not wf.path("runs/state.json").exists()  # no manifest: the state is not complete
     wf.write("train.py", TRAIN_PY)
-    wf.run(*ARGS)
+    out = wf.run(*ARGS)
     assert "starting at step 2" in wf.path("train.log").read_text()
+    # the state it resumed from was written by other code: the log says so, and the way out
+    assert "resumes from the task state at" in out.stderr
+    assert "wrote with other code (source_dir, dependencies, script)" in out.stderr
+    assert "job(clean_state=True)" in out.stderr
     assert wf.path("out.txt").read_text() == "steps=4\n"
 
 
@@ -236,15 +280,20 @@ def test_clean_state_wipes_the_state_first(tmp_path):
 
 
 def test_orphan_of_an_earlier_run_with_other_params_is_named_with_how_to_stop_it(tmp_path):
-    wf = workflow(tmp_path, steps=40)
-    start_and_kill_client(wf)
+    wf = workflow(tmp_path, steps=200)  # 60 s: still running on a loaded machine
+    # the orphan saves no checkpoint while the test runs: the new job starts from step 0
+    start_and_kill_client(wf, env={"SSM_LOCAL_CHECKPOINT_SYNC_SECONDS": "600"})
     snakefile = wf.path("Snakefile")
-    snakefile.write_text(snakefile.read_text().replace("steps=40", "steps=1"))
-    out = wf.run(*ARGS)
-    orphan = jobs(wf)[0]["TrainingJobName"]
-    assert (
-        f"job {orphan} of an earlier run (other code, inputs or params) is still running"
-        in out.stderr
-    )
-    assert f"stop-training-job --training-job-name {orphan}" in out.stderr
-    assert len(jobs(wf)) == 2 and wf.path("out.txt").read_text() == "steps=1\n"
+    snakefile.write_text(snakefile.read_text().replace("steps=200", "steps=1"))
+    try:
+        out = wf.run(*ARGS)
+        orphan = jobs(wf)[0]["TrainingJobName"]
+        assert (
+            f"job {orphan} of an earlier run (other code, inputs or params) is still running"
+            in out.stderr
+        )
+        assert f"stop-training-job --training-job-name {orphan}" in out.stderr
+        assert len(jobs(wf)) == 2 and wf.path("out.txt").read_text() == "steps=1\n"
+    finally:  # no runner outlives its test
+        orphan = jobs(wf)[0]["TrainingJobName"]
+        LocalBackend(wf.root / ".ssm_rules" / "jobs").stop([(orphan, JobType.TRAINING)])

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.e2e import Workflow, aws_args, wait_for
-from tests.test_resilience import STATEFUL, TRAIN_PY, slow_jobs
+from tests.test_resilience import STATEFUL, TRAIN_PY, gated, rerun_until, slow_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +33,18 @@ def s3_text(aws, bucket: str, key: str) -> str:
 
 
 def test_killed_client_rerun_creates_no_second_job(tmp_path, aws, bucket, api_calls):
-    wf = workflow(tmp_path, steps=30)  # ~9 s: still running when the second client starts
+    wf = workflow(tmp_path / "wf", steps=2)
+    gate = tmp_path / "gate"  # the job ends once it exists: still running for the rerun
+    wf.write("train.py", gated(TRAIN_PY, gate))
     client = wf.popen(*aws_args(bucket), env=aws.env())
     wait_for(lambda: training_statuses(aws) == ["InProgress"])
     os.kill(client.pid, signal.SIGKILL)
     client.wait()
     wf.run(*aws_args(bucket), "--unlock", env=aws.env())
-    out = wf.run(*aws_args(bucket), env=aws.env())
-    assert "re-attaching to job" in out.stderr
+    out = rerun_until(wf.popen(*aws_args(bucket), env=aws.env()), "re-attaching", gate.touch)
+    assert "re-attaching to job" in out
     assert api_calls.count("sagemaker", "CreateTrainingJob") == 1  # zero extra Create calls
-    assert s3_text(aws, bucket, "wf/out.txt") == "steps=30\n"
+    assert s3_text(aws, bucket, "wf/out.txt") == "steps=2\n"
 
 
 def test_no_spot_capacity_falls_back_to_on_demand(tmp_path, aws, bucket, api_calls, monkeypatch):

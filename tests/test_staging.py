@@ -168,3 +168,58 @@ def test_a_missing_output_tarball_is_an_error_where_it_cannot_mean_empty(tmp_pat
     with pytest.raises(staging.PromotionError, match="output.tar.gz.*nothing was promoted"):
         staging.promote_outputs(lambda _uri: STORE, spec, place)
     assert not (tmp_path / "res").exists()
+
+
+def test_snakemake_forcing_as_is_forced_rebuilds_it():
+    """Guards is_forced: Snakemake's forced flag mixes the user's forcing with
+    --rerun-incomplete's, and is_forced rebuilds the user's part as Workflow._prepare_dag
+    does. If Snakemake changes either, this fails first."""
+    from inspect import getsource
+
+    import snakemake.api  # noqa: F401 — first: it imports dag and workflow in working order
+    from snakemake.dag import DAG
+    from snakemake.settings.types import DAGSettings
+    from snakemake.workflow import Workflow
+
+    for name in ("forcerun", "forcetargets", "target_jobs", "target_files_omit_workdir_adjustment"):
+        assert hasattr(DAGSettings(), name), name
+    assert "self.forcefiles.update(incomplete_files)" in getsource(DAG.check_incomplete)
+    needrun = getsource(DAG.update_needrun)
+    assert "job not in self.omitforce" in needrun and "job.rule in self.forcerules" in needrun
+    assert "not self.forcefiles.isdisjoint(job.output)" in needrun
+    prepare = getsource(Workflow._prepare_dag)
+    for line in (
+        "forcefiles = set(files(self.dag_settings.forcerun))",
+        "forcefiles.update(targetfiles)",
+        "self.modifier.path_modifier.apply_default_storage",
+        "else os.path.relpath(f)",
+    ):
+        assert line in prepare, line
+    init = getsource(DAG.init)
+    assert "self.forcefiles.update(job.output)" in init and "spec.wildcards_dict" in init
+
+
+def test_scratch_files_live_in_the_run_directory_and_dead_clients_are_cleaned(
+    tmp_path, monkeypatch
+):
+    import os
+    import subprocess
+
+    from ssm_rules import scratch
+
+    monkeypatch.setattr(scratch, "_root", None)  # restored after: other tests use TMPDIR
+    ended = subprocess.Popen(["true"])  # noqa: S607 — a client pid that is no longer alive
+    ended.wait()
+    root = tmp_path / ".ssm_rules" / "tmp"
+    (root / str(ended.pid) / "ssm-promote-x").mkdir(parents=True)
+    (root / str(os.getppid())).mkdir()  # a client still running here
+    assert scratch.use(tmp_path / ".ssm_rules") == [root / str(ended.pid)]
+    assert sorted(p.name for p in root.iterdir()) == [str(os.getppid())]
+    seen: list[Path] = []
+    upload = LocalObjects.upload
+    monkeypatch.setattr(
+        LocalObjects, "upload", lambda self, path, uri: (seen.append(path), upload(self, path, uri))
+    )
+    staging.upload_text(LocalObjects(), "hi", file_uri(tmp_path / "out" / "t.txt"))
+    assert [p.parent for p in seen] == [root / str(os.getpid())]
+    assert (tmp_path / "out" / "t.txt").read_text() == "hi"

@@ -87,7 +87,9 @@ class ImageBuilder:
         import tempfile
         from pathlib import Path
 
-        with tempfile.TemporaryDirectory(prefix="ssm-docker-") as tmp:
+        from ssm_rules import scratch
+
+        with tempfile.TemporaryDirectory(prefix="ssm-docker-", dir=scratch.directory()) as tmp:
             for name, data in context.files:
                 (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
                 (Path(tmp) / name).write_bytes(data)

@@ -126,6 +126,8 @@ def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
             "LastModifiedTime",
             "CreationTime",
             api.end_key,
+            "TrainingStartTime",  # how long a job ran before a time limit stopped it
+            "ProcessingStartTime",
             "ExitMessage",
             "TrainingTimeInSeconds",
             "BillableTimeInSeconds",
