@@ -100,14 +100,32 @@ class Executor(RemoteExecutor):
     def _check_plan(self) -> None:
         """Validate every job this run will submit before submitting any: a typo in the last
         rule must not surface hours (and dollars) into the pipeline. Each job's request is
-        built (its image resolved) and checked as it will be sent; nothing is uploaded."""
+        built (its image resolved) and checked as it will be sent: the identity tags of the
+        submit, of the same lengths; stand-in URIs where nothing is staged yet. Nothing is
+        uploaded; on aws the storage bucket is checked (HeadBucket) first."""
         errors: dict[str, str] = {}
+        if self.ctx.backend_name == "aws" and self.ctx.s3 is not None:
+            storage = self.workflow.storage_settings
+            if storage.default_storage_provider == "s3" and storage.default_storage_prefix:
+                from ssm_rules.backends.aws.context import check_storage_bucket
+
+                check_storage_bucket(self.ctx.s3.client, storage.default_storage_prefix)
         for job in self.workflow.dag.needrun_jobs():
-            if job.is_local or getattr(job.rule, "norun", False) or job.rule.name in errors:
+            if (
+                getattr(job.rule, "norun", False)
+                or self.workflow.is_local(job.rule)  # localrules: run here by Snakemake
+                or job.rule.name in errors
+            ):
                 continue
             try:
-                spec = self._spec(view_of(job), plan=True)
-                self.ctx.validate(build_request(spec, self._placement(spec, plan=True)))
+                view = view_of(job)
+                if job.is_local and view.body not in ("shell", "script"):
+                    continue  # a run: rule with local() files: Snakemake runs it here, as it must
+                # A job with a local() file is never handed to the executor (Snakemake runs it
+                # here, Job.is_local without a shared FS): build_spec refuses it
+                spec = self._spec(view, plan=True)
+                tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real one
+                self.ctx.validate(build_request(spec, self._placement(spec, tags=tags, plan=True)))
             except WorkflowError as e:
                 errors[job.rule.name] = str(e)
         if errors:
@@ -143,6 +161,8 @@ class Executor(RemoteExecutor):
             backend=self.ctx.backend_name,
             default_instance_type=self.settings.instance_type,
             plan=plan,
+            # names given to --resources limit how many jobs run at once: a rule may use them
+            declared_resources=frozenset(self.workflow.global_resources),
         )
 
     def _submit(self, spec: TaskSpec, forced: bool) -> Submission:
@@ -159,8 +179,7 @@ class Executor(RemoteExecutor):
             code_sha,
             {name: input_version(ctx.store(uri), uri) for name, uri in channel_uris.items()},
         )
-        tags = {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
-        place = self._placement(spec, code_uri, channel_uris, tags)
+        place = self._placement(spec, code_uri, channel_uris, identity_tags(spec, ident))
         request = build_request(spec, place)
         ctx.validate(request)
         staging.remove_stale_outputs(ctx.store, spec)
@@ -463,6 +482,11 @@ class Executor(RemoteExecutor):
                 return
             time.sleep(1)
         self.logger.warning(f"jobs did not confirm stopping within {STOP_WAIT_SECONDS}s: {names}")
+
+
+def identity_tags(spec: TaskSpec, ident: str) -> dict[str, str]:
+    """The tags every job carries besides the user's (finding and adopting it later)."""
+    return {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
 
 
 def _describe_error(e: BaseException) -> str:

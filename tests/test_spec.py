@@ -120,7 +120,7 @@ BAD = {
     ),
     "malformed instance type": (
         dict(resources={"instance_type": "m5.large"}),
-        ["'m5.large'", "write"],
+        ["'m5.large'", "did you mean", "'ml.m5.large'"],
     ),
     "instance_count < 1": (dict(resources={"instance_count": 0}), ["instance_count=0", ">=1"]),
     "instance_count not a number": (
