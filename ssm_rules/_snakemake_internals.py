@@ -65,3 +65,29 @@ def named_items(namedlist: Any) -> tuple[tuple[str | None, Any], ...]:
         for i in range(start, end if end is not None else start + 1):
             names[i] = name
     return tuple((names.get(i), value) for i, value in enumerate(namedlist))
+
+
+def guard_missing_scripts() -> None:
+    """Snakemake 9's DAG check of ``script:`` bodies (``dag.ScriptProcessor``, run for ``-n``
+    too, before any executor exists) means to say "Script ... not accessible", but reading
+    the file first raises a bare FileNotFoundError: a 30-line traceback. Turn it into a
+    WorkflowError naming the rule, the path and the fix. Idempotent."""
+    import snakemake.api  # noqa: F401 — first: snakemake.dag alone is a circular import
+    from snakemake.dag import ScriptProcessor
+    from snakemake_interface_common.exceptions import WorkflowError
+
+    original = ScriptProcessor.process_job
+    if getattr(original, "_ssm_guarded", False):
+        return
+
+    def process_job(self: Any, job: Any) -> None:
+        try:
+            original(self, job)
+        except FileNotFoundError as e:
+            raise WorkflowError(
+                f"rule {job.rule.name}: script {str(job.rule.script)!r} does not exist "
+                f"(looked at {e.filename!r}): give its path relative to the Snakefile"
+            ) from None
+
+    process_job._ssm_guarded = True  # type: ignore[attr-defined]
+    ScriptProcessor.process_job = process_job  # type: ignore[method-assign]

@@ -73,6 +73,10 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
 
     def __post_init__(self) -> None:
+        # settings are built before the DAG, for -n too: the one hook that early
+        from ssm_rules._snakemake_internals import guard_missing_scripts
+
+        guard_missing_scripts()
         if self.backend not in BACKENDS:
             raise WorkflowError(
                 f"--sagemaker-backend {self.backend!r} is not a backend: write 'local' "

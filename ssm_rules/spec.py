@@ -245,16 +245,16 @@ def _check_no_local_flag(view: JobView) -> None:
         for item in items:
             if item.flags.get("local"):
                 fix = (
-                    f"write local_input({item.path!r}) for a file of this machine that the "
+                    f"Write local_input({item.path!r}) for a file of this machine that the "
                     "job reads"
                     if what == "input"
-                    else "drop local() (the output is the job's, in storage)"
+                    else "Drop local(): the job's outputs go where Snakemake puts them"
                 )
                 raise _err(
                     view,
                     f"{what} local({item.path!r}): Snakemake would run this rule on this machine, "
-                    f"not as a SageMaker job. {fix[0].upper() + fix[1:]}; or, for a rule meant "
-                    "to run here (a download rule), add it to localrules:",
+                    f"not as a SageMaker job. {fix}; or, for a rule meant to run here (a "
+                    "download rule), add it to localrules:",
                 )
 
 

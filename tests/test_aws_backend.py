@@ -279,6 +279,41 @@ def test_context_refuses_half_a_vpc_config(moto: PlainMotoServer, calls: Calls) 
     assert not calls.seen
 
 
+def test_context_refuses_a_region_that_does_not_exist_before_any_call(
+    moto: PlainMotoServer, calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-7")
+    with pytest.raises(AwsSetupError) as e:
+        aws_context(settings(role="r"))
+    message = str(e.value)
+    assert (
+        "AWS_DEFAULT_REGION" in message and "'us-east-7' is not a region with SageMaker" in message
+    )
+    assert "did you mean 'us-east-2' or 'us-east-1'" in message
+    assert not calls.seen  # not "check your credentials and network" after a failed STS call
+
+
+def test_storage_bucket_is_checked_at_start(moto: PlainMotoServer, calls: Calls) -> None:
+    from ssm_rules.backends.aws.context import check_storage_bucket
+
+    s3 = calls.attach(plain_client("s3"))
+    with pytest.raises(AwsSetupError) as e:
+        check_storage_bucket(s3, "s3://your-bucket/ssm-rules/artifacts")
+    assert "placeholder bucket 'your-bucket'" in str(e.value)
+    assert "--default-storage-prefix s3://<your bucket>/<prefix>" in str(e.value)
+    with pytest.raises(AwsSetupError, match="'Bad_Bucket' is not an S3 bucket name"):
+        check_storage_bucket(s3, "s3://Bad_Bucket/x")
+    assert not calls.seen  # both refused without a call
+    with pytest.raises(AwsSetupError) as e:
+        check_storage_bucket(s3, "s3://no-such-bucket-here/wf")
+    assert "bucket no-such-bucket-here does not exist" in str(e.value)
+    assert "aws s3 mb s3://no-such-bucket-here" in str(e.value)
+    plain_client("s3").create_bucket(Bucket="mine")
+    check_storage_bucket(s3, "s3://mine/wf")
+    assert calls.count("HeadBucket") == 2
+    assert calls.ops() == {"HeadBucket"}  # read-only: nothing created
+
+
 # --- validation --------------------------------------------------------------------------------
 
 
