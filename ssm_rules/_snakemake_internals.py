@@ -91,3 +91,44 @@ def guard_missing_scripts() -> None:
 
     process_job._ssm_guarded = True  # type: ignore[attr-defined]
     ScriptProcessor.process_job = process_job  # type: ignore[method-assign]
+
+
+_dry_run_check: list[Any] = []  # the check of the latest settings (one per CLI process)
+
+
+def install_dry_run_check(check: Any) -> None:
+    """Run ``check(dag)`` when a dry run (``-n``) has built its DAG. Snakemake never creates
+    the chosen executor for ``-n`` (its "dryrun" executor plans instead, and gets no executor
+    settings), so the executor's plan check cannot run there; the DAG processors do run
+    (``DAG.postprocess``), once the needrun jobs are known: ScriptProcessor's pass is the hook.
+    Installing again only replaces the check."""
+    import snakemake.api  # noqa: F401 — first: snakemake.dag alone is a circular import
+    from snakemake.dag import DAGProcessorBase, ScriptProcessor
+
+    _dry_run_check[:] = [check]
+    if "process" in ScriptProcessor.__dict__:
+        return
+
+    def process(self: Any) -> None:
+        DAGProcessorBase.process(self)
+        if type(self) is not ScriptProcessor:  # NotebookProcessor inherits it: once per pass
+            return
+        try:
+            dry = bool(self.dag.workflow.dryrun)
+        except AttributeError:  # a DAG built without an executor (--list, --dag, ...)
+            dry = False
+        if dry and _dry_run_check:
+            _dry_run_check[0](self.dag)
+
+    ScriptProcessor.process = process  # type: ignore[method-assign]
+
+
+def runs_here_by_rule(workflow: Any, rule: Any) -> bool:
+    """Listed in ``localrules`` (or bodiless, or a template rule): what ``Workflow.is_local``
+    says under a remote executor. Under ``-n`` that method answers True for every rule (the
+    dryrun executor is local), so read the rule's own attributes, as it does."""
+    return rule.group is None and (
+        rule.name in workflow._localrules
+        or getattr(rule, "norun", False)
+        or getattr(rule, "is_template_engine", False)
+    )

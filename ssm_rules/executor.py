@@ -30,6 +30,7 @@ from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import render, write_log
 from ssm_rules.outcomes import Outcome, classify
+from ssm_rules.plan import plan_errors, refusal, spec_of
 from ssm_rules.requests import (
     Placement,
     adopted_placement,
@@ -40,7 +41,7 @@ from ssm_rules.requests import (
     task_file_uri,
 )
 from ssm_rules.settings import ExecutorSettings
-from ssm_rules.spec import TaskSpec, build_spec
+from ssm_rules.spec import TaskSpec
 
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
@@ -103,36 +104,21 @@ class Executor(RemoteExecutor):
         built (its image resolved) and checked as it will be sent: the identity tags of the
         submit, of the same lengths; stand-in URIs where nothing is staged yet. Nothing is
         uploaded; on aws the storage bucket is checked (HeadBucket) first."""
-        errors: dict[str, str] = {}
         if self.ctx.backend_name == "aws" and self.ctx.s3 is not None:
             storage = self.workflow.storage_settings
             if storage.default_storage_provider == "s3" and storage.default_storage_prefix:
                 from ssm_rules.backends.aws.context import check_storage_bucket
 
                 check_storage_bucket(self.ctx.s3.client, storage.default_storage_prefix)
-        for job in self.workflow.dag.needrun_jobs():
-            if (
-                getattr(job.rule, "norun", False)
-                or self.workflow.is_local(job.rule)  # localrules: run here by Snakemake
-                or job.rule.name in errors
-            ):
-                continue
-            try:
-                view = view_of(job)
-                if job.is_local and view.body not in ("shell", "script"):
-                    continue  # a run: rule with local() files: Snakemake runs it here, as it must
-                # A job with a local() file is never handed to the executor (Snakemake runs it
-                # here, Job.is_local without a shared FS): build_spec refuses it
-                spec = self._spec(view, plan=True)
-                tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real one
-                self.ctx.validate(build_request(spec, self._placement(spec, tags=tags, plan=True)))
-            except WorkflowError as e:
-                errors[job.rule.name] = str(e)
+
+        def check(view: JobView) -> None:
+            spec = self._spec(view, plan=True)
+            tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real ones
+            self.ctx.validate(build_request(spec, self._placement(spec, tags=tags, plan=True)))
+
+        errors = plan_errors(self.workflow.dag, check)
         if errors:
-            raise WorkflowError(
-                f"nothing was submitted: {len(errors)} rule(s) cannot run as SageMaker jobs:\n"
-                + "\n".join(errors.values())
-            )
+            raise refusal(errors)
 
     # --- submission ---------------------------------------------------------------------
 
@@ -156,14 +142,7 @@ class Executor(RemoteExecutor):
         )
 
     def _spec(self, view: JobView, plan: bool = False) -> TaskSpec:
-        return build_spec(
-            view,
-            backend=self.ctx.backend_name,
-            default_instance_type=self.settings.instance_type,
-            plan=plan,
-            # names given to --resources limit how many jobs run at once: a rule may use them
-            declared_resources=frozenset(self.workflow.global_resources),
-        )
+        return spec_of(view, self.settings, self.workflow, plan=plan)
 
     def _submit(self, spec: TaskSpec, forced: bool) -> Submission:
         """Stage and submit, or adopt an existing job of the same identity. The request is

@@ -1,6 +1,7 @@
 """``--sagemaker-*`` settings (also profile keys ``sagemaker-*``), validated before any call."""
 
 # No "from __future__ import annotations": Snakemake builds the CLI from the real field types.
+import functools
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -73,10 +74,13 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
 
     def __post_init__(self) -> None:
-        # settings are built before the DAG, for -n too: the one hook that early
-        from ssm_rules._snakemake_internals import guard_missing_scripts
+        # Snakemake builds the chosen executor's settings before the DAG, for -n too: the
+        # one hook that early (a dry run never creates the executor itself)
+        from ssm_rules._snakemake_internals import guard_missing_scripts, install_dry_run_check
+        from ssm_rules.plan import check_dry_run
 
         guard_missing_scripts()
+        install_dry_run_check(functools.partial(check_dry_run, self))
         if self.backend not in BACKENDS:
             raise WorkflowError(
                 f"--sagemaker-backend {self.backend!r} is not a backend: write 'local' "

@@ -204,7 +204,11 @@ def build_spec(
         _check_no_processing_model(view, outputs, instance.count)
     _check_channel_count(view, job_type, channels, state_out is not None)
     if state_out is None and options.clean_state:
-        raise _err(view, "job(clean_state=True) but the rule declares no state(...) output")
+        raise _err(
+            view,
+            "job(clean_state=True) but the rule declares no state(...) output: declare one "
+            "(e.g. state('runs/x/state.json')) or drop clean_state",
+        )
     hps = _hyperparameters(view)
     command = None
     if kind == "shell":

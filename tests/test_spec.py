@@ -177,7 +177,7 @@ BAD = {
     ),
     "clean_state without state": (
         dict(params=(("sm", job(clean_state=True)),)),
-        ["clean_state=True", "state(...)"],
+        ["clean_state=True", "state(...)", "drop clean_state"],
     ),
     "two job() params": (dict(params=(("a", job()), ("b", job()))), ["['a', 'b']", "keep one"]),
     "missing source_dir": (
