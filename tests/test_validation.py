@@ -195,3 +195,15 @@ def _place(**changes) -> Placement:
         region="us-east-1",
     )
     return replace(base, **changes)
+
+
+def test_the_snakemake_hooks_are_installed_by_the_settings():
+    """Guards the two Snakemake internals we patch (snakemake.dag.ScriptProcessor): a newer
+    Snakemake that renames them must fail here, not silently lose the checks."""
+    from snakemake.dag import DAGProcessorBase, ScriptProcessor
+
+    ExecutorSettings()
+    assert getattr(ScriptProcessor.process_job, "_ssm_guarded", False)
+    assert "process" in ScriptProcessor.__dict__ and "process" in DAGProcessorBase.__dict__
+    ExecutorSettings()  # installing again wraps nothing twice
+    assert getattr(ScriptProcessor.process_job, "_ssm_guarded", False)
