@@ -29,6 +29,7 @@ from ssm_rules.identity import IDENTITY_TAG, RULE_TAG, TASK_TAG, identity, input
 from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import render, write_log
+from ssm_rules.objects import ObjectURI
 from ssm_rules.outcomes import Outcome, classify
 from ssm_rules.plan import plan_errors, refusal, spec_of
 from ssm_rules.requests import (
@@ -109,7 +110,11 @@ class Executor(RemoteExecutor):
             if storage.default_storage_provider == "s3" and storage.default_storage_prefix:
                 from ssm_rules.backends.aws.context import check_storage_bucket
 
-                check_storage_bucket(self.ctx.s3.client, storage.default_storage_prefix)
+                check_storage_bucket(
+                    self.ctx.s3.client,
+                    storage.default_storage_prefix,
+                    staging_bucket=ObjectURI.parse(self.ctx.root).bucket,
+                )
 
         def check(view: JobView) -> None:
             spec = self._spec(view, plan=True)

@@ -311,6 +311,8 @@ def test_storage_bucket_is_checked_at_start(moto: PlainMotoServer, calls: Calls)
     plain_client("s3").create_bucket(Bucket="mine")
     check_storage_bucket(s3, "s3://mine/wf")
     assert calls.count("HeadBucket") == 2
+    check_storage_bucket(s3, "s3://staging/wf", staging_bucket="staging")  # checked at start
+    assert calls.count("HeadBucket") == 2
     assert calls.ops() == {"HeadBucket"}  # read-only: nothing created
 
 

@@ -218,10 +218,11 @@ def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
 PLACEHOLDER_BUCKETS = frozenset({"your-bucket", "my-bucket", "bucket"})
 
 
-def check_storage_bucket(s3: Any, prefix: str) -> None:
+def check_storage_bucket(s3: Any, prefix: str, staging_bucket: str | None = None) -> None:
     """The bucket of ``--default-storage-prefix`` exists and these credentials reach it,
     before any job runs (else each job's outputs fail at the end, after it was paid for:
-    NoSuchBucket). No ExpectedBucketOwner: the user's storage may be another account's."""
+    NoSuchBucket). No ExpectedBucketOwner: the user's storage may be another account's; the
+    staging bucket itself was checked (with its owner) when the run started."""
     if not prefix.startswith("s3://"):
         return
     bucket = prefix[len("s3://") :].split("/", 1)[0]
@@ -234,6 +235,8 @@ def check_storage_bucket(s3: Any, prefix: str) -> None:
     problem = bucket_name_problem(bucket)
     if problem:
         raise AwsSetupError(f"--default-storage-prefix {prefix!r}: {problem}")
+    if bucket == staging_bucket:
+        return
     try:
         s3.head_bucket(Bucket=bucket)
     except Exception as e:
