@@ -64,6 +64,13 @@ def check_dry_run(settings: ExecutorSettings, dag: Any) -> None:
     """``snakemake -n`` with the sagemaker executor: the rules' checks, offline (no AWS
     call: a dry run must work without credentials)."""
     workflow = dag.workflow
+    storage = workflow.storage_settings
+    if settings.backend == "aws" and storage.default_storage_prefix:
+        from ssm_rules.backends.aws.context import storage_prefix_problem
+
+        problem = storage_prefix_problem(storage.default_storage_prefix)
+        if problem:
+            raise WorkflowError(problem)
 
     def check(view: JobView) -> None:
         spec_of(view, settings, workflow, plan=True)

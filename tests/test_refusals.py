@@ -106,6 +106,13 @@ def test_the_profiles_placeholder_bucket_is_refused_at_start(tmp_path, aws, buck
         assert "NoSuchBucket" not in text and "Traceback" not in text
     assert api_calls.count("sagemaker") == 0
     assert api_calls.count("s3", "PutObject") == 0
+    # the placeholder needs no call to be seen: snakemake -n says so too, offline
+    api_calls.clear()
+    proc = wf.run(
+        *args, "-n", "--default-storage-prefix", "s3://your-bucket/x", check=False, env=aws.env()
+    )
+    assert proc.returncode != 0 and "placeholder bucket 'your-bucket'" in proc.stdout + proc.stderr
+    assert api_calls.count("sagemaker") == 0 and api_calls.count("sts") == 0
 
 
 def test_aws_refusals_create_nothing_and_upload_nothing(tmp_path, aws, bucket, api_calls):

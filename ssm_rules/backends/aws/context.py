@@ -218,25 +218,38 @@ def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
 PLACEHOLDER_BUCKETS = frozenset({"your-bucket", "my-bucket", "bucket"})
 
 
+STORAGE_FIX = "pass --default-storage-prefix s3://<your bucket>/<prefix> (or set it in the profile)"
+
+
+def storage_prefix_problem(prefix: str) -> str | None:
+    """What is wrong with ``--default-storage-prefix`` that needs no call to see: the profile's
+    placeholder bucket, a malformed bucket name (also checked by ``snakemake -n``)."""
+    if not prefix.startswith("s3://"):
+        return None
+    bucket = prefix[len("s3://") :].split("/", 1)[0]
+    if bucket in PLACEHOLDER_BUCKETS:
+        return (
+            f"--default-storage-prefix {prefix!r} still names the placeholder bucket "
+            f"{bucket!r} of the sagemaker profile: {STORAGE_FIX}"
+        )
+    problem = bucket_name_problem(bucket)
+    return f"--default-storage-prefix {prefix!r}: {problem}" if problem else None
+
+
 def check_storage_bucket(s3: Any, prefix: str, staging_bucket: str | None = None) -> None:
     """The bucket of ``--default-storage-prefix`` exists and these credentials reach it,
     before any job runs (else each job's outputs fail at the end, after it was paid for:
     NoSuchBucket). No ExpectedBucketOwner: the user's storage may be another account's; the
     staging bucket itself was checked (with its owner) when the run started."""
+    problem = storage_prefix_problem(prefix)
+    if problem:
+        raise AwsSetupError(problem)
     if not prefix.startswith("s3://"):
         return
     bucket = prefix[len("s3://") :].split("/", 1)[0]
-    fix = "pass --default-storage-prefix s3://<your bucket>/<prefix> (or set it in the profile)"
-    if bucket in PLACEHOLDER_BUCKETS:
-        raise AwsSetupError(
-            f"--default-storage-prefix {prefix!r} still names the placeholder bucket "
-            f"{bucket!r} of the sagemaker profile: {fix}"
-        )
-    problem = bucket_name_problem(bucket)
-    if problem:
-        raise AwsSetupError(f"--default-storage-prefix {prefix!r}: {problem}")
     if bucket == staging_bucket:
         return
+    fix = STORAGE_FIX
     try:
         s3.head_bucket(Bucket=bucket)
     except Exception as e:
