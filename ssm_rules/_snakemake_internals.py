@@ -127,3 +127,70 @@ def forget_storage_folders(job: Any) -> None:
             obj = f.storage_object
             if hasattr(obj, "_is_dir"):
                 obj._is_dir = None
+
+
+def guard_missing_scripts() -> None:
+    """Snakemake 9's DAG check of ``script:`` bodies (``dag.ScriptProcessor``, run for ``-n``
+    too, before any executor exists) means to say "Script ... not accessible", but reading
+    the file first raises a bare FileNotFoundError: a 30-line traceback. Turn it into a
+    WorkflowError naming the rule, the path and the fix. Idempotent."""
+    import snakemake.api  # noqa: F401 — first: snakemake.dag alone is a circular import
+    from snakemake.dag import ScriptProcessor
+    from snakemake_interface_common.exceptions import WorkflowError
+
+    original = ScriptProcessor.process_job
+    if getattr(original, "_ssm_guarded", False):
+        return
+
+    def process_job(self: Any, job: Any) -> None:
+        try:
+            original(self, job)
+        except FileNotFoundError as e:
+            raise WorkflowError(
+                f"rule {job.rule.name}: script {str(job.rule.script)!r} does not exist "
+                f"(looked at {e.filename!r}): give its path relative to the Snakefile"
+            ) from None
+
+    process_job._ssm_guarded = True  # type: ignore[attr-defined]
+    ScriptProcessor.process_job = process_job  # type: ignore[method-assign]
+
+
+_dry_run_check: list[Any] = []  # the check of the latest settings (one per CLI process)
+
+
+def install_dry_run_check(check: Any) -> None:
+    """Run ``check(dag)`` when a dry run (``-n``) has built its DAG. Snakemake never creates
+    the chosen executor for ``-n`` (its "dryrun" executor plans instead, and gets no executor
+    settings), so the executor's plan check cannot run there; the DAG processors do run
+    (``DAG.postprocess``), once the needrun jobs are known: ScriptProcessor's pass is the hook.
+    Installing again only replaces the check."""
+    import snakemake.api  # noqa: F401 — first: snakemake.dag alone is a circular import
+    from snakemake.dag import DAGProcessorBase, ScriptProcessor
+
+    _dry_run_check[:] = [check]
+    if "process" in ScriptProcessor.__dict__:
+        return
+
+    def process(self: Any) -> None:
+        DAGProcessorBase.process(self)
+        if type(self) is not ScriptProcessor:  # NotebookProcessor inherits it: once per pass
+            return
+        try:
+            dry = bool(self.dag.workflow.dryrun)
+        except AttributeError:  # a DAG built without an executor (--list, --dag, ...)
+            dry = False
+        if dry and _dry_run_check:
+            _dry_run_check[0](self.dag)
+
+    ScriptProcessor.process = process  # type: ignore[method-assign]
+
+
+def runs_here_by_rule(workflow: Any, rule: Any) -> bool:
+    """Listed in ``localrules`` (or bodiless, or a template rule): what ``Workflow.is_local``
+    says under a remote executor. Under ``-n`` that method answers True for every rule (the
+    dryrun executor is local), so read the rule's own attributes, as it does."""
+    return rule.group is None and (
+        rule.name in workflow._localrules
+        or getattr(rule, "norun", False)
+        or getattr(rule, "is_template_engine", False)
+    )

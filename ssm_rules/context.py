@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from snakemake_interface_common.exceptions import WorkflowError
 
 from ssm_rules.backends.base import Backend, JobRequest
 from ssm_rules.objects import ObjectStore, S3Objects, file_uri, store_for
@@ -51,23 +53,52 @@ class RunContext:
         return self.root + "jobs"
 
 
-def local_context(settings: ExecutorSettings, workdir: Path) -> RunContext:
+def local_context(settings: ExecutorSettings, workdir: Path, logger: Any = None) -> RunContext:
+    from ssm_rules.aws_names import region_problem
+    from ssm_rules.backends.aws.validation import RequestValidator
     from ssm_rules.backends.local.service import LocalBackend
 
+    region = settings.region or os.environ.get("AWS_DEFAULT_REGION") or LOCAL_REGION
+    problem = region_problem(region)
+    if problem:  # the region picks the job's framework image, as on SageMaker
+        where = "--sagemaker-region" if settings.region else "AWS_DEFAULT_REGION"
+        raise WorkflowError(f"{where}: {problem}")
     root = (workdir / settings.local_root).resolve()
     return RunContext(
         build_image=_local_image,
         backend_name="local",
         backend=LocalBackend(root / "jobs"),
         root=file_uri(root / "store", directory=True),
-        region=settings.region or os.environ.get("AWS_DEFAULT_REGION") or LOCAL_REGION,
+        region=region,
         role_arn=LOCAL_ROLE,
+        validate=_as_on_sagemaker(RequestValidator(warn=logger.warning if logger else None)),
     )
+
+
+def _as_on_sagemaker(validate: Callable[[JobRequest], None]) -> Callable[[JobRequest], None]:
+    """The same check of the request as on the aws backend (what SageMaker would refuse is
+    refused here too, not run), with the local store's file:// URIs standing for the s3://
+    URIs SageMaker requires."""
+
+    def check(request: JobRequest) -> None:
+        validate(replace(request, body=_file_uris_as_s3(request.body)))
+
+    return check
+
+
+def _file_uris_as_s3(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("file://"):
+        return "s3://ssm-rules-local/" + value[len("file://") :].lstrip("/")
+    if isinstance(value, dict):
+        return {k: _file_uris_as_s3(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_file_uris_as_s3(v) for v in value]
+    return value
 
 
 def make_context(settings: ExecutorSettings, workdir: Path, logger: Any = None) -> RunContext:
     if settings.backend == "local":
-        return local_context(settings, workdir)
+        return local_context(settings, workdir, logger)
     from ssm_rules.backends.aws.context import aws_context
 
     return aws_context(settings, logger)

@@ -31,6 +31,7 @@ from ssm_rules.identity import (
     RULE_TAG,
     TASK_TAG,
     differences,
+    identity,
     identity_of,
     identity_parts,
     input_version,
@@ -40,6 +41,7 @@ from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import render, write_log
 from ssm_rules.objects import ObjectURI
 from ssm_rules.outcomes import Outcome, classify, why_it_ended
+from ssm_rules.plan import plan_errors, refusal, spec_of
 from ssm_rules.requests import (
     Placement,
     adopted_placement,
@@ -50,7 +52,7 @@ from ssm_rules.requests import (
     task_file_uri,
 )
 from ssm_rules.settings import ExecutorSettings
-from ssm_rules.spec import Channel, TaskSpec, build_spec
+from ssm_rules.spec import Channel, TaskSpec
 
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
@@ -117,24 +119,32 @@ class Executor(RemoteExecutor):
     def _check_plan(self) -> None:
         """Validate every job this run will submit before submitting any: a typo in the last
         rule must not surface hours (and dollars) into the pipeline. Each job's request is
-        built (its image resolved) and checked as it will be sent; nothing is uploaded."""
-        errors: dict[str, str] = {}
-        requests = []
-        for job in self.workflow.dag.needrun_jobs():
-            if job.is_local or getattr(job.rule, "norun", False) or job.rule.name in errors:
-                continue
-            try:
-                spec = self._spec(view_of(job), plan=True)
-                request = build_request(spec, self._placement(spec, plan=True))
-                self.ctx.validate(request)
-                requests.append((spec, request))
-            except WorkflowError as e:
-                errors[job.rule.name] = str(e)
+        built (its image resolved) and checked as it will be sent: the identity tags of the
+        submit, of the same lengths; stand-in URIs where nothing is staged yet. Nothing is
+        uploaded; on aws the storage bucket is checked (HeadBucket) first."""
+        if self.ctx.backend_name == "aws" and self.ctx.s3 is not None:
+            storage = self.workflow.storage_settings
+            if storage.default_storage_provider == "s3" and storage.default_storage_prefix:
+                from ssm_rules.backends.aws.context import check_storage_bucket
+
+                check_storage_bucket(
+                    self.ctx.s3.client,
+                    storage.default_storage_prefix,
+                    staging_bucket=ObjectURI.parse(self.ctx.root).bucket,
+                )
+
+        requests: list[tuple[TaskSpec, Any]] = []
+
+        def check(view: JobView) -> None:
+            spec = self._spec(view, plan=True)
+            tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real ones
+            request = build_request(spec, self._placement(spec, tags=tags, plan=True))
+            self.ctx.validate(request)
+            requests.append((spec, request))
+
+        errors = plan_errors(self.workflow.dag, check)
         if errors:
-            raise WorkflowError(
-                f"nothing was submitted: {len(errors)} rule(s) cannot run as SageMaker jobs:\n"
-                + "\n".join(errors.values())
-            )
+            raise refusal(errors)
         self.ctx.authorize(requests)
 
     # --- submission ---------------------------------------------------------------------
@@ -165,12 +175,7 @@ class Executor(RemoteExecutor):
         )
 
     def _spec(self, view: JobView, plan: bool = False) -> TaskSpec:
-        return build_spec(
-            view,
-            backend=self.ctx.backend_name,
-            default_instance_type=self.settings.instance_type,
-            plan=plan,
-        )
+        return spec_of(view, self.settings, self.workflow, plan=plan)
 
     def _submit(self, spec: TaskSpec, forced: bool) -> Submission:
         """Stage and submit, or adopt an existing job of the same identity. The request is
@@ -185,8 +190,7 @@ class Executor(RemoteExecutor):
         built = ":" + self._image(spec) if spec.dockerfile else ""
         parts = identity_parts(spec, code_sha + built, versions)
         ident = identity_of(parts)
-        tags = {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
-        place = self._placement(spec, code_uri, channel_uris, tags)
+        place = self._placement(spec, code_uri, channel_uris, identity_tags(spec, ident))
         request = build_request(spec, place)
         ctx.validate(request)
         staging.remove_stale_outputs(ctx.store, spec)
@@ -576,6 +580,11 @@ class Executor(RemoteExecutor):
                 return
             time.sleep(1)
         self.logger.warning(f"jobs did not confirm stopping within {STOP_WAIT_SECONDS}s: {names}")
+
+
+def identity_tags(spec: TaskSpec, ident: str) -> dict[str, str]:
+    """The tags every job carries besides the user's (finding and adopting it later)."""
+    return {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
 
 
 def _describe_error(e: BaseException) -> str:

@@ -6,7 +6,10 @@ sagemaker-core; it is heavy to import, so only done when a job needs an image.
 
 from __future__ import annotations
 
+import difflib
 import functools
+from pathlib import Path
+from typing import Any
 
 from ssm_rules.backends.base import JobType
 from ssm_rules.rules import JobOptions
@@ -48,6 +51,17 @@ def _retrieve(
             f"rule {rule}: resolving the {framework} image needs sagemaker-core "
             "(pip install sagemaker-core), or give job(image_uri=...)"
         ) from e
+    frameworks = _frameworks(image_uris)
+    if frameworks and framework not in frameworks:
+        # retrieve() opens image_uri_config/<framework>.json: a raw FileNotFoundError otherwise
+        close = difflib.get_close_matches(framework, frameworks, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise SpecError(
+            f"rule {rule}: job(framework={framework!r}) is not a framework the SageMaker SDK "
+            f"has images for: {hint}write e.g. framework='pytorch', 'tensorflow', "
+            f"'huggingface', 'sklearn' or 'xgboost' ({len(frameworks)} known), or give "
+            "job(image_uri=...)"
+        )
     try:
         # script-mode processing runs on the framework's training image, as the SDK's
         # FrameworkProcessor does
@@ -60,9 +74,21 @@ def _retrieve(
             image_scope="training",
         )
     except ValueError as e:
+        if "region" in str(e).lower():
+            raise SpecError(
+                f"rule {rule}: the SageMaker SDK has no {framework} image in region {region!r}: "
+                "pass --sagemaker-region <a SageMaker region> (or set AWS_DEFAULT_REGION), "
+                "or give job(image_uri=...)"
+            ) from e
         raise SpecError(
             f"rule {rule}: no SageMaker image for framework={framework!r} "
             f"framework_version={version!r} py_version={py_version!r} on "
             f"{instance_type} in {region}: {e}. Fix job(framework=..., "
             "framework_version=..., py_version=...) or give job(image_uri=...)"
         ) from e
+
+
+def _frameworks(image_uris: Any) -> list[str]:
+    """The frameworks sagemaker-core has image tables for (its image_uri_config/*.json)."""
+    config = Path(image_uris.__file__).parent / "image_uri_config"
+    return sorted(p.stem for p in config.glob("*.json") if p.stem != "instance_gpu_info")

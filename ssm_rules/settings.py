@@ -1,7 +1,7 @@
 """``--sagemaker-*`` settings (also profile keys ``sagemaker-*``), validated before any call."""
 
 # No "from __future__ import annotations": Snakemake builds the CLI from the real field types.
-import re
+import functools
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -84,16 +84,31 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
 
     def __post_init__(self) -> None:
+        # Snakemake builds the chosen executor's settings before the DAG, for -n too: the
+        # one hook that early (a dry run never creates the executor itself)
+        from ssm_rules._snakemake_internals import guard_missing_scripts, install_dry_run_check
+        from ssm_rules.plan import check_dry_run
+
+        guard_missing_scripts()
+        install_dry_run_check(functools.partial(check_dry_run, self))
         if self.backend not in BACKENDS:
             raise WorkflowError(
                 f"--sagemaker-backend {self.backend!r} is not a backend: write 'local' "
                 "(run here) or 'aws' (run on SageMaker)"
             )
-        if not re.fullmatch(r"ml\.[a-z0-9]+\.[a-z0-9]+", self.instance_type or ""):
-            raise WorkflowError(
-                f"--sagemaker-instance-type {self.instance_type!r} is not an instance type: "
-                f"write one like {DEFAULT_INSTANCE_TYPE!r}"
-            )
+        from ssm_rules.instance_types import instance_type_problem
+
+        problem = instance_type_problem(self.instance_type)
+        if problem:
+            raise WorkflowError(f"--sagemaker-instance-type {problem}")
+        from ssm_rules.aws_names import bucket_name_problem, region_problem
+
+        for option, problem in (
+            ("--sagemaker-region", self.region and region_problem(self.region)),
+            ("--sagemaker-bucket", self.bucket and bucket_name_problem(self.bucket)),
+        ):
+            if problem:
+                raise WorkflowError(f"{option}: {problem}")
         if self.poll_interval is not None and self.poll_interval < 0:
             raise WorkflowError(
                 f"--sagemaker-poll-interval {self.poll_interval} is negative: write seconds >= 0"

@@ -20,6 +20,7 @@ from typing import Any
 from snakemake_interface_common.exceptions import WorkflowError
 
 from ssm_rules.backends.base import JobType
+from ssm_rules.instance_types import has_instance_storage, instance_type_problem
 from ssm_rules.jobview import IOItem, JobView
 from ssm_rules.objects import ObjectURI, file_uri
 from ssm_rules.rules import (
@@ -45,7 +46,11 @@ MAX_HP_VALUE = 2500
 MAX_RUNTIME_SECONDS = 28 * 24 * 3600  # training: up to 28 days
 MAX_PROCESSING_RUNTIME_SECONDS = 777600  # processing: up to 9 days (botocore's model)
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9\.\-_]{1,64}")
-INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9-]+\.[a-z0-9]+")
+# MaxWaitTimeInSeconds has no bound in botocore's model; SageMaker caps the whole managed
+# spot run (waiting + training) as it caps training: 28 days
+MAX_WAIT_SECONDS = MAX_RUNTIME_SECONDS
+# The largest ML storage volume (EBS gp2: 16 TiB); botocore's ProcessingVolumeSizeInGB max
+MAX_VOLUME_GB = 16384
 DEFAULT_MAX_RUN_MINS = 24 * 60
 DEFAULT_VOLUME_GB = 30
 # Resources Snakemake itself sets on every job; never ours to validate.
@@ -180,15 +185,23 @@ def _err(view: JobView, message: str) -> SpecError:
 
 
 def build_spec(
-    view: JobView, *, backend: str, default_instance_type: str, plan: bool = False
+    view: JobView,
+    *,
+    backend: str,
+    default_instance_type: str,
+    plan: bool = False,
+    declared_resources: frozenset[str] = frozenset(),
 ) -> TaskSpec:
     """``plan=True``: checking the whole plan before the run; files other jobs will produce
-    (a local_input made by a local rule) need not exist yet."""
-    _check_resource_names(view)
+    (a local_input made by a local rule) need not exist yet. ``declared_resources``: the
+    names given to Snakemake's ``--resources`` (global limits), which a rule may use."""
+    _check_no_local_flag(view)
+    _check_resource_names(view, declared_resources)
     options = _job_options(view)
+    _check_options(view, options)
     job_type = _job_type(view)
     instance = _instance(view, job_type, default_instance_type)
-    kind, script_path = _body(view)
+    kind, script_path = _body(view, backend)
     source_dir, dependencies = _code_dirs(view, options)
     if script_path is not None and source_dir is None and script_path.parent != view.snakefile_dir:
         # As Snakemake deploys a script with its whole directory, so do we (helpers next to
@@ -214,7 +227,11 @@ def build_spec(
     _check_channel_count(view, job_type, channels, state_out is not None)
     _check_sharding(view, channels, instance.count)
     if state_out is None and options.clean_state:
-        raise _err(view, "job(clean_state=True) but the rule declares no state(...) output")
+        raise _err(
+            view,
+            "job(clean_state=True) but the rule declares no state(...) output: declare one "
+            "(e.g. state('runs/x/state.json')) or drop clean_state",
+        )
     if options.args and kind == "shell":
         raise _err(
             view,
@@ -318,6 +335,27 @@ def _distribution(
     return tuple(sorted(hps.items()))
 
 
+def _check_no_local_flag(view: JobView) -> None:
+    """Snakemake runs a job with a ``local()`` file on this machine when there is no shared
+    file system (Job.is_local), never handing it to the executor: a SageMaker rule written
+    with local() would silently run here (or fail with a misleading missing-output error)."""
+    for what, items in (("input", view.inputs), ("output", view.outputs)):
+        for item in items:
+            if item.flags.get("local"):
+                fix = (
+                    f"Write local_input({item.path!r}) for a file of this machine that the "
+                    "job reads"
+                    if what == "input"
+                    else "Drop local(): the job's outputs go where Snakemake puts them"
+                )
+                raise _err(
+                    view,
+                    f"{what} local({item.path!r}): Snakemake would run this rule on this machine, "
+                    f"not as a SageMaker job. {fix}; or, for a rule meant to run here (a "
+                    "download rule), add it to localrules:",
+                )
+
+
 def _check_no_processing_model(view: JobView, outputs: tuple[Output, ...], count: int) -> None:
     """A processing job's model.tar.gz is packed from the main instance alone: with several
     instances the others' models would be lost."""
@@ -374,6 +412,121 @@ def _job_options(view: JobView) -> JobOptions:
     return found[0][1] if found else JobOptions()
 
 
+# Tags (AWS "Tagging best practices"; botocore's Tag shape): 50 per resource, keys 1-128 and
+# values 0-256 characters of letters, digits, whitespace and _ . : / = + - @; the aws: prefix
+# is reserved for AWS in keys and values; ssm-rules: is ours (the identity tags).
+MAX_TAGS = 50
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+# \p{Z} is the Unicode space separators (not tabs or newlines)
+TAG_TEXT = re.compile(r"[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*")
+RESERVED_TAG_PREFIXES = ("aws:", "ssm-rules:")
+IDENTITY_TAG_COUNT = 3  # identity, rule, task (ssm_rules.identity)
+MAX_METRICS = 40  # AlgorithmSpecification.MetricDefinitions
+# registry/repository[:tag] or registry/repository[@digest] (AlgorithmSpecification.TrainingImage,
+# AppSpecification.ImageUri: at most 255 characters); the registry is a host name (ECR:
+# <account>.dkr.ecr.<region>.amazonaws.com), the repository Docker's lower-case path.
+IMAGE_URI = re.compile(
+    r"[a-zA-Z0-9][a-zA-Z0-9.-]*\.[a-zA-Z0-9.-]+(:\d+)?"
+    r"/[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})?"
+)
+MAX_IMAGE_URI = 255
+
+
+def _check_options(view: JobView, options: JobOptions) -> None:
+    if options.image_uri is not None:
+        _check_image_uri(view, options.image_uri)
+    _check_tags(view, options.tags)
+    _check_metrics(view, options.metric_definitions)
+
+
+def _check_image_uri(view: JobView, uri: object) -> None:
+    if not (isinstance(uri, str) and len(uri) <= MAX_IMAGE_URI and IMAGE_URI.fullmatch(uri)):
+        raise _err(
+            view,
+            f"job(image_uri={uri!r}) is not an image SageMaker can pull: write "
+            "<registry>/<repository>:<tag> (at most 255 characters), e.g. "
+            "'123456789012.dkr.ecr.us-east-1.amazonaws.com/my-image:latest', or drop "
+            "image_uri to use the framework image",
+        )
+
+
+def _check_tags(view: JobView, tags: Mapping[str, Any]) -> None:
+    room = MAX_TAGS - IDENTITY_TAG_COUNT
+    if len(tags) > room:
+        raise _err(
+            view,
+            f"job(tags=...) has {len(tags)} tags: SageMaker takes {MAX_TAGS} per job and "
+            f"ssm_rules adds {IDENTITY_TAG_COUNT} (ssm-rules:identity, :rule, :task); "
+            f"keep at most {room}",
+        )
+    for key, value in tags.items():
+        key, value = str(key), str(value)
+        if not 1 <= len(key) <= MAX_TAG_KEY or not TAG_TEXT.fullmatch(key):
+            raise _err(
+                view,
+                f"job(tags=...) key {key[:60]!r} is not a tag key: 1-{MAX_TAG_KEY} letters, "
+                "digits, spaces and _ . : / = + - @; rename it",
+            )
+        if len(value) > MAX_TAG_VALUE or not TAG_TEXT.fullmatch(value):
+            raise _err(
+                view,
+                f"job(tags=...) value {value[:60]!r} of tag {key!r} is not a tag value: at most "
+                f"{MAX_TAG_VALUE} letters, digits, spaces and _ . : / = + - @; shorten or "
+                "change it",
+            )
+        for text in (key, value):
+            if text.lower().startswith(RESERVED_TAG_PREFIXES):
+                raise _err(
+                    view,
+                    f"job(tags=...) {key!r}: {value!r} uses a reserved prefix (aws: is AWS's, "
+                    "ssm-rules: is ssm_rules' own); rename it, e.g. team:...",
+                )
+
+
+def _check_metrics(view: JobView, metrics: Mapping[str, Any]) -> None:
+    if not metrics:
+        return
+    if _job_type(view) is JobType.PROCESSING:
+        raise _err(
+            view,
+            f"job(metric_definitions={dict(metrics)!r}) on a processing rule: SageMaker "
+            "processing jobs have no metrics; drop metric_definitions or use "
+            "job_type='training'",
+        )
+    if len(metrics) > MAX_METRICS:
+        raise _err(
+            view,
+            f"job(metric_definitions=...) has {len(metrics)} metrics: SageMaker takes at "
+            f"most {MAX_METRICS}; keep the ones you need",
+        )
+    for name, regex in metrics.items():
+        if not isinstance(regex, str) or not 1 <= len(regex) <= 500 or not 1 <= len(name) <= 255:
+            raise _err(
+                view,
+                f"job(metric_definitions=...) {name!r}: {regex!r}: write a metric name of "
+                "1-255 characters and a regex string of 1-500",
+            )
+        try:
+            compiled = re.compile(regex)
+        except re.error as e:
+            raise _err(
+                view,
+                f"job(metric_definitions=...) {name!r}: the regex {regex!r} does not compile "
+                f"({e}); fix it, e.g. {name!r}: '{name}=([0-9.eE+-]+)'",
+            ) from None
+        if compiled.groups < 1:
+            # SageMaker takes the metric's value from the regex's first group: with none,
+            # the metric never gets a value and nobody is told
+            raise _err(
+                view,
+                f"job(metric_definitions=...) {name!r}: the regex {regex!r} captures nothing; "
+                "SageMaker reads the value from its first group: write e.g. "
+                f"'{name}=([0-9.eE+-]+)'",
+            )
+
+
 def _job_type(view: JobView) -> JobType:
     value = view.resources.get("job_type", "training")
     try:
@@ -386,17 +539,34 @@ def _job_type(view: JobView) -> JobType:
         ) from None
 
 
-def _check_resource_names(view: JobView) -> None:
-    """A misspelt resource would silently fall back to a default (and a bill): refuse names
-    that are close to ours without being ours."""
+def _check_resource_names(view: JobView, declared: frozenset[str]) -> None:
+    """A resource the job does not read would be silently ignored (``num_instances=2`` ran
+    one instance): every resource of a job rule is ours, Snakemake's own, or one declared
+    with ``--resources NAME=N`` (then Snakemake limits how many such jobs run at once, the
+    only effect a custom resource can have on a remote job). Refused, not warned: a warning
+    scrolls past while the wrong job runs and is billed."""
     import difflib
 
     for name in view.resources:
-        if name in OUR_RESOURCES or name in SNAKEMAKE_RESOURCES or name.startswith("_"):
+        if (
+            name in OUR_RESOURCES
+            or name in SNAKEMAKE_RESOURCES
+            or name.startswith("_")
+            or name in declared
+        ):
             continue
         close = difflib.get_close_matches(name, sorted(OUR_RESOURCES), n=1, cutoff=0.8)
         if close:
             raise _err(view, f"resources {name}=...: unknown resource, did you mean {close[0]}=?")
+        raise _err(
+            view,
+            f"resources {name}={view.resources[name]!r} is not a resource the SageMaker job "
+            "reads, so it would have no effect (the job's are: "
+            f"{', '.join(sorted(OUR_RESOURCES))}). "
+            f"Write one of those; or, to keep {name} as a limit on how many jobs run at once, "
+            f"declare it: --resources {name}=<limit> (or 'resources:' in the profile); "
+            "else remove it",
+        )
 
 
 def _int_resource(view: JobView, name: str, default: int | None, minimum: int) -> int | None:
@@ -422,12 +592,9 @@ def _int_resource(view: JobView, name: str, default: int | None, minimum: int) -
 
 def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
     instance_type = str(view.resources.get("instance_type", default_type))
-    if not INSTANCE_TYPE.fullmatch(instance_type):
-        raise _err(
-            view,
-            f"resources instance_type={instance_type!r} is not a SageMaker instance "
-            "type: write one like 'ml.m5.large' or 'ml.g5.xlarge'",
-        )
+    problem = instance_type_problem(instance_type, job_type)
+    if problem:
+        raise _err(view, f"resources instance_type={problem}")
     count = _int_resource(view, "instance_count", 1, 1)
     spot_default = 1 if job_type is JobType.TRAINING else 0
     spot_value = view.resources.get("spot", spot_default)
@@ -456,6 +623,12 @@ def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
             f"{job_type} jobs: write max_run_mins<={limit // 60}",
         )
     max_wait = _int_resource(view, "max_wait_mins", None, 1)
+    if max_wait is not None and max_wait * 60 > MAX_WAIT_SECONDS:
+        raise _err(
+            view,
+            f"resources max_wait_mins={max_wait} exceeds SageMaker's limit for a managed "
+            f"spot job (waiting + training): write max_wait_mins<={MAX_WAIT_SECONDS // 60}",
+        )
     if max_wait is not None and not spot:
         raise _err(
             view,
@@ -475,6 +648,7 @@ def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
                 f"write max_wait_mins>={max_run}",
             )
     volume = _int_resource(view, "volume_size_gb", DEFAULT_VOLUME_GB, 1)
+    _check_volume(view, instance_type, volume)
     retries = _int_resource(
         view,
         "spot_retries",
@@ -492,10 +666,30 @@ def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
     )
 
 
+def _check_volume(view: JobView, instance_type: str, volume: int) -> None:
+    if volume > MAX_VOLUME_GB:
+        raise _err(
+            view,
+            f"resources volume_size_gb={volume} is beyond SageMaker's largest ML storage "
+            f"volume: write volume_size_gb<={MAX_VOLUME_GB}",
+        )
+    if volume != DEFAULT_VOLUME_GB and has_instance_storage(instance_type):
+        # SageMaker provisions no EBS volume for an instance with NVMe instance storage: the
+        # job gets the instance's fixed storage whatever VolumeSizeInGB says (and SageMaker
+        # refuses a size above it), so a size asked for would silently not be what one gets
+        raise _err(
+            view,
+            f"resources volume_size_gb={volume} on {instance_type}: this instance type has "
+            "fixed NVMe instance storage, SageMaker attaches no volume of the size asked; "
+            "drop volume_size_gb (the job gets the instance's storage), or pick an "
+            "EBS-only type (e.g. ml.m5, ml.c5) to size the volume",
+        )
+
+
 # --- body and code ------------------------------------------------------------------------
 
 
-def _body(view: JobView) -> tuple[str, Path | None]:
+def _body(view: JobView, backend: str) -> tuple[str, Path | None]:
     if view.body == "shell":
         return "shell", None
     if view.body == "script":
@@ -516,6 +710,7 @@ def _body(view: JobView) -> tuple[str, Path | None]:
                 f"script {view.script!r} is not a .py or .sh file: SageMaker script mode "
                 "runs Python or shell entry points",
             )
+        _check_syntax(view, path, backend)
         return "script", path
     if view.body == "run":
         raise _err(
@@ -525,6 +720,79 @@ def _body(view: JobView) -> tuple[str, Path | None]:
             "or make the rule local with localrules",
         )
     raise _err(view, f"a {view.body}: body cannot run as a SageMaker job: use script: or shell:")
+
+
+def _check_syntax(view: JobView, path: Path, backend: str) -> None:
+    """A script that cannot even be parsed fails at once in the job, after the instances were
+    paid for and the code uploaded: parse it here (compile / sh -n, nothing runs)."""
+    if path.suffix == ".py":
+        error = _python_syntax_error(path, _job_python(view, backend))
+        if error:
+            raise _err(view, f"script {view.script!r} has a syntax error: {error}; fix the script")
+    elif path.suffix == ".sh":
+        import shutil
+        import subprocess
+
+        if shutil.which("sh") is None:
+            return
+        # the job runs it with /bin/sh (worker_toolkit.launcher): -n parses without running
+        proc = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            detail = proc.stderr.strip().replace(str(path), view.script or str(path))
+            raise _err(
+                view, f"script {view.script!r} has a shell syntax error ({detail}); fix the script"
+            )
+
+
+def _job_python(view: JobView, backend: str) -> tuple[int, int] | None:
+    """The Python the job runs: this one on the local backend; the framework image's
+    (py_version, or the default image's) on SageMaker; None when unknown (own image)."""
+    import sys
+
+    if backend == "local":
+        return sys.version_info[:2]
+    from ssm_rules.images import DEFAULT_VERSIONS
+
+    options = _job_options(view)
+    if options.image_uri:
+        return None
+    py = options.py_version or DEFAULT_VERSIONS.get(options.framework, (None, None))[1]
+    match = re.fullmatch(r"py(\d)(\d+)", py or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _python_syntax_error(path: Path, python: tuple[int, int] | None) -> str | None:
+    """The syntax error of a Python file, parsed by this Python or, when the job's is newer
+    (its grammar may accept more), by that version if it is installed here; else None."""
+    import shutil
+    import subprocess
+    import sys
+
+    if python is None or python <= sys.version_info[:2]:
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # SyntaxWarnings are the job's business
+                compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        except SyntaxError as e:
+            text = f" ({e.text.strip()!r})" if e.text and e.text.strip() else ""
+            return f"line {e.lineno}: {e.msg}{text}"
+        except ValueError as e:  # e.g. a NUL byte
+            return str(e)
+        return None
+    newer = shutil.which(f"python{python[0]}.{python[1]}")
+    if newer is None:
+        return None  # cannot judge a newer grammar here: SageMaker's Python will
+    code = (
+        "import sys,warnings;warnings.simplefilter('ignore')\n"
+        "try: compile(open(sys.argv[1],'rb').read(),sys.argv[1],'exec',dont_inherit=True)\n"
+        "except SyntaxError as e: print(f'line {e.lineno}: {e.msg}'); sys.exit(1)"
+    )
+    proc = subprocess.run(
+        [newer, "-I", "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    return proc.stdout.strip() or None if proc.returncode == 1 else None
 
 
 def _code_dirs(view: JobView, options: JobOptions) -> tuple[Path | None, tuple[Path, ...]]:

@@ -281,6 +281,43 @@ def test_context_refuses_half_a_vpc_config(moto: PlainMotoServer, calls: Calls) 
     assert not calls.seen
 
 
+def test_context_refuses_a_region_that_does_not_exist_before_any_call(
+    moto: PlainMotoServer, calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-7")
+    with pytest.raises(AwsSetupError) as e:
+        aws_context(settings(role="r"))
+    message = str(e.value)
+    assert (
+        "AWS_DEFAULT_REGION" in message and "'us-east-7' is not a region with SageMaker" in message
+    )
+    assert "did you mean 'us-east-2' or 'us-east-1'" in message
+    assert not calls.seen  # not "check your credentials and network" after a failed STS call
+
+
+def test_storage_bucket_is_checked_at_start(moto: PlainMotoServer, calls: Calls) -> None:
+    from ssm_rules.backends.aws.context import check_storage_bucket
+
+    s3 = calls.attach(plain_client("s3"))
+    with pytest.raises(AwsSetupError) as e:
+        check_storage_bucket(s3, "s3://your-bucket/ssm-rules/artifacts")
+    assert "placeholder bucket 'your-bucket'" in str(e.value)
+    assert "--default-storage-prefix s3://<your bucket>/<prefix>" in str(e.value)
+    with pytest.raises(AwsSetupError, match="'Bad_Bucket' is not an S3 bucket name"):
+        check_storage_bucket(s3, "s3://Bad_Bucket/x")
+    assert not calls.seen  # both refused without a call
+    with pytest.raises(AwsSetupError) as e:
+        check_storage_bucket(s3, "s3://no-such-bucket-here/wf")
+    assert "bucket no-such-bucket-here does not exist" in str(e.value)
+    assert "aws s3 mb s3://no-such-bucket-here" in str(e.value)
+    plain_client("s3").create_bucket(Bucket="mine")
+    check_storage_bucket(s3, "s3://mine/wf")
+    assert calls.count("HeadBucket") == 2
+    check_storage_bucket(s3, "s3://staging/wf", staging_bucket="staging")  # checked at start
+    assert calls.count("HeadBucket") == 2
+    assert calls.ops() == {"HeadBucket"}  # read-only: nothing created
+
+
 # --- validation --------------------------------------------------------------------------------
 
 
@@ -596,6 +633,7 @@ def test_requests_ssm_rules_builds_pass_the_service_model(
         return replace(item, storage_uri=uri)
 
     outputs = [s3(io("", "s", state("runs/state.json")), "s3://b/runs/state.json")]
+    metrics = {"loss": "loss=(.*?);"} if job_type == "training" else {}
     if job_type == "training":
         outputs.append(
             s3(io("", "m", model_output("runs/model.tar.gz")), "s3://b/runs/model.tar.gz")
@@ -606,7 +644,8 @@ def test_requests_ssm_rules_builds_pass_the_service_model(
             inputs=(s3(io(".snakemake/storage/s3/b/in/data", "data"), "s3://b/in/data/"),),
             outputs=tuple(outputs),
             params=(
-                ("sm", job(metric_definitions={"loss": "loss=(.*?);"}, tags={"team": "ml"})),
+                # processing jobs have no metrics (refused: SageMaker would drop them)
+                ("sm", job(metric_definitions=metrics, tags={"team": "ml"})),
                 ("epochs", 3),
             ),
             resources={"job_type": job_type, "instance_count": 2},

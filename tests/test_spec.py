@@ -113,6 +113,11 @@ def _script(tmp_path, name="train.py"):
     return name
 
 
+def sm(**options):
+    """A rule whose job(...) options are ``options``."""
+    return dict(params=(("sm", job(**options)),))
+
+
 BAD = {
     "unknown instance type": (
         dict(resources={"instance_type": "ml.fake"}),
@@ -120,7 +125,7 @@ BAD = {
     ),
     "malformed instance type": (
         dict(resources={"instance_type": "m5.large"}),
-        ["'m5.large'", "write"],
+        ["'m5.large'", "did you mean", "'ml.m5.large'"],
     ),
     "instance_count < 1": (dict(resources={"instance_count": 0}), ["instance_count=0", ">=1"]),
     "instance_count not a number": (
@@ -172,7 +177,7 @@ BAD = {
     ),
     "clean_state without state": (
         dict(params=(("sm", job(clean_state=True)),)),
-        ["clean_state=True", "state(...)"],
+        ["clean_state=True", "state(...)", "drop clean_state"],
     ),
     "two job() params": (dict(params=(("a", job()), ("b", job()))), ["['a', 'b']", "keep one"]),
     "missing source_dir": (
@@ -206,6 +211,106 @@ BAD = {
         dict(body="script", script="code/x.R"),
         ["'code/x.R'", ".py or .sh"],
     ),
+    # --- issue 12.3 / 7.3: what SageMaker would refuse, or what would silently mean else
+    "instance type with a typo in the size": (
+        dict(resources={"instance_type": "ml.m5.xlage"}),
+        ["'ml.m5.xlage'", "did you mean 'ml.m5.xlarge'"],
+    ),
+    "image_uri without a registry": (
+        sm(image_uri="pytorch:2.8"),
+        ["'pytorch:2.8'", "<registry>/<repository>:<tag>"],
+    ),
+    "image_uri with a scheme": (
+        sm(image_uri="https://123456789012.dkr.ecr.us-east-1.amazonaws.com/img:1"),
+        ["'https://", "<registry>/<repository>:<tag>"],
+    ),
+    "image_uri longer than 255": (
+        sm(image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/" + "a" * 250),
+        ["at most 255 characters"],
+    ),
+    "metric regex that does not compile": (
+        sm(metric_definitions={"loss": "loss=(.*"}),
+        ["'loss=(.*'", "does not compile", "loss=([0-9.eE+-]+)"],
+    ),
+    "metric regex without a group": (
+        sm(metric_definitions={"loss": "loss=.*"}),
+        ["'loss=.*'", "captures nothing", "first group"],
+    ),
+    "metrics on a processing rule": (
+        dict(
+            resources={"job_type": "processing"},
+            params=(("sm", job(metric_definitions={"loss": "loss=(.*)"})),),
+        ),
+        ["metric_definitions", "processing jobs have no metrics", "job_type='training'"],
+    ),
+    "more than 40 metrics": (
+        sm(metric_definitions={f"m{i}": f"m{i}=(.*)" for i in range(41)}),
+        ["41 metrics", "at most 40"],
+    ),
+    "tag key with the aws: prefix": (
+        sm(tags={"aws:team": "ml"}),
+        ["'aws:team'", "reserved prefix", "rename"],
+    ),
+    "tag key with AWS: in capitals": (sm(tags={"AWS:cost": "1"}), ["'AWS:cost'", "reserved"]),
+    "tag value with the aws: prefix": (sm(tags={"team": "aws:ml"}), ["'aws:ml'", "reserved"]),
+    "tag key with ssm_rules' own prefix": (
+        sm(tags={"ssm-rules:rule": "x"}),
+        ["'ssm-rules:rule'", "ssm_rules' own"],
+    ),
+    "48 user tags (51 with ssm_rules' three)": (
+        sm(tags={f"t{i}": "v" for i in range(48)}),
+        ["48 tags", "ssm_rules adds 3", "at most 47"],
+    ),
+    "tag key longer than 128": (sm(tags={"k" * 129: "v"}), ["'kkkk", "1-128"]),
+    "tag value longer than 256": (sm(tags={"team": "v" * 257}), ["'vvvv", "at most 256"]),
+    "tag key with a character SageMaker refuses": (
+        sm(tags={"team#1": "ml"}),
+        ["'team#1'", "letters, digits, spaces and _ . : / = + - @"],
+    ),
+    "max_wait beyond SageMaker's limit": (
+        dict(resources={"max_wait_mins": 50000}),
+        ["max_wait_mins=50000", "max_wait_mins<=40320"],
+    ),
+    "volume beyond the largest ML storage volume": (
+        dict(resources={"volume_size_gb": 20000}),
+        ["volume_size_gb=20000", "volume_size_gb<=16384"],
+    ),
+    "volume on an instance with fixed NVMe storage": (
+        dict(resources={"instance_type": "ml.g5.xlarge", "volume_size_gb": 500}),
+        ["volume_size_gb=500", "ml.g5.xlarge", "NVMe", "drop volume_size_gb"],
+    ),
+    "instance_count not a whole number": (
+        dict(resources={"instance_count": 2.5}),
+        ["instance_count=2.5", "whole number"],
+    ),
+    "instance_count '2.5' as a string": (
+        dict(resources={"instance_count": "2.5"}),
+        ["instance_count='2.5'", "whole number"],
+    ),
+    "unknown resource close to ours": (
+        dict(resources={"instance_cont": 2}),
+        ["instance_cont", "did you mean instance_count"],
+    ),
+    "unknown resource not close to ours": (
+        dict(resources={"num_instances": 2}),
+        ["num_instances=2", "no effect", "instance_count", "--resources num_instances=<limit>"],
+    ),
+    "local() on a job rule's input": (
+        dict(inputs=(io("data/a.txt", "a", local=True),)),
+        ["local('data/a.txt')", "local_input('data/a.txt')", "localrules"],
+    ),
+    "local() on a job rule's output": (
+        dict(outputs=(io("out.txt", "o", local=True),)),
+        ["local('out.txt')", "Drop local()", "localrules"],
+    ),
+    "python script with a syntax error": (
+        dict(body="script", script="code/broken.py"),
+        ["'code/broken.py'", "syntax error", "line 2", "fix the script"],
+    ),
+    "shell script with a syntax error": (
+        dict(body="script", script="code/broken.sh"),
+        ["'code/broken.sh'", "shell syntax error", "fix the script"],
+    ),
 }
 
 
@@ -214,6 +319,8 @@ def test_bad_input_is_a_clear_error(tmp_path, case):
     changes, fragments = BAD[case]
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "x.R").write_text("1")
+    (tmp_path / "code" / "broken.py").write_text("import os\ndef main(:\n    pass\n")
+    (tmp_path / "code" / "broken.sh").write_text("if true; then\n  echo hi\n")
     (tmp_path / "worker_toolkit").mkdir()
     with pytest.raises(SpecError) as err:
         spec_of(tmp_path, **changes)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ssm_rules import aws_clients
+from ssm_rules.aws_names import bucket_name_problem, region_problem
 from ssm_rules.backends.aws import iam
 from ssm_rules.backends.aws.errors import AwsSetupError, aws_error, error_code
 from ssm_rules.backends.aws.validation import RequestValidator
@@ -39,11 +40,28 @@ class Identity:
 
 def resolve_region(settings: ExecutorSettings) -> str:
     if settings.region:
-        return settings.region
-    region = aws_clients.session().region_name
-    if not region:
-        raise AwsSetupError(NO_REGION)
+        region = settings.region
+    else:
+        region = aws_clients.session().region_name
+        if not region:
+            raise AwsSetupError(NO_REGION)
+    problem = region_problem(region)
+    if problem:
+        # otherwise STS fails to connect ("check your credentials and network")
+        where = (
+            "--sagemaker-region"
+            if settings.region
+            else "the boto3 session (AWS_DEFAULT_REGION, AWS_REGION or ~/.aws/config)"
+        )
+        raise AwsSetupError(f"{where}: {problem}")
     return region
+
+
+def require_bucket_name(settings: ExecutorSettings) -> None:
+    """A malformed --sagemaker-bucket is a typing mistake: refused before STS and HeadBucket."""
+    problem = bucket_name_problem(settings.bucket) if settings.bucket else None
+    if problem:
+        raise AwsSetupError(f"--sagemaker-bucket: {problem}")
 
 
 def require_credentials(region: str) -> None:
@@ -177,6 +195,7 @@ def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
     require_credentials(region)
     role = require_role(settings)
     require_network(settings)
+    require_bucket_name(settings)
     identity = caller_identity(region)
     s3_client = aws_clients.client("s3", region)
     bucket = settings.bucket or default_bucket(region, identity.account)
@@ -190,8 +209,9 @@ def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
         f"SageMaker in {region}, account {identity.account}, role {arn}"
         f"{' (managed by ssm_rules)' if managed else ''}, staging at {root}"
     )
+    # code and synced inputs are read, job outputs written: all under the staging root
     access = iam.Access(
-        region, identity.account, identity.partition, frozenset({root}), frozenset({root})
+        region, identity.account, identity.partition, frozenset(), frozenset({root})
     )
     authorize = functools.partial(
         authorize_role, name=name, arn=arn, managed=managed, base=access, say=say
@@ -248,3 +268,59 @@ def authorize_role(
             f"role {role_name} may lack what the jobs need: {listed}{more}. Add it to the "
             "role, or drop --sagemaker-role to let ssm_rules make a role of least privilege"
         )
+
+
+# profiles/sagemaker ships default-storage-prefix s3://your-bucket/...: a placeholder
+PLACEHOLDER_BUCKETS = frozenset({"your-bucket", "my-bucket", "bucket"})
+
+
+STORAGE_FIX = "pass --default-storage-prefix s3://<your bucket>/<prefix> (or set it in the profile)"
+
+
+def storage_prefix_problem(prefix: str) -> str | None:
+    """What is wrong with ``--default-storage-prefix`` that needs no call to see: the profile's
+    placeholder bucket, a malformed bucket name (also checked by ``snakemake -n``)."""
+    if not prefix.startswith("s3://"):
+        return None
+    bucket = prefix[len("s3://") :].split("/", 1)[0]
+    if bucket in PLACEHOLDER_BUCKETS:
+        return (
+            f"--default-storage-prefix {prefix!r} still names the placeholder bucket "
+            f"{bucket!r} of the sagemaker profile: {STORAGE_FIX}"
+        )
+    problem = bucket_name_problem(bucket)
+    return f"--default-storage-prefix {prefix!r}: {problem}" if problem else None
+
+
+def check_storage_bucket(s3: Any, prefix: str, staging_bucket: str | None = None) -> None:
+    """The bucket of ``--default-storage-prefix`` exists and these credentials reach it,
+    before any job runs (else each job's outputs fail at the end, after it was paid for:
+    NoSuchBucket). No ExpectedBucketOwner: the user's storage may be another account's; the
+    staging bucket itself was checked (with its owner) when the run started."""
+    problem = storage_prefix_problem(prefix)
+    if problem:
+        raise AwsSetupError(problem)
+    if not prefix.startswith("s3://"):
+        return
+    bucket = prefix[len("s3://") :].split("/", 1)[0]
+    if bucket == staging_bucket:
+        return
+    fix = STORAGE_FIX
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception as e:
+        code = error_code(e)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            raise AwsSetupError(
+                f"--default-storage-prefix {prefix!r}: bucket {bucket} does not exist: create "
+                f"it (aws s3 mb s3://{bucket}) or {fix}"
+            ) from e
+        if code in ("403", "AccessDenied", "Forbidden"):
+            raise AwsSetupError(
+                f"--default-storage-prefix {prefix!r}: bucket {bucket} is not accessible with "
+                f"these credentials (another account's, or no s3:ListBucket): {fix}"
+            ) from e
+        raise AwsSetupError(
+            f"could not check the storage bucket {bucket} (S3 HeadBucket): {aws_error(e)}: "
+            f"check your credentials and network, or {fix}"
+        ) from e

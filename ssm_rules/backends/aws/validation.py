@@ -6,7 +6,8 @@ inputs were uploaded. Walking ``operation_model(...).input_shape`` finds all of 
 The model ships with botocore, so no credentials or network are needed.
 
 One exception: an ``InstanceType`` that the installed botocore does not list but that has the
-form ``ml.<family>.<size>`` is only a warning. AWS launches instance types before botocore's
+form ``ml.<family>.<size>`` is only a warning (ssm_rules.instance_types: the same check as
+for resources and settings). AWS launches instance types before botocore's
 enum knows them, and the service (not the enum) is the authority.
 """
 
@@ -23,16 +24,11 @@ from typing import Any
 
 from ssm_rules.backends.aws.errors import InvalidRequestError
 from ssm_rules.backends.base import JobRequest, JobType
+from ssm_rules.instance_types import is_well_formed
 
 log = logging.getLogger(__name__)
 
 OPERATIONS = {JobType.TRAINING: "CreateTrainingJob", JobType.PROCESSING: "CreateProcessingJob"}
-# ml.<family>.<size>: a family is letters + generation (+ attributes, maybe a dash part:
-# ml.p6-b200.48xlarge, ml.m7i-flex.large); a size is an EC2 size word. A typo in the size
-# ("ml.m5.larg") is not well-formed, so it stays an error with its close match.
-INSTANCE_TYPE_FORM = re.compile(
-    r"ml\.[a-z]+\d+[a-z0-9]*(-[a-z0-9]+)*\.(nano|micro|small|medium|large|\d*xlarge|metal)"
-)
 MAX_SHOWN_VALUE = 80
 MAX_LISTED_ENUM = 12
 
@@ -218,7 +214,7 @@ class _Walker:
     def _string(self, shape: Any, value: str, path: str) -> None:
         enum = shape.enum
         if enum and value not in enum:
-            if path.rsplit(".", 1)[-1] == "InstanceType" and INSTANCE_TYPE_FORM.fullmatch(value):
+            if path.rsplit(".", 1)[-1] == "InstanceType" and is_well_formed(value):
                 self.found.warnings.append(Problem(path, self._instance_warning(value)))
                 return
             self.error(path, _enum_message(value, enum))

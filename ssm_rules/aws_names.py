@@ -1,0 +1,65 @@
+"""AWS region and S3 bucket names, checked before any call (pure; botocore's data, no network).
+
+A region that does not exist otherwise surfaces as a failed connection ("check your
+credentials and network") or as a missing framework image; a malformed bucket name as an S3
+error after STS was called. Both are typing mistakes: say so, with a close match.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+
+# S3 general purpose bucket naming rules (Amazon S3 User Guide, "Bucket naming rules")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+IP_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+@functools.cache
+def sagemaker_regions() -> frozenset[str]:
+    """Every region of every partition in which botocore knows a SageMaker endpoint."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("sagemaker", partition_name=partition)
+    )
+
+
+def region_problem(region: str) -> str | None:
+    """Why ``region`` is not a SageMaker region, with the fix; None when it is one."""
+    known = sagemaker_regions()
+    if region in known:
+        return None
+    close = difflib.get_close_matches(region, sorted(known), n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(map(repr, close))}?" if close else "write e.g. 'us-east-1'"
+    return (
+        f"region {region!r} is not a region with SageMaker: {hint} (a region newer than this "
+        "botocore needs pip install -U botocore)"
+    )
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an S3 bucket name, with the fix; None when it can."""
+    why = None
+    if not BUCKET_NAME.fullmatch(name):
+        why = (
+            "3-63 lower-case letters, digits, '.' and '-', starting and ending with a "
+            "letter or digit"
+        )
+    elif ".." in name:
+        why = "no two adjacent periods"
+    elif IP_ADDRESS.fullmatch(name):
+        why = "not an IP address"
+    elif name.startswith(RESERVED_BUCKET_PREFIXES) or name.endswith(RESERVED_BUCKET_SUFFIXES):
+        why = "its prefix or suffix is reserved by S3"
+    if why is None:
+        return None
+    return (
+        f"{name!r} is not an S3 bucket name ({why}): write your bucket's name, e.g. 'my-ml-bucket'"
+    )
