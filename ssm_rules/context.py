@@ -48,7 +48,7 @@ def local_context(settings: ExecutorSettings, workdir: Path) -> RunContext:
     root = (workdir / settings.local_root).resolve()
     return RunContext(
         backend_name="local",
-        backend=LocalBackend(root / "jobs"),
+        backend=LocalBackend(root / "jobs", skip_requirements=settings.local_skip_requirements),
         root=file_uri(root / "store", directory=True),
         region=settings.region or os.environ.get("AWS_DEFAULT_REGION") or LOCAL_REGION,
         role_arn=LOCAL_ROLE,
