@@ -143,6 +143,7 @@ class TaskSpec:
     output_names: tuple[str | None, ...] = ()  # the rule's name of each output, in order
     # what a Snakemake-style Python script: sees as `snakemake` (in-job paths), else None
     snakemake_object: dict[str, Any] | None = None
+    wildcards: tuple[tuple[str, str], ...] = ()  # (name, value), in the rule's order
 
     @property
     def named_outputs(self) -> list[tuple[str, Output]]:
@@ -200,6 +201,7 @@ def build_spec(
     return TaskSpec(
         rule=view.rule,
         task_id=task_id(view.rule, view.wildcards),
+        wildcards=tuple((str(k), str(v)) for k, v in view.wildcards.items()),
         job_type=job_type,
         kind=kind,
         program=program,

@@ -295,7 +295,9 @@ class JobRun:
         if requirements is None:
             return None
         cache = Path(
-            os.environ.get(requirements_env.CACHE_ENV) or self.jobdir.path.parent / ".python-envs"
+            # LocalBackend sets it; else beside the jobs root, as LocalBackend.env_cache
+            os.environ.get(requirements_env.CACHE_ENV)
+            or self.jobdir.path.parent.parent / "python-envs"
         )
         if requirements_env.skip_requested():
             env = requirements_env.cached(cache, requirements.read_text(errors="replace"))
