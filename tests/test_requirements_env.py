@@ -29,11 +29,11 @@ from worker_toolkit import launcher
 from worker_toolkit._requirements import failing_line
 
 
-def build_wheel(where: Path, name: str = "tinypkg", version: str = "1.0") -> Path:
-    """A pure-Python wheel whose module ``name`` has ``VERSION = version``."""
+def build_wheel(where: Path, name: str = "tinypkg", version: str = "1.0", body: str = "") -> Path:
+    """A pure-Python wheel whose module ``name`` has ``VERSION = version`` (and ``body``)."""
     dist = f"{name}-{version}.dist-info"
     files = {
-        f"{name}/__init__.py": f"VERSION = {version!r}\n",
+        f"{name}/__init__.py": f"VERSION = {version!r}\n{body}",
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
         "Tag: py3-none-any\n",
@@ -83,11 +83,25 @@ def test_installed_once_per_hash_layered_over_this_python(tmp_path: Path, wheels
 
     again = renv.ensure(cache, code / "requirements.txt")
     assert (again.path, again.installed) == (first.path, False)
-    assert renv.cached(cache, (code / "requirements.txt").read_text()) == again
+    assert renv.cached(cache, code / "requirements.txt") == again
 
     (code / "requirements.txt").write_text(requirements(wheels, "tinypkg"))
     other = renv.ensure(cache, code / "requirements.txt")
     assert other.installed and other.path != first.path
+
+
+def test_a_rebuilt_local_wheel_is_a_new_environment(tmp_path: Path) -> None:
+    """Same requirements text, same version, other code in the wheel it names: a fresh
+    container would install the new code, so the cache must not serve the old."""
+    code = tmp_path / "code"
+    build_wheel(code / "wheels", body="FLAVOUR = 'old'\n")
+    (code / "requirements.txt").write_text("./wheels/tinypkg-1.0-py3-none-any.whl\n")
+    old = renv.ensure(tmp_path / "envs", code / "requirements.txt")
+    build_wheel(code / "wheels", body="FLAVOUR = 'new'\n")
+    new = renv.ensure(tmp_path / "envs", code / "requirements.txt")
+    assert old.installed and new.installed and new.path != old.path
+    probe = [new.python, "-c", "import tinypkg; print(tinypkg.FLAVOUR)"]
+    assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "new"
 
 
 def test_concurrent_installs_of_one_hash_do_not_race(tmp_path: Path, wheels: Path) -> None:
@@ -123,7 +137,7 @@ def test_failed_install_names_the_line(tmp_path: Path, wheels: Path) -> None:
     assert 'ExtraInfo "requirements.txt line 5: No_Such.Pkg==2.0"' in text
     assert "-m pip install -r requirements.txt" in text
     # nothing half-built is taken for an environment
-    assert renv.cached(tmp_path / "envs", (tmp_path / "requirements.txt").read_text()) is None
+    assert renv.cached(tmp_path / "envs", tmp_path / "requirements.txt") is None
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -78,17 +79,51 @@ def skip_requested(env: Mapping[str, str] = os.environ) -> bool:
     return env.get(SKIP_ENV, "") not in ("", "0")
 
 
-def environment_key(requirements: str, python: str = sys.executable) -> str:
-    """The cache key: the requirements as written, and the interpreter they layer over."""
+def environment_key(requirements_file: Path) -> str:
+    """The cache key: the requirements as written, the local files they name (a wheel or a
+    directory beside them, ``-r``/``-c`` files: a rebuilt wheel of the same version is new
+    code, which a fresh container would install), and the interpreter they layer over."""
     digest = hashlib.sha256()
-    for part in (requirements, os.path.realpath(python), sys.version, *_base_site_dirs()):
+    requirements = requirements_file.read_bytes()
+    for part in (os.path.realpath(sys.executable), sys.version, *_base_site_dirs()):
         digest.update(part.encode() + b"\0")
+    digest.update(requirements + b"\0")
+    for path in _local_references(requirements_file.parent, requirements.decode(errors="replace")):
+        digest.update(str(path.relative_to(requirements_file.parent)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16]
 
 
-def cached(cache: Path, requirements: str) -> Environment | None:
+_SKIPPED_DIRS = {".git", "__pycache__", ".venv", "build", "dist", ".eggs"}
+
+
+def _local_references(base: Path, requirements: str) -> list[Path]:
+    """Files under ``base`` named by the requirements (relative paths, ``file:`` URLs),
+    directories walked; anything outside ``base`` or not there is not ours to hash."""
+    found: set[Path] = set()
+    root = base.resolve()
+    for line in requirements.splitlines():
+        for token in re.split(r"[\s=@]+", line.split("#", 1)[0]):
+            token = token.removeprefix("file://")
+            if not token or token.startswith("-"):
+                continue
+            candidate = (root / token).resolve()
+            if candidate != root and root not in candidate.parents:
+                continue
+            if candidate.is_file():
+                found.add(candidate)
+            elif candidate.is_dir():
+                found.update(
+                    p
+                    for p in candidate.rglob("*")
+                    if p.is_file() and not _SKIPPED_DIRS.intersection(p.relative_to(root).parts)
+                )
+    return sorted(found)
+
+
+def cached(cache: Path, requirements_file: Path) -> Environment | None:
     """The environment for these requirements if one was built already (no install)."""
-    path = cache / environment_key(requirements)
+    path = cache / environment_key(requirements_file)
     if (path / COMPLETE_MARKER).is_file():
         return Environment(path, installed=False, log=f"using the cached environment {path}")
     return None
@@ -99,13 +134,13 @@ def ensure(cache: Path, requirements_file: Path) -> Environment:
     the container, so relative paths in it resolve against the code), built if needed."""
     requirements = requirements_file.read_text(errors="replace")
     cache.mkdir(parents=True, exist_ok=True)
-    key = environment_key(requirements)
+    key = environment_key(requirements_file)
     path = cache / key
     with open(cache / f"{key}.lock", "w") as lock:
         # flock: released by the kernel when the holder dies, so a killed install never
         # leaves the others waiting forever; they find no marker and build it again.
         fcntl.flock(lock, fcntl.LOCK_EX)
-        found = cached(cache, requirements)
+        found = cached(cache, requirements_file)
         if found is not None:
             return found
         shutil.rmtree(path, ignore_errors=True)

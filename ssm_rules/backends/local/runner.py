@@ -300,7 +300,7 @@ class JobRun:
             or self.jobdir.path.parent.parent / "python-envs"
         )
         if requirements_env.skip_requested():
-            env = requirements_env.cached(cache, requirements.read_text(errors="replace"))
+            env = requirements_env.cached(cache, requirements)
             if env is None:
                 self.python_notes.append(
                     f"local backend: not installing requirements.txt ({requirements_env.SKIP_ENV}"
