@@ -43,6 +43,7 @@ from ssm_rules.backends.local.sandbox import (
     remap_arg,
 )
 from ssm_rules.objects import S3Objects
+from ssm_rules.safe_tar import read_member
 from worker_toolkit import contract
 
 log = logging.getLogger("ssm_rules.local.runner")
@@ -281,6 +282,8 @@ class JobRun:
             return found if found.is_file() else None
         bundle = self.sandboxes[0].real(contract.PROCESSING_CODE_DIR) / contract.CODE_BUNDLE_NAME
         if not bundle.is_file():
+            return None
+        if read_member(bundle, requirements_env.REQUIREMENTS_FILE) is None:
             return None
         code = self.jobdir.work_dir / "processing-code"
         if not code.is_dir():
