@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -137,6 +138,15 @@ def test_failed_install_names_the_line(tmp_path: Path, wheels: Path) -> None:
     assert 'ExtraInfo "requirements.txt line 5: No_Such.Pkg==2.0"' in text
     assert "-m pip install -r requirements.txt" in text
     # nothing half-built is taken for an environment
+    assert renv.cached(tmp_path / "envs", tmp_path / "requirements.txt") is None
+
+
+def test_a_stop_kills_the_install(tmp_path: Path, wheels: Path) -> None:
+    (tmp_path / "requirements.txt").write_text(requirements(wheels, "tinypkg"))
+    started = time.monotonic()
+    with pytest.raises(renv.InstallInterrupted):
+        renv.ensure(tmp_path / "envs", tmp_path / "requirements.txt", lambda: True)
+    assert time.monotonic() - started < 2  # pip is killed at once, not waited for
     assert renv.cached(tmp_path / "envs", tmp_path / "requirements.txt") is None
 
 

@@ -31,7 +31,9 @@ import site
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Mapping
+import tempfile
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,19 +44,19 @@ CACHE_ENV = "SSM_LOCAL_ENV_CACHE"  # where the environments are kept (set by Loc
 COMPLETE_MARKER = ".ssm-complete"
 BASE_PTH = "_ssm_base_environment.pth"
 INSTALL_TIMEOUT_SECONDS = 3600
+POLL_SECONDS = 0.1
 
 
 class RequirementsError(Exception):
     """pip could not install the requirements: ``str()`` is the job's FailureReason body."""
 
     def __init__(self, command: str, exit_code: int, output: str, culprit: str | None) -> None:
-        self.command, self.exit_code, self.output, self.culprit = (
-            command,
-            exit_code,
-            output,
-            culprit,
-        )
+        self.output = output  # pip's whole output, for the job's log
         super().__init__(install_failure_text(command, exit_code, output, culprit))
+
+
+class InstallInterrupted(Exception):
+    """The job was stopped while pip ran."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,6 @@ class Environment:
     @property
     def python(self) -> str:
         return str(self.path / "bin" / "python")
-
-    @property
-    def bin_dir(self) -> str:
-        return str(self.path / "bin")
 
 
 def skip_requested(env: Mapping[str, str] = os.environ) -> bool:
@@ -129,9 +127,12 @@ def cached(cache: Path, requirements_file: Path) -> Environment | None:
     return None
 
 
-def ensure(cache: Path, requirements_file: Path) -> Environment:
+def ensure(
+    cache: Path, requirements_file: Path, interrupted: Callable[[], bool] = lambda: False
+) -> Environment:
     """The environment for ``requirements_file`` (run from its directory, as pip -r is in
-    the container, so relative paths in it resolve against the code), built if needed."""
+    the container, so relative paths in it resolve against the code), built if needed.
+    ``interrupted()`` true: pip is killed and InstallInterrupted raised."""
     requirements = requirements_file.read_text(errors="replace")
     cache.mkdir(parents=True, exist_ok=True)
     key = environment_key(requirements_file)
@@ -145,7 +146,7 @@ def ensure(cache: Path, requirements_file: Path) -> Environment:
             return found
         shutil.rmtree(path, ignore_errors=True)
         _create_layered_venv(path)
-        log = _pip_install(path, requirements_file, requirements)
+        log = _pip_install(path, requirements_file, requirements, interrupted)
         (path / COMPLETE_MARKER).write_text(requirements)
         return Environment(path, installed=True, log=log)
 
@@ -172,7 +173,9 @@ def _create_layered_venv(path: Path) -> None:
     Path(purelib, BASE_PTH).write_text("\n".join(_base_site_dirs()) + "\n")
 
 
-def _pip_install(path: Path, requirements_file: Path, requirements: str) -> str:
+def _pip_install(
+    path: Path, requirements_file: Path, requirements: str, interrupted: Callable[[], bool]
+) -> str:
     argv = [
         sys.executable,
         "-m",
@@ -187,23 +190,30 @@ def _pip_install(path: Path, requirements_file: Path, requirements: str) -> str:
     ]
     shown = f"{sys.executable} -m pip install -r {REQUIREMENTS_FILE}"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_TARGET")}
-    try:
-        done = subprocess.run(
+    with tempfile.TemporaryFile("w+", errors="replace") as out:
+        proc = subprocess.Popen(
             argv,
             cwd=requirements_file.parent,
             env=env,
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=INSTALL_TIMEOUT_SECONDS,
-            check=False,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
-    except subprocess.TimeoutExpired as e:
-        raise RequirementsError(shown, 1, f"timed out after {e.timeout} s", None) from None
-    output = done.stdout + done.stderr
-    if done.returncode != 0:
-        raise RequirementsError(
-            shown, done.returncode, output, failing_line(requirements, done.stderr or output)
-        )
+        deadline = time.monotonic() + INSTALL_TIMEOUT_SECONDS
+        # A stop (StopTrainingJob) must not wait for a long install: a container being
+        # stopped is killed whatever it is doing.
+        while proc.poll() is None:
+            if interrupted() or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                if interrupted():
+                    raise InstallInterrupted(f"pip install -r {requirements_file} was stopped")
+                raise RequirementsError(
+                    shown, 1, f"ERROR: timed out after {INSTALL_TIMEOUT_SECONDS} s", None
+                )
+            time.sleep(POLL_SECONDS)
+        out.seek(0)
+        output = out.read()
+    if proc.returncode != 0:
+        raise RequirementsError(shown, proc.returncode, output, failing_line(requirements, output))
     return output

@@ -314,7 +314,9 @@ class JobRun:
         else:
             self.python_notes.append("local backend: installing requirements.txt")
             try:
-                env = requirements_env.ensure(cache, requirements)
+                env = requirements_env.ensure(cache, requirements, lambda: self.stop_requested)
+            except requirements_env.InstallInterrupted:
+                raise Stopped() from None
             except requirements_env.RequirementsError as e:
                 self.python_notes.append(e.output.rstrip())
                 self._log_without_program(self.python_notes)
