@@ -8,6 +8,7 @@ always run on the local machine when there is no shared file system, never submi
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -194,3 +195,24 @@ def runs_here_by_rule(workflow: Any, rule: Any) -> bool:
         or getattr(rule, "norun", False)
         or getattr(rule, "is_template_engine", False)
     )
+
+
+class _NoEmptyShellCommand(logging.Filter):
+    """Drops the ``Shell command: None`` record of a job without a ``shell:`` body."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from snakemake_interface_logger_plugins.common import LogEvent
+
+        empty = getattr(record, "shellcmd", "") is None
+        return not (getattr(record, "event", None) == LogEvent.SHELLCMD and empty)
+
+
+def hide_empty_shell_commands() -> None:
+    """Every job Snakemake hands an executor is printed by ``Job.log_info``, which logs
+    ``f"Shell command: {self.shellcmd}"`` (LogEvent.SHELLCMD) even for a ``script:`` rule,
+    whose shellcmd is None; with ``--printshellcmds`` (Snakemake's default) the line is shown.
+    A filter on Snakemake's logger drops just those records (idempotent)."""
+    from snakemake.logging import logger
+
+    if not any(isinstance(f, _NoEmptyShellCommand) for f in logger.filters):
+        logger.addFilter(_NoEmptyShellCommand())

@@ -67,7 +67,7 @@ def local_context(settings: ExecutorSettings, workdir: Path, logger: Any = None)
     return RunContext(
         build_image=_local_image,
         backend_name="local",
-        backend=LocalBackend(root / "jobs"),
+        backend=LocalBackend(root / "jobs", skip_requirements=settings.local_skip_requirements),
         root=file_uri(root / "store", directory=True),
         region=region,
         role_arn=LOCAL_ROLE,

@@ -23,7 +23,11 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from ssm_rules import docker_images, manifest_file, scratch, staging
-from ssm_rules._snakemake_internals import forget_storage_folders, is_forced
+from ssm_rules._snakemake_internals import (
+    forget_storage_folders,
+    hide_empty_shell_commands,
+    is_forced,
+)
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
 from ssm_rules.context import RunContext, make_context
 from ssm_rules.identity import (
@@ -97,6 +101,7 @@ class Executor(RemoteExecutor):
         if left:
             self.logger.debug(f"removed the scratch files of {len(left)} killed client(s)")
         self.ctx: RunContext = make_context(self.settings, Path.cwd(), self.logger)
+        hide_empty_shell_commands()  # our script: jobs would each print "Shell command: None"
         if self.settings.poll_interval is not None:
             self.next_seconds_between_status_checks = self.settings.poll_interval
         self._bundles: dict[tuple[Any, ...], tuple[str, str]] = {}
@@ -211,8 +216,11 @@ class Executor(RemoteExecutor):
         # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
         self._track(place.job_name, request.job_type)
         ctx.backend.submit(request)
+        # the name holds the wildcard values only as far as 63 characters allow: say them here
+        wildcards = ", ".join(f"{k}={v}" for k, v in spec.wildcards)
         self.logger.info(
             f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
+            f"{f'for {wildcards} ' if wildcards else ''}"
             f"({spec.instance.count} x {spec.instance.instance_type}"
             f"{', spot' if spec.instance.spot else ''})"
         )
@@ -239,7 +247,7 @@ class Executor(RemoteExecutor):
         ):
             restore_state = bool(ctx.store(spec.state_prefix).list(spec.state_prefix))
         return Placement(
-            job_name=job_name(spec.rule, token=secrets.token_hex(3)),
+            job_name=job_name(spec.rule, spec.wildcards, token=secrets.token_hex(3)),
             code_uri=code_uri or ctx.root + "code/0/sourcedir.tar.gz",
             # planning: a storage input's own URI (the role must read it), staged ones a stand-in
             channel_uris={

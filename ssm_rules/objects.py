@@ -9,8 +9,8 @@ as S3's ListObjectsV2 does; a ``file://`` prefix is matched the same way on the 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -139,10 +139,26 @@ def _info(path: str) -> ObjectInfo:
     return ObjectInfo(file_uri(path), path, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
 
 
+def temp_sibling(path: Path) -> Path:
+    """A new empty file beside ``path``, to be renamed onto it, made with the user's umask.
+
+    ``tempfile.mkstemp`` creates files 0600 and ``os.replace`` keeps the mode, so every
+    artifact, log and manifest written through it would be private to its owner. Created
+    here with ``O_CREAT | O_EXCL`` and mode 0666, the kernel applies the umask, as for any
+    file a program writes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.parent / f".ssm-tmp-{secrets.token_hex(8)}"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+
+
 def _atomic_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ssm-tmp-", dir=dst.parent)
-    os.close(fd)
+    tmp = temp_sibling(dst)
     try:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
@@ -217,13 +233,11 @@ class S3Objects:
     def download(self, uri: str, path: Path) -> None:
         u = ObjectURI.parse(uri)
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".ssm-tmp-", dir=path.parent)
-        os.close(fd)
+        tmp = temp_sibling(path)
         try:
             with _failing_as(f"downloading {uri} (S3 GetObject)"):
                 self.client.download_file(
-                    u.bucket, u.key, tmp, ExtraArgs=self._owner(u.bucket) or None
+                    u.bucket, u.key, str(tmp), ExtraArgs=self._owner(u.bucket) or None
                 )
             os.replace(tmp, path)
         except BaseException:

@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +58,15 @@ class Placement:
 JOB_SUFFIX_LENGTH = len("-MMDDHHMMSS-abcdef")
 
 
+def _slug(text: str) -> str:
+    """Letters and digits, every other run of characters one '-' (SageMaker's name pattern)."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9]", "-", text)).strip("-")
+
+
 def job_name_prefix(rule: str) -> str:
-    """The rule's part of its job names (also what finding its earlier jobs filters on)."""
-    slug = re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9]", "-", rule)).strip("-")
+    """The rule's part of its job names (also what finding its earlier jobs filters on: every
+    job of the rule, whatever its wildcards, starts with it; the task tag tells them apart)."""
+    slug = _slug(rule)
     if not slug:
         raise SpecError(
             f"rule {rule!r}: its name has no letter or digit, so it cannot start a "
@@ -68,10 +75,28 @@ def job_name_prefix(rule: str) -> str:
     return slug[: MAX_JOB_NAME - JOB_SUFFIX_LENGTH].rstrip("-") + "-"
 
 
-def job_name(rule: str, now: float | None = None, token: str | None = None) -> str:
-    """``<rule>-<MMDDHHMMSS>-<6 hex>``: readable, unique per submission, valid for SageMaker."""
+def wildcards_part(rule: str, wildcards: Sequence[tuple[str, str]]) -> str:
+    """The wildcard values as far as the name has room, '-'-joined and ending with '-': the
+    jobs of a sweep (``lr=0.01``, ``lr=0.1``) read apart in the console (``train-0-01-...``,
+    ``train-0-1-...``). Cut at the 63-character limit: the task tag holds them whole."""
+    # name = prefix + part + "MMDDHHMMSS-abcdef"; part = values + "-"
+    room = max(0, MAX_JOB_NAME - JOB_SUFFIX_LENGTH - len(job_name_prefix(rule)))
+    values = _slug("-".join(value for _, value in wildcards))
+    part = values[:room].rstrip("-")
+    return part + "-" if part else ""
+
+
+def job_name(
+    rule: str,
+    wildcards: Sequence[tuple[str, str]] = (),
+    now: float | None = None,
+    token: str | None = None,
+) -> str:
+    """``<rule>-<wildcard values>-<MMDDHHMMSS>-<6 hex>``: readable, unique per submission,
+    valid for SageMaker (``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``)."""
     stamp = time.strftime("%m%d%H%M%S", time.gmtime(now if now is not None else time.time()))
-    name = f"{job_name_prefix(rule)}{stamp}-{token or secrets.token_hex(3)}"
+    head = job_name_prefix(rule) + wildcards_part(rule, wildcards)
+    name = f"{head}{stamp}-{token or secrets.token_hex(3)}"
     assert JOB_NAME.fullmatch(name) and len(name) <= MAX_JOB_NAME, name
     return name
 

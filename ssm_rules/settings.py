@@ -75,6 +75,13 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=".ssm_rules",
         metadata=_meta("Local backend: directory for job sandboxes and staged objects."),
     )
+    local_skip_requirements: bool = field(
+        default=False,
+        metadata=_meta(
+            "Local backend: do not pip-install the jobs' requirements.txt (offline work); a "
+            "cached environment of earlier runs is still used. Also SSM_LOCAL_SKIP_REQUIREMENTS=1."
+        ),
+    )
     detach: bool = field(
         default=False,
         metadata=_meta(

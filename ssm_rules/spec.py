@@ -166,6 +166,7 @@ class TaskSpec:
     # job(distribution=...) as the SDK sends it: hyperparameters for the framework container
     distribution_hps: tuple[tuple[str, Any], ...] = ()
     dockerfile: Path | None = None  # job(dockerfile=...): the build context of the job's image
+    wildcards: tuple[tuple[str, str], ...] = ()  # (name, value), in the rule's order
 
     @property
     def named_outputs(self) -> list[tuple[str, Output]]:
@@ -254,6 +255,7 @@ def build_spec(
     return TaskSpec(
         rule=view.rule,
         task_id=task_id(view.rule, view.wildcards),
+        wildcards=tuple((str(k), str(v)) for k, v in view.wildcards.items()),
         job_type=job_type,
         kind=kind,
         program=program,

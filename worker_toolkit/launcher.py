@@ -32,6 +32,7 @@ from typing import IO, Any
 from . import _common as u
 from . import _jobenv, _outputs
 from . import contract as c
+from ._requirements import REQUIREMENTS_FILE, failing_line, install_failure_text
 from ._tarballs import extract_tarball
 from .snakemake_script import ENV_SNAKEMAKE
 
@@ -421,21 +422,41 @@ def run_setup(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:
 _SHELL_OWN = frozenset({"_", "SHLVL", "PWD", "OLDPWD", "BASH_EXECUTION_STRING"})
 
 
-def install_requirements(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:
+def install_requirements(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> str | None:
     """Processing jobs: ``pip install -r requirements.txt`` from the code bundle, as the
     training toolkit does before a training job's entry point (on training jobs that toolkit
-    already did it, so nothing is done here). The local backend runs jobs with this
-    machine's Python and sets SSM_LOCAL_BACKEND: installing there would change the user's
-    environment, so it only says what it skips."""
-    requirements = code_dir / "requirements.txt"
+    already did it, so nothing is done here). The local backend sets SSM_LOCAL_BACKEND: it
+    installed the file itself, before the job started, into a cached environment layered
+    over this machine's Python (the one running this launcher), which must stay untouched.
+
+    None when there was nothing to do or the install worked; else the failure file's text,
+    as the toolkit's InstallRequirementsError tells it, with the line of the file at fault.
+    """
+    requirements = code_dir / REQUIREMENTS_FILE
     if task.get("job_type") != "processing" or not requirements.is_file():
-        return 0
+        return None
     if env.get("SSM_LOCAL_BACKEND"):
-        _log("local backend: not installing requirements.txt into this machine's Python")
-        return 0
+        _log(f"local backend: {REQUIREMENTS_FILE} was the backend's to install: {sys.executable}")
+        return None
     _log(f"Installing {requirements}")
-    cmd = [sys.executable, "-m", "pip", "install", "-r", str(requirements)]
-    return subprocess.call(cmd, cwd=code_dir, env=env)
+    cmd = [sys.executable, "-m", "pip", "install", "-r", REQUIREMENTS_FILE]
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=code_dir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    _pump(proc.stdout, tail)  # pip's output is the job's log, as in the toolkit
+    rc = proc.wait()
+    if rc == 0:
+        return None
+    output = "\n".join(tail)
+    culprit = failing_line(requirements.read_text(errors="replace"), output)
+    return install_failure_text(shlex.join(cmd), rc, output, culprit) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -450,10 +471,10 @@ def main(argv: list[str] | None = None) -> int:
         write_failure(root, f"ExitCode {LAUNCH_ERROR_EXIT}: ssm_launch: {exc}\n")
         return LAUNCH_ERROR_EXIT
     what = describe(task, args)
-    rc = install_requirements(task, _code_dir(), env)
-    if rc != 0:
-        write_failure(root, f"ExitCode {rc}: pip install -r requirements.txt failed\n")
-        return rc
+    install_failure = install_requirements(task, _code_dir(), env)
+    if install_failure is not None:
+        write_failure(root, install_failure)
+        return 1
     rc = run_setup(task, _code_dir(), env)
     if rc != 0:
         return rc

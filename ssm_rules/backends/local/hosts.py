@@ -133,10 +133,11 @@ def mount_mode() -> MountMode:
     return _probed_mode()
 
 
-def container_env(extra_path: Sequence[str] = ()) -> dict[str, str]:
+def container_env(extra_path: Sequence[str] = (), python: str = sys.executable) -> dict[str, str]:
     """The image's environment: this machine's, minus what a job must not see.
 
-    The image's python is this interpreter, so its directory leads PATH.
+    The image's python is ``python`` (this interpreter, or the environment layered over it
+    that holds the job's requirements.txt), so its directory leads PATH.
     ``PYTHONUNBUFFERED`` is set as SageMaker's framework images set it, so logs stream.
     """
     env = {
@@ -144,7 +145,7 @@ def container_env(extra_path: Sequence[str] = ()) -> dict[str, str]:
         for k, v in os.environ.items()
         if k in _KEEP_AWS or not (k.startswith(_DROP_PREFIXES) or k in _DROP_NAMES)
     }
-    path = [os.path.dirname(sys.executable), *extra_path, env.get("PATH", os.defpath)]
+    path = [os.path.dirname(python), *extra_path, env.get("PATH", os.defpath)]
     env["PATH"] = os.pathsep.join(p for p in path if p)
     env["PYTHONUNBUFFERED"] = "TRUE"
     env["PYTHONDONTWRITEBYTECODE"] = "TRUE"

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from ssm_rules.objects import temp_sibling
 
 RUNNER_MODULE = "ssm_rules.backends.local.runner"
 
@@ -27,10 +28,9 @@ def now_iso() -> str:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Readers never see a half-written file: temp file in the same directory + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    tmp = temp_sibling(path)  # with the user's umask (mkstemp's would be 0600)
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "w") as f:
             json.dump(obj, f, indent=1, sort_keys=True, default=str)
         os.replace(tmp, path)
     except BaseException:

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from ssm_rules.backends.base import JobState, JobType
-from ssm_rules.backends.local import artifacts, channels, faults, hosts, status, toolkit
+from ssm_rules.backends.local import (
+    artifacts,
+    channels,
+    faults,
+    hosts,
+    requirements_env,
+    status,
+    toolkit,
+)
+from ssm_rules.backends.local.archives import safe_extract
 from ssm_rules.backends.local.hosts import Host, HostSpec, MountMode
 from ssm_rules.backends.local.jobdir import JobDir
 from ssm_rules.backends.local.sandbox import (
@@ -36,6 +45,7 @@ from ssm_rules.backends.local.sandbox import (
 )
 from ssm_rules.distribution import LAUNCHERS as DISTRIBUTION_LAUNCHERS
 from ssm_rules.objects import S3Objects
+from ssm_rules.safe_tar import read_member
 from worker_toolkit import contract
 
 log = logging.getLogger("ssm_rules.local.runner")
@@ -117,6 +127,8 @@ class JobRun:
         )
         self.running: list[Host] = []
         self.commands: dict[str, str | None] = {}
+        self.python = sys.executable  # the image's interpreter; see _prepare_python
+        self.python_notes: list[str] = []  # what happened to requirements.txt, for the logs
         self.spot = faults.spot_faults(self.name, self.body)
         self.interruptions_left = self.spot.interruptions
         self.began = time.monotonic()  # MaxWaitTimeInSeconds counts from here
@@ -176,6 +188,10 @@ class JobRun:
         self.check_stop()
         self.status.started()
         self.enter(status.TRAINING)
+        failure = self._prepare_python()
+        if failure is not None:
+            return JobState.FAILED, failure, ""
+        self.check_stop()
         self._start_hosts()
         verdict = self._watch()
         while isinstance(verdict, str):  # INTERRUPTED
@@ -260,15 +276,92 @@ class JobRun:
             for inp in self.body.get("ProcessingInputs") or []
         ]
 
+    def _requirements_file(self) -> Path | None:
+        """The requirements.txt the job's container would pip-install, if any.
+
+        Training (script mode): the toolkit installs the one in /opt/ml/code before running
+        the entry point. Processing: ssm_rules' launcher installs the one at the root of its
+        code bundle (the ``code`` input); here it leaves this machine's Python alone
+        (SSM_LOCAL_BACKEND), so the backend installs it instead, from the bundle unpacked
+        once into the job's work dir.
+        """
+        if self.job_type is JobType.TRAINING:
+            if not self._script_mode:
+                return None  # a custom entry point: no toolkit, nothing installs it
+            found = self.sandboxes[0].real(contract.CODE_DIR) / requirements_env.REQUIREMENTS_FILE
+            return found if found.is_file() else None
+        bundle = self.sandboxes[0].real(contract.PROCESSING_CODE_DIR) / contract.CODE_BUNDLE_NAME
+        if not bundle.is_file():
+            return None
+        if read_member(bundle, requirements_env.REQUIREMENTS_FILE) is None:
+            return None
+        code = self.jobdir.work_dir / "processing-code"
+        if not code.is_dir():
+            safe_extract(bundle, code)
+        found = code / requirements_env.REQUIREMENTS_FILE
+        return found if found.is_file() else None
+
+    def _prepare_python(self) -> str | None:
+        """Point the job at an environment holding its requirements.txt (installed once per
+        requirements hash, cached); the FailureReason when the install fails."""
+        requirements = self._requirements_file()
+        if requirements is None:
+            return None
+        cache = Path(
+            # LocalBackend sets it; else beside the jobs root, as LocalBackend.env_cache
+            os.environ.get(requirements_env.CACHE_ENV)
+            or self.jobdir.path.parent.parent / "python-envs"
+        )
+        if requirements_env.skip_requested():
+            env = requirements_env.cached(cache, requirements)
+            if env is None:
+                self.python_notes.append(
+                    f"local backend: not installing requirements.txt ({requirements_env.SKIP_ENV}"
+                    " / --sagemaker-local-skip-requirements): the job runs with this machine's"
+                    " Python"
+                )
+                return None
+        else:
+            self.python_notes.append("local backend: installing requirements.txt")
+            try:
+                env = requirements_env.ensure(cache, requirements, lambda: self.stop_requested)
+            except requirements_env.InstallInterrupted:
+                raise Stopped() from None
+            except requirements_env.RequirementsError as e:
+                self.python_notes.append(e.output.rstrip())
+                self._log_without_program(self.python_notes)
+                return f"AlgorithmError: {e}"[: contract.FAILURE_REASON_MAX]
+        self.python_notes.append(env.log.rstrip())
+        self.python_notes.append(f"local backend: the job's Python is {env.python}")
+        self.python = env.python
+        return None
+
+    def _log_without_program(self, lines: list[str]) -> None:
+        """Every host's log stream gets ``lines`` though no program starts: the container's
+        install output is in CloudWatch when the install fails (no process: Pid None)."""
+        for sb in self.sandboxes:
+            self._write_log_header(self.jobdir.host_log(sb.host), lines)
+            stream = f"{self.name}/{sb.host}-{int(time.time())}"
+            self.status.doc["Local"]["Hosts"].append(
+                {"Host": sb.host, "Pid": None, "LogStream": stream}
+            )
+        self.save()
+
+    @staticmethod
+    def _write_log_header(log_file: Path, lines: list[str]) -> None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a") as f:
+            f.write("\n".join(lines) + "\n")
+
     @property
     def _script_mode(self) -> bool:
         return not (self.body.get("AlgorithmSpecification") or {}).get("ContainerEntrypoint")
 
     def _host_spec(self, sb: Sandbox) -> tuple[HostSpec, list[str]]:
         """What runs on one host, and header lines for its log."""
-        env = hosts.container_env()
+        env = hosts.container_env(python=self.python)
         env.update({k: str(v) for k, v in (self.body.get("Environment") or {}).items()})
-        header: list[str] = []
+        header: list[str] = list(self.python_notes)
         command: str | None = None
         if self.job_type is JobType.TRAINING:
             env[contract.ENV_TRAINING_JOB_NAME] = self.name
@@ -278,7 +371,7 @@ class JobRun:
         if not sb.mounted:
             env[contract.ENV_OPT_ML_ROOT] = str(sb.root)
         if self.job_type is JobType.TRAINING and self._script_mode:
-            plan = toolkit.plan(self.body, sb, self.host_names, os.cpu_count() or 1)
+            plan = toolkit.plan(self.body, sb, self.host_names, os.cpu_count() or 1, self.python)
             env.update(plan.env)
             code = sb.visible(contract.CODE_DIR)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH")) if p)
@@ -293,7 +386,8 @@ class JobRun:
                 else self.body["AppSpecification"]
             )
             argv = toolkit.python_argv(
-                [*spec["ContainerEntrypoint"], *(spec.get("ContainerArguments") or [])]
+                [*spec["ContainerEntrypoint"], *(spec.get("ContainerArguments") or [])],
+                self.python,
             )
             if not sb.mounted:
                 argv = [remap_arg(a, sb) for a in argv]
@@ -325,9 +419,7 @@ class JobRun:
         for sb in self.sandboxes:
             spec, header = self._host_spec(sb)
             if header:
-                spec.log_file.parent.mkdir(parents=True, exist_ok=True)
-                with open(spec.log_file, "a") as f:
-                    f.write("\n".join(header) + "\n")
+                self._write_log_header(spec.log_file, header)
             host = Host(spec)
             self.running.append(host)
             local["Hosts"].append(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, LogEvent
-from ssm_rules.backends.local import status
+from ssm_rules.backends.local import requirements_env, status
 from ssm_rules.backends.local.hosts import kill_host
 from ssm_rules.backends.local.jobdir import (
     RUNNER_MODULE,
@@ -44,8 +44,11 @@ _SOURCE_ROOT = str(Path(__file__).resolve().parents[3])
 class LocalBackend:
     """A :class:`~ssm_rules.backends.base.Backend` that runs jobs on this machine."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, skip_requirements: bool = False) -> None:
         self.root = Path(root)
+        # one cache of requirements.txt environments for all jobs of this root (runner.py)
+        self.env_cache = self.root.parent / "python-envs"
+        self.skip_requirements = skip_requirements
 
     # --- Create*Job ---------------------------------------------------------------------
     def submit(self, request: JobRequest) -> None:
@@ -64,6 +67,9 @@ class LocalBackend:
         jobdir.logs_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
+        env.setdefault(requirements_env.CACHE_ENV, str(self.env_cache))
+        if self.skip_requirements:
+            env[requirements_env.SKIP_ENV] = "1"
         with open(jobdir.runner_log, "ab") as out:
             # The runner daemonizes (--detach): it survives its client, like a SageMaker
             # job, and has written runner.pid by the time this first process exits.
@@ -205,7 +211,8 @@ class LocalBackend:
     ) -> dict[str, Any]:
         log.warning("%s for %s; failing the job", what, jobdir.name)
         for host in doc.get("Local", {}).get("Hosts", []):
-            kill_host(int(host["Pid"]))
+            if host.get("Pid") is not None:  # None: a log stream without a process
+                kill_host(int(host["Pid"]))
         if job_type is JobType.TRAINING:
             self._save_checkpoints(jobdir, request, doc)
         st = status.StatusDoc(job_type, doc)

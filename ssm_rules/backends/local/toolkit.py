@@ -132,8 +132,15 @@ class ScriptPlan:
     warnings: tuple[str, ...] = ()
 
 
-def plan(body: dict[str, Any], sandbox: Sandbox, hosts: list[str], num_cpus: int) -> ScriptPlan:
-    """What ``train`` (the toolkit's entry) would execute on ``sandbox.host``."""
+def plan(
+    body: dict[str, Any],
+    sandbox: Sandbox,
+    hosts: list[str],
+    num_cpus: int,
+    python: str = sys.executable,
+) -> ScriptPlan:
+    """What ``train`` (the toolkit's entry) would execute on ``sandbox.host``, with
+    ``python`` as the image's interpreter."""
     raw = dict(body.get("HyperParameters") or {})
     sm, user = split_hyperparameters(decode_hyperparameters(raw))
     program = str(sm[contract.HP_PROGRAM])
@@ -234,22 +241,21 @@ def plan(body: dict[str, Any], sandbox: Sandbox, hosts: list[str], num_cpus: int
     env["SAGEMAKER_REGION"] = str(sm.get(contract.HP_REGION, ""))
     env[contract.ENV_JOB_NAME] = str(sm.get("sagemaker_job_name", job_name))
 
-    argv, warnings = _command(program, user_args, sandbox.real(contract.CODE_DIR))
+    argv, warnings = _command(program, user_args, sandbox.real(contract.CODE_DIR), python)
     return ScriptPlan(argv=argv, env=env, cwd=code_dir, warnings=warnings)
 
 
 def _command(
-    program: str, args: list[str], real_code_dir: Path
+    program: str, args: list[str], real_code_dir: Path, python: str
 ) -> tuple[list[str], tuple[str, ...]]:
-    """``ProcessRunner._create_command``, with this machine's interpreter as the image's."""
+    """``ProcessRunner._create_command``, with ``python`` as the image's interpreter (this
+    machine's, or the environment holding the job's requirements.txt)."""
     warnings: list[str] = []
-    if (real_code_dir / "requirements.txt").exists():
-        warnings.append("requirements.txt found: the local backend does not pip-install it")
     if (real_code_dir / "setup.py").exists():  # _entry_point_type.PYTHON_PACKAGE
         warnings.append("setup.py found: the local backend runs the module without installing")
-        return [sys.executable, "-m", program.replace(".py", ""), *args], tuple(warnings)
+        return [python, "-m", program.replace(".py", ""), *args], tuple(warnings)
     if program.endswith(".py"):  # PYTHON_PROGRAM
-        return [sys.executable, program, *args], tuple(warnings)
+        return [python, program, *args], tuple(warnings)
     # COMMAND: entry_point.install makes it executable (chmod 511 == 0o777)
     prog = real_code_dir / program
     if prog.exists():
@@ -258,10 +264,11 @@ def _command(
     return ["/bin/sh", "-c", f"./{program} {quoted}"], tuple(warnings)
 
 
-def python_argv(argv: list[str]) -> list[str]:
-    """ContainerEntrypoint: the image's ``python``/``python3`` is this machine's interpreter."""
+def python_argv(argv: list[str], python: str = sys.executable) -> list[str]:
+    """ContainerEntrypoint: the image's ``python``/``python3`` is ``python`` (this machine's
+    interpreter, or the environment holding the job's requirements.txt)."""
     if argv and (argv[0] in ("python", "python3") or _is_versioned_python(argv[0])):
-        return [sys.executable, *argv[1:]]
+        return [python, *argv[1:]]
     return list(argv)
 
 
