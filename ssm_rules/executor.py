@@ -8,7 +8,6 @@ after the backend reports the job Completed.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 from collections.abc import AsyncGenerator
@@ -24,17 +23,19 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from ssm_rules import staging
 from ssm_rules._snakemake_internals import is_forced
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
+from ssm_rules.budget import Budget
 from ssm_rules.context import RunContext, make_context
+from ssm_rules.dryrun import run_prices
 from ssm_rules.identity import IDENTITY_TAG, RULE_TAG, TASK_TAG, identity, input_version
-from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import render, write_log
 from ssm_rules.outcomes import Outcome, classify
+from ssm_rules.placing import placement
+from ssm_rules.plan import check_budget, check_jobs
 from ssm_rules.requests import (
     Placement,
     adopted_placement,
     build_request,
-    job_name,
     job_name_prefix,
     task_description,
     task_file_uri,
@@ -95,26 +96,18 @@ class Executor(RemoteExecutor):
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
+        self._budget: Budget | None = None  # with --sagemaker-max-cost
         self._check_plan()
 
     def _check_plan(self) -> None:
         """Validate every job this run will submit before submitting any: a typo in the last
-        rule must not surface hours (and dollars) into the pipeline. Each job's request is
-        built (its image resolved) and checked as it will be sent; nothing is uploaded."""
-        errors: dict[str, str] = {}
-        for job in self.workflow.dag.needrun_jobs():
-            if job.is_local or getattr(job.rule, "norun", False) or job.rule.name in errors:
-                continue
-            try:
-                spec = self._spec(view_of(job), plan=True)
-                self.ctx.validate(build_request(spec, self._placement(spec, plan=True)))
-            except WorkflowError as e:
-                errors[job.rule.name] = str(e)
-        if errors:
-            raise WorkflowError(
-                f"nothing was submitted: {len(errors)} rule(s) cannot run as SageMaker jobs:\n"
-                + "\n".join(errors.values())
-            )
+        rule must not surface hours (and dollars) into the pipeline (ssm_rules.plan, shared
+        with snakemake -n). With a budget, a plan whose worst case exceeds it is refused."""
+        planned = check_jobs(self.workflow.dag.needrun_jobs(), self.ctx, self.settings)
+        if self.settings.max_cost is not None:
+            prices = run_prices(self.ctx)
+            check_budget(planned, prices, self.settings.max_cost)
+            self._budget = Budget(self.settings.max_cost, prices)
 
     # --- submission ---------------------------------------------------------------------
 
@@ -163,9 +156,13 @@ class Executor(RemoteExecutor):
         place = self._placement(spec, code_uri, channel_uris, tags)
         request = build_request(spec, place)
         ctx.validate(request)
+        if self._budget is not None:  # refused before anything is deleted or sent
+            self._budget.admit(spec, place.job_name)
         staging.remove_stale_outputs(ctx.store, spec)
         adopted = self._adopt(spec, ident, forced)
         if adopted is not None:
+            if self._budget is not None:  # nothing new is billed for a job already paid for
+                self._budget.release(place.job_name)
             return adopted
         if spec.clean_state and spec.state_prefix:
             n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
@@ -193,34 +190,7 @@ class Executor(RemoteExecutor):
         tags: dict[str, str] | None = None,
         plan: bool = False,
     ) -> Placement:
-        """Where the job's things are. ``plan=True`` (checking the plan): nothing is staged
-        yet, so URIs are stand-ins of the right shape and nothing is listed."""
-        ctx = self.ctx
-        channel_uris = channel_uris or {}
-        restore_state = False
-        if (
-            not plan
-            and spec.job_type is JobType.PROCESSING
-            and spec.state_prefix
-            and not spec.clean_state
-        ):
-            restore_state = bool(ctx.store(spec.state_prefix).list(spec.state_prefix))
-        return Placement(
-            job_name=job_name(spec.rule, token=secrets.token_hex(3)),
-            code_uri=code_uri or ctx.root + "code/0/sourcedir.tar.gz",
-            channel_uris={c.name: channel_uris.get(c.name) or ctx.root for c in spec.channels},
-            jobs_uri=ctx.jobs_uri,
-            image_uri=image_uri(
-                spec.options, spec.rule, ctx.region, spec.instance.instance_type, spec.job_type
-            ),
-            role_arn=ctx.role_arn,
-            region=ctx.region,
-            kms_key=ctx.kms_key,
-            subnets=ctx.subnets,
-            security_groups=ctx.security_groups,
-            identity_tags=tags or {},
-            restore_state=restore_state,
-        )
+        return placement(self.ctx, spec, code_uri, channel_uris, tags, plan)
 
     def _adopt(self, spec: TaskSpec, ident: str, forced: bool) -> Submission | None:
         """A job of the same identity still running (its client died): wait for it instead
@@ -320,6 +290,8 @@ class Executor(RemoteExecutor):
                 yield info
                 continue
             self._untrack(t.current.name)
+            if self._budget is not None:
+                self._budget.settle(t.current.spec, status)
             if self._finish(info, t, status):
                 yield info
 

@@ -1,0 +1,192 @@
+"""The SageMaker plan of a run: every job checked as it will be sent, its cost bounded.
+
+Both the real run (before its first job) and ``snakemake -n`` (through the logger plugin
+``snakemake_logger_plugin_sagemaker``) call :func:`check_jobs`, so a dry run refuses exactly
+what the real run refuses, with the same message, and prints what the run would start.
+
+Worst case of a job = on-demand price x MaxRuntimeInSeconds x InstanceCount: SageMaker bills
+each instance for at most MaxRuntimeInSeconds (the training/processing time, never the spot
+wait), and a spot job is never billed more than on-demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from snakemake_interface_common.exceptions import WorkflowError
+
+from ssm_rules.backends.base import JobType
+from ssm_rules.context import RunContext
+from ssm_rules.jobview import view_of
+from ssm_rules.placing import placement
+from ssm_rules.pricing import Prices
+from ssm_rules.requests import build_request
+from ssm_rules.settings import ExecutorSettings
+from ssm_rules.spec import TaskSpec, build_spec
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One SageMaker job the run will start, as checked."""
+
+    spec: TaskSpec
+    image: str
+    wildcards: dict[str, str]
+    reason: str  # Snakemake's reason to run it
+
+    @property
+    def rule(self) -> str:
+        return self.spec.rule
+
+    @property
+    def instance_hours(self) -> float:
+        """Worst case: every instance runs for MaxRuntimeInSeconds."""
+        return worst_instance_hours(self.spec)
+
+
+def worst_instance_hours(spec: TaskSpec) -> float:
+    return spec.instance.max_run_seconds * spec.instance.count / 3600
+
+
+def worst_cost(spec: TaskSpec, prices: Prices) -> float | None:
+    price = prices.price(spec.job_type, spec.instance.instance_type)
+    return None if price is None else price * worst_instance_hours(spec)
+
+
+def check_jobs(
+    jobs: Iterable[Any],
+    ctx: RunContext,
+    settings: ExecutorSettings,
+    reason: Callable[[Any], str] = lambda job: "",
+) -> list[PlannedJob]:
+    """Every job to submit, its spec built and its request validated as it will be sent
+    (its image resolved); nothing is uploaded. All rules' errors at once, none submitted."""
+    errors: dict[str, str] = {}
+    planned: list[PlannedJob] = []
+    for job in jobs:
+        if job.is_local or getattr(job.rule, "norun", False) or job.rule.name in errors:
+            continue
+        try:
+            view = view_of(job)
+            spec = build_spec(
+                view,
+                backend=ctx.backend_name,
+                default_instance_type=settings.instance_type,
+                plan=True,
+            )
+            place = placement(ctx, spec, plan=True)
+            ctx.validate(build_request(spec, place))
+        except WorkflowError as e:
+            errors[job.rule.name] = str(e)
+            continue
+        planned.append(PlannedJob(spec, place.image_uri, dict(view.wildcards), reason(job)))
+    if errors:
+        raise WorkflowError(
+            f"nothing was submitted: {len(errors)} rule(s) cannot run as SageMaker jobs:\n"
+            + "\n".join(errors.values())
+        )
+    return planned
+
+
+def check_budget(planned: list[PlannedJob], prices: Prices, max_cost: float | None) -> None:
+    """Refuse a plan whose worst case exceeds ``--sagemaker-max-cost``, or that cannot be
+    priced (a budget that cannot be checked must not pass silently)."""
+    if max_cost is None or not planned:
+        return
+    unpriced = sorted(
+        {f"{p.spec.job_type} on {p.spec.instance.instance_type}" for p in planned}
+        - {
+            f"{p.spec.job_type} on {p.spec.instance.instance_type}"
+            for p in planned
+            if worst_cost(p.spec, prices) is not None
+        }
+    )
+    if unpriced:
+        why = prices.unavailable or "not in the AWS Price List"
+        raise WorkflowError(
+            f"nothing was submitted: --sagemaker-max-cost {max_cost:g} cannot be checked: no "
+            f"on-demand price for {', '.join(unpriced)} ({why}); run once with AWS credentials "
+            "to fetch the price list, or leave out --sagemaker-max-cost"
+        )
+    by_rule: dict[str, float] = {}
+    for p in planned:
+        by_rule[p.rule] = by_rule.get(p.rule, 0.0) + (worst_cost(p.spec, prices) or 0.0)
+    total = sum(by_rule.values())
+    if total > max_cost:
+        costliest = sorted(by_rule.items(), key=lambda kv: -kv[1])[:3]
+        raise WorkflowError(
+            f"nothing was submitted: the plan's worst case is ${total:.2f}, over "
+            f"--sagemaker-max-cost {max_cost:g}; costliest rules: "
+            + ", ".join(f"{rule} ${cost:.2f}" for rule, cost in costliest)
+            + ". Lower their max_run_mins / instance_count, or raise --sagemaker-max-cost"
+        )
+
+
+# --- printing ---------------------------------------------------------------------------
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _money(cost: float | None, hours: float) -> str:
+    return f"${cost:.2f}" if cost is not None else f"{hours:.2f} inst-h"
+
+
+def render(
+    planned: list[PlannedJob],
+    prices: Prices,
+    backend: str,
+    region: str,
+    skipped: int,
+    local: int,
+) -> list[str]:
+    """The plan as lines: a row per job, then the totals."""
+    would = "would cost" if backend == "local" else "worst case"
+    head = ["rule", "wildcards", "type", "instances", "spot", "max run/wait", "volume"]
+    head += ["image", would, "reason"]
+    rows = [head]
+    total_cost, total_hours, all_priced = 0.0, 0.0, True
+    for p in planned:
+        inst = p.spec.instance
+        cost = worst_cost(p.spec, prices)
+        all_priced = all_priced and cost is not None
+        total_cost += cost or 0.0
+        total_hours += p.instance_hours
+        rows.append(
+            [
+                p.rule,
+                ",".join(f"{k}={v}" for k, v in p.wildcards.items()) or "-",
+                "training" if p.spec.job_type is JobType.TRAINING else "processing",
+                f"{inst.count} x {inst.instance_type}",
+                "yes" if inst.spot else "no",
+                f"{_duration(inst.max_run_seconds)}/{_duration(inst.max_wait_seconds)}",
+                f"{inst.volume_gb} GB",
+                p.image,
+                _money(cost, p.instance_hours),
+                p.reason or "-",
+            ]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    if prices.table is not None:
+        source = f"on-demand prices of {prices.table.region}, {prices.table.fetched.isoformat()}"
+    else:
+        source = f"no prices: {prices.unavailable}; instance-hours instead"
+    lines = [f"SageMaker plan ({backend} backend, region {region}; {source}):"]
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)] + [r[-1]]
+        lines.append("  " + "  ".join(cells))
+    total = f"${total_cost:.2f}" if all_priced and planned else f"{total_hours:.2f} instance-hours"
+    if not all_priced and prices.table is not None and planned:
+        total += " (some instance types have no price)"
+    lines.append(
+        f"SageMaker plan total: {len(planned)} job(s) to run, {would} {total} "
+        f"({total_hours:.2f} instance-hours); {skipped} job(s) complete, skipped; "
+        f"{local} local job(s) run on this machine"
+    )
+    return lines
