@@ -67,7 +67,8 @@ def plan_workflow(workflow: Any, settings: ExecutorSettings, logger: Any) -> Non
     """Check every job to run as the real run does, print the plan, hold the budget."""
     ctx = plan_context(settings, Path.cwd(), logger)
     dag = workflow.dag
-    needrun = list(dag.needrun_jobs())
+    # in the order they can run: what each waits for is listed above it
+    needrun = [j for level in dag.toposorted(set(dag.needrun_jobs())) for j in level]
     planned = check_jobs(needrun, ctx, settings, reason=job_reason)
     prices = run_prices(ctx)
     local = sum(1 for job in needrun if job.is_local)

@@ -115,7 +115,7 @@ def check_budget(planned: list[PlannedJob], prices: Prices, max_cost: float | No
         by_rule[p.rule] = by_rule.get(p.rule, 0.0) + (worst_cost(p.spec, prices) or 0.0)
     total = sum(by_rule.values())
     if total > max_cost:
-        costliest = sorted(by_rule.items(), key=lambda kv: -kv[1])[:3]
+        costliest = sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         raise WorkflowError(
             f"nothing was submitted: the plan's worst case is ${total:.2f}, over "
             f"--sagemaker-max-cost {max_cost:g}; costliest rules: "
@@ -181,12 +181,15 @@ def render(
     for r in rows:
         cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)] + [r[-1]]
         lines.append("  " + "  ".join(cells))
-    total = f"${total_cost:.2f}" if all_priced and planned else f"{total_hours:.2f} instance-hours"
-    if not all_priced and prices.table is not None and planned:
-        total += " (some instance types have no price)"
+    hours = f"{total_hours:.2f} instance-hours"
+    if all_priced and planned:
+        total = f"${total_cost:.2f} ({hours})"
+    elif prices.table is not None and planned:
+        total = f"{hours} (some instance types have no price)"
+    else:
+        total = hours
     lines.append(
-        f"SageMaker plan total: {len(planned)} job(s) to run, {would} {total} "
-        f"({total_hours:.2f} instance-hours); {skipped} job(s) complete, skipped; "
-        f"{local} local job(s) run on this machine"
+        f"SageMaker plan total: {len(planned)} job(s) to run, {would} {total}; "
+        f"{skipped} job(s) complete, skipped; {local} local job(s) run on this machine"
     )
     return lines
