@@ -129,6 +129,7 @@ def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
             "ExitMessage",
             "TrainingTimeInSeconds",
             "BillableTimeInSeconds",
+            "ProcessingStartTime",  # with ProcessingEndTime: what a processing job is billed
             "FinalMetricDataList",
         ),
     )
