@@ -15,6 +15,7 @@ from typing import Any
 
 from ssm_rules._snakemake_internals import dry_run_target, executed_by, job_reason
 from ssm_rules.context import RunContext, local_context
+from ssm_rules.history import History
 from ssm_rules.plan import check_budget, check_jobs, render
 from ssm_rules.pricing import Prices, load
 from ssm_rules.settings import ExecutorSettings
@@ -73,7 +74,11 @@ def plan_workflow(workflow: Any, settings: ExecutorSettings, logger: Any) -> Non
     prices = run_prices(ctx)
     local = sum(1 for job in needrun if job.is_local)
     skipped = len(list(dag.jobs)) - len(needrun)
-    for line in render(planned, prices, ctx.backend_name, ctx.region, skipped, local):
+    history = History(ctx.backend, ctx.backend_name)
+    lines = render(
+        planned, prices, ctx.backend_name, ctx.region, skipped, local, history.median_seconds
+    )
+    for line in lines:
         logger.info(line)
     check_budget(planned, prices, settings.max_cost)
 

@@ -135,7 +135,18 @@ def _duration(seconds: int | None) -> str:
 
 
 def _money(cost: float | None, hours: float) -> str:
-    return f"${cost:.2f}" if cost is not None else f"{hours:.2f} inst-h"
+    if cost is None:
+        return f"{hours:.2f} inst-h" if hours >= 0.01 or hours == 0 else "<0.01 inst-h"
+    return f"${cost:.2f}" if cost >= 0.01 or cost == 0 else "<$0.01"
+
+
+def _expected(spec: TaskSpec, prices: Prices, median: float | None) -> str:
+    if median is None:
+        return "-"
+    hours = median * spec.instance.count / 3600
+    price = prices.price(spec.job_type, spec.instance.instance_type)
+    cost = _money(None if price is None else price * hours, hours)
+    return f"{cost} ({median:.0f}s)"
 
 
 def render(
@@ -145,11 +156,13 @@ def render(
     region: str,
     skipped: int,
     local: int,
+    median_seconds: Callable[[TaskSpec], float | None] = lambda spec: None,
 ) -> list[str]:
-    """The plan as lines: a row per job, then the totals."""
+    """The plan as lines: a row per job, then the totals. ``median_seconds``: billable seconds
+    per instance of earlier jobs like it (ssm_rules.history), for the expected cost."""
     would = "would cost" if backend == "local" else "worst case"
     head = ["rule", "wildcards", "type", "instances", "spot", "max run/wait", "volume"]
-    head += ["image", would, "reason"]
+    head += ["image", would, "expected", "reason"]
     rows = [head]
     total_cost, total_hours, all_priced = 0.0, 0.0, True
     for p in planned:
@@ -169,6 +182,7 @@ def render(
                 f"{inst.volume_gb} GB",
                 p.image,
                 _money(cost, p.instance_hours),
+                _expected(p.spec, prices, median_seconds(p.spec)),
                 p.reason or "-",
             ]
         )

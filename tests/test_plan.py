@@ -50,7 +50,8 @@ def test_dry_run_prints_the_plan_of_the_example(tmp_path, price_cache):
     assert train[1:7] == ["-", "training", "2 x ml.m5.xlarge", "yes", "1h00m/2h00m", "30 GB"]
     assert "pytorch-training" in train[7]
     # 2 instances x 1 h (max_run_mins=60) x $0.23
-    assert train[8] == "$0.46" and train[9].startswith("Missing output files")
+    assert train[8] == "$0.46" and train[9] == "-"  # no history yet
+    assert train[10].startswith("Missing output files")
     assert rows["prepare"][2:4] == ["processing", "1 x ml.m5.large"]
     assert rows["prepare"][8] == "$2.76"  # SageMaker's default MaxRuntime: 24 h x $0.115
     assert "would cost $8.74" in out and "2 local job(s) run on this machine" in out
@@ -64,6 +65,12 @@ def test_after_a_partial_run_the_plan_counts_what_is_complete(tmp_path, price_ca
     out = wf.run("-n", "--profile", "profiles/local").stdout
     assert set(plan_rows(out)) == {"train", "evaluate", "summarize"}
     assert "3 job(s) to run" in out and "1 job(s) complete, skipped" in out
+    assert plan_rows(out)["train"][9] == "-"  # no earlier job: no expected cost
+
+    forced = plan_rows(wf.run("-n", "-F", "--profile", "profiles/local").stdout)
+    # the earlier prepare job's billable seconds (the median of one) x $0.115/h
+    assert re.fullmatch(r"(<\$0\.01|\$\d+\.\d\d) \(\d+s\)", forced["prepare"][9])
+    assert forced["train"][9] == "-"
 
 
 def test_without_prices_the_plan_counts_instance_hours_and_says_so_once(tmp_path, monkeypatch):
@@ -122,7 +129,10 @@ def test_a_budget_that_cannot_be_priced_is_refused(tmp_path, monkeypatch):
     wf = example_workflow(tmp_path)
     proc = wf.run("-n", "--profile", "profiles/local", "--sagemaker-max-cost", "100", check=False)
     assert proc.returncode != 0
-    assert "--sagemaker-max-cost 100 cannot be checked: no on-demand price" in proc.stdout + proc.stderr
+    assert (
+        "--sagemaker-max-cost 100 cannot be checked: no on-demand price"
+        in proc.stdout + proc.stderr
+    )
 
 
 def test_dry_run_on_the_sagemaker_profile_prices_from_the_price_list(

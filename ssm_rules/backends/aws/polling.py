@@ -130,6 +130,7 @@ def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
             "TrainingTimeInSeconds",
             "BillableTimeInSeconds",
             "ProcessingStartTime",  # with ProcessingEndTime: what a processing job is billed
+            "ResourceConfig",  # the plan's history matches earlier jobs on it
             "FinalMetricDataList",
         ),
     )
