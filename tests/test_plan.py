@@ -151,3 +151,14 @@ def test_dry_run_on_the_sagemaker_profile_prices_from_the_price_list(
     api_calls.clear()
     wf.run("-n", *sagemaker_args(bucket), env=aws.env())
     assert api_calls.count("pricing") == 0  # cached for the week
+
+    # the real run with a budget under the worst case: refused before any job or upload
+    api_calls.clear()
+    budget = ("--sagemaker-max-cost", "5")
+    real = wf.run(*sagemaker_args(bucket), *budget, env=aws.env(), check=False)
+    assert real.returncode != 0
+    assert (
+        "the plan's worst case is $8.74, over --sagemaker-max-cost 5" in real.stdout + real.stderr
+    )
+    assert api_calls.count("sagemaker") == 0
+    assert api_calls.count("s3", "PutObject") == 0
