@@ -96,11 +96,10 @@ def check_budget(planned: list[PlannedJob], prices: Prices, max_cost: float | No
     if max_cost is None or not planned:
         return
     unpriced = sorted(
-        {f"{p.spec.job_type} on {p.spec.instance.instance_type}" for p in planned}
-        - {
+        {
             f"{p.spec.job_type} on {p.spec.instance.instance_type}"
             for p in planned
-            if worst_cost(p.spec, prices) is not None
+            if worst_cost(p.spec, prices) is None
         }
     )
     if unpriced:
