@@ -35,6 +35,7 @@ def plan_context(settings: ExecutorSettings, workdir: Path, logger: Any) -> RunC
     run (region, role, VPC settings), and the rest is said to be unchecked."""
     if settings.backend == "local":
         return local_context(settings, workdir)
+    from ssm_rules import aws_clients
     from ssm_rules.backends.aws import context as aws
     from ssm_rules.backends.aws.service import AwsBackend
     from ssm_rules.backends.aws.validation import RequestValidator
@@ -42,15 +43,22 @@ def plan_context(settings: ExecutorSettings, workdir: Path, logger: Any) -> RunC
     region = aws.resolve_region(settings)
     role = aws.require_role(settings)
     aws.require_network(settings)
+    identity = None
     try:
         aws.require_credentials(region)
         identity = aws.caller_identity(region)
-        account, role_arn = identity.account, aws.role_arn(role, identity)
     except aws.AwsSetupError as e:
         logger.warning(f"SageMaker plan: the account, role and bucket are not checked: {e}")
-        account = "000000000000"
+    account = identity.account if identity else "000000000000"
+    if identity is not None:
+        role_arn = aws.role_arn(role, identity)
+    else:
         role_arn = role if role.startswith("arn:") else f"arn:aws:iam::{account}:role/{role}"
     bucket = settings.bucket or aws.default_bucket(region, account)
+    if identity is not None:  # another account's bucket fails here as in the run
+        s3 = aws_clients.client("s3", region)
+        if aws.ensure_bucket(s3, bucket, region, account, create=False):
+            logger.info(f"SageMaker plan: bucket {bucket} does not exist yet; the run creates it")
     return RunContext(
         backend_name="aws",
         backend=AwsBackend.for_region(region, logger=logger),

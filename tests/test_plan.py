@@ -152,6 +152,11 @@ def test_dry_run_on_the_sagemaker_profile_prices_from_the_price_list(
     wf.run("-n", *sagemaker_args(bucket), env=aws.env())
     assert api_calls.count("pricing") == 0  # cached for the week
 
+    staging = ("--sagemaker-bucket", "not-there-yet")
+    out = wf.run("-n", *sagemaker_args(bucket), *staging, env=aws.env()).stdout
+    assert "bucket not-there-yet does not exist yet; the run creates it" in out
+    assert api_calls.count("s3", "CreateBucket") == 0
+
     # the real run with a budget under the worst case: refused before any job or upload
     api_calls.clear()
     budget = ("--sagemaker-max-cost", "5")
