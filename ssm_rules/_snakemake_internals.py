@@ -8,8 +8,10 @@ always run on the local machine when there is no shared file system, never submi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -216,3 +218,55 @@ def hide_empty_shell_commands() -> None:
 
     if not any(isinstance(f, _NoEmptyShellCommand) for f in logger.filters):
         logger.addFilter(_NoEmptyShellCommand())
+
+
+def job_reason(job: Any) -> str:
+    """Snakemake's reason to run the job ("Missing output files: ...")."""
+    try:
+        return str(job.dag.reason(job))
+    except (AttributeError, KeyError):
+        return ""
+
+
+def dry_run_target() -> tuple[Any, str | None, Any] | None:
+    """``(workflow, executor name, executor settings)`` of the ``snakemake -n`` in progress,
+    read off the call stack, or None outside one.
+
+    Snakemake 9 runs a dry run with its own "dryrun" executor: ours is never instantiated and
+    the Workflow gets no executor settings (``Workflow.execute(executor_settings=None)``).
+    The settings parsed from the command line stay a local of ``DAGApi.execute_workflow``,
+    and the workflow is ``self`` of ``Workflow.execute``, both callers of the log call that
+    the plan hook intercepts (a logging filter runs in the caller's thread).
+    """
+    import sys
+
+    from snakemake.workflow import Workflow
+
+    workflow, executor, settings = None, None, None
+    frame = sys._getframe(1)
+    while frame is not None:
+        local = frame.f_locals
+        if workflow is None and isinstance(local.get("self"), Workflow):
+            workflow = local["self"]
+        if frame.f_code.co_name == "execute_workflow" and "pseudo_executor" in local:
+            executor, settings = local.get("executor"), local.get("executor_settings")
+            break
+        frame = frame.f_back
+    if workflow is None or executor is None:
+        return None
+    return workflow, executor, settings
+
+
+@contextlib.contextmanager
+def executed_by(workflow: Any, executor: str) -> Iterator[None]:
+    """Within: the workflow decides as if ``executor`` ran it. In a dry run Snakemake's own
+    "dryrun" executor is local, so ``job.is_local`` is true of every job; swapping the plugin
+    back for the plan makes localrules and ``local()`` files decide exactly as in the run."""
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+    saved = workflow._executor_plugin  # behind the read-only property ``executor_plugin``
+    workflow._executor_plugin = ExecutorPluginRegistry().get_plugin(executor)
+    try:
+        yield
+    finally:
+        workflow._executor_plugin = saved

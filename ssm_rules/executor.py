@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import threading
 import time
 from collections.abc import AsyncGenerator
@@ -29,15 +28,17 @@ from ssm_rules._snakemake_internals import (
     is_forced,
 )
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
+from ssm_rules.budget import Budget
 from ssm_rules.context import RunContext, make_context
+from ssm_rules.dryrun import run_prices
 from ssm_rules.identity import (
     IDENTITY_TAG,
-    RULE_TAG,
     TASK_TAG,
     differences,
     identity,
     identity_of,
     identity_parts,
+    identity_tags,
     input_version,
 )
 from ssm_rules.images import image_uri
@@ -45,12 +46,12 @@ from ssm_rules.jobview import JobView, view_of
 from ssm_rules.logs import render, write_log
 from ssm_rules.objects import ObjectURI
 from ssm_rules.outcomes import Outcome, classify, why_it_ended
-from ssm_rules.plan import plan_errors, refusal, spec_of
+from ssm_rules.placing import placement
+from ssm_rules.plan import PlannedJob, check_budget, plan_errors, refusal, spec_of
 from ssm_rules.requests import (
     Placement,
     adopted_placement,
     build_request,
-    job_name,
     job_name_prefix,
     task_description,
     task_file_uri,
@@ -119,6 +120,7 @@ class Executor(RemoteExecutor):
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
+        self._budget: Budget | None = None  # with --sagemaker-max-cost
         self._check_plan()
 
     def _check_plan(self) -> None:
@@ -140,7 +142,7 @@ class Executor(RemoteExecutor):
 
         requests: list[tuple[TaskSpec, Any]] = []
 
-        def check(view: JobView) -> None:
+        def check(job: Any, view: JobView) -> None:
             spec = self._spec(view, plan=True)
             tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real ones
             request = build_request(spec, self._placement(spec, tags=tags, plan=True))
@@ -150,6 +152,11 @@ class Executor(RemoteExecutor):
         errors = plan_errors(self.workflow.dag, check)
         if errors:
             raise refusal(errors)
+        if self.settings.max_cost is not None:
+            prices = run_prices(self.ctx)
+            planned = [PlannedJob(spec, "", {}, "") for spec, _ in requests]
+            check_budget(planned, prices, self.settings.max_cost)
+            self._budget = Budget(self.settings.max_cost, prices)
         self.ctx.authorize(requests)
 
     # --- submission ---------------------------------------------------------------------
@@ -198,9 +205,13 @@ class Executor(RemoteExecutor):
         place = self._placement(spec, code_uri, channel_uris, identity_tags(spec, ident))
         request = build_request(spec, place)
         ctx.validate(request)
+        if self._budget is not None:  # refused before anything is deleted or sent
+            self._budget.admit(spec, place.job_name)
         staging.remove_stale_outputs(ctx.store, spec)
         adopted = self._adopt(spec, ident, forced)
         if adopted is not None:
+            if self._budget is not None:  # nothing new is billed for a job already paid for
+                self._budget.release(place.job_name)
             return adopted
         self._ensure_image(spec, place.image_uri)
         if spec.state_prefix:
@@ -234,35 +245,9 @@ class Executor(RemoteExecutor):
         tags: dict[str, str] | None = None,
         plan: bool = False,
     ) -> Placement:
-        """Where the job's things are. ``plan=True`` (checking the plan): nothing is staged
-        yet, so URIs are stand-ins of the right shape and nothing is listed."""
-        ctx = self.ctx
-        channel_uris = channel_uris or {}
-        restore_state = False
-        if (
-            not plan
-            and spec.job_type is JobType.PROCESSING
-            and spec.state_prefix
-            and not spec.clean_state
-        ):
-            restore_state = bool(ctx.store(spec.state_prefix).list(spec.state_prefix))
-        return Placement(
-            job_name=job_name(spec.rule, spec.wildcards, token=secrets.token_hex(3)),
-            code_uri=code_uri or ctx.root + "code/0/sourcedir.tar.gz",
-            # planning: a storage input's own URI (the role must read it), staged ones a stand-in
-            channel_uris={
-                c.name: channel_uris.get(c.name) or c.uri or ctx.root for c in spec.channels
-            },
-            jobs_uri=ctx.jobs_uri,
-            image_uri=self._image(spec),
-            role_arn=ctx.role_arn,
-            region=ctx.region,
-            kms_key=ctx.kms_key,
-            subnets=ctx.subnets,
-            security_groups=ctx.security_groups,
-            identity_tags=tags or {},
-            restore_state=restore_state,
-        )
+        """Where the job's things are (ssm_rules.placing, shared with the plan), on the image
+        the job runs on."""
+        return placement(self.ctx, spec, code_uri, channel_uris, tags, plan, self._image(spec))
 
     def _image(self, spec: TaskSpec) -> str:
         """The image the job runs on: the framework's (or image_uri), or the one built from
@@ -443,6 +428,8 @@ class Executor(RemoteExecutor):
                 yield info
                 continue
             self._untrack(t.current.name)
+            if self._budget is not None:
+                self._budget.settle(t.current.spec, status)
             if self._finish(info, t, status):
                 yield info
 
@@ -588,11 +575,6 @@ class Executor(RemoteExecutor):
                 return
             time.sleep(1)
         self.logger.warning(f"jobs did not confirm stopping within {STOP_WAIT_SECONDS}s: {names}")
-
-
-def identity_tags(spec: TaskSpec, ident: str) -> dict[str, str]:
-    """The tags every job carries besides the user's (finding and adopting it later)."""
-    return {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}
 
 
 def _describe_error(e: BaseException) -> str:

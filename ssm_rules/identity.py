@@ -85,3 +85,8 @@ def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
         if json.dumps(before.get(part)) != json.dumps(now.get(part)):
             found.append(label)
     return found
+
+
+def identity_tags(spec: TaskSpec, ident: str) -> dict[str, str]:
+    """The tags every job carries besides the user's (finding and adopting it later)."""
+    return {IDENTITY_TAG: ident, RULE_TAG: spec.rule, TASK_TAG: spec.task_id[:256]}

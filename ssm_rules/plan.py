@@ -1,19 +1,30 @@
-"""The plan check: every job a run will submit, validated before any is, in a run and in a
-dry run (``-n``) alike, so that a typo in the last rule never surfaces hours into the run.
+"""The SageMaker plan of a run: every job checked as it will be sent, its cost bounded.
 
-The executor adds the request check (image resolved, botocore's model) and the storage
-bucket; a dry run stays offline: no AWS call, only what the rules say.
+The real run (before its first job) and ``snakemake -n`` refuse the same rules with the same
+checks: under ``-n`` the rule checks run offline from a hook on Snakemake's DAG (installed by
+the executor settings), and the logger plugin ``snakemake_logger_plugin_sagemaker`` (named
+in both profiles) builds and validates every request, prices it and prints the plan.
+
+Worst case of a job = on-demand price x MaxRuntimeInSeconds x InstanceCount: SageMaker bills
+each instance for at most MaxRuntimeInSeconds (the training/processing time, never the spot
+wait), and a spot job is never billed more than on-demand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
 
 from ssm_rules._snakemake_internals import runs_here_by_rule
+from ssm_rules.backends.base import JobType
+from ssm_rules.context import RunContext
 from ssm_rules.jobview import JobView, view_of
+from ssm_rules.placing import placement
+from ssm_rules.pricing import Prices
+from ssm_rules.requests import build_request
 from ssm_rules.settings import ExecutorSettings
 from ssm_rules.spec import TaskSpec, build_spec
 
@@ -31,12 +42,15 @@ def spec_of(
     )
 
 
-def plan_errors(dag: Any, check: Callable[[JobView], None]) -> dict[str, str]:
-    """Rule name → the error of its first job that ``check`` refuses, over the needrun jobs
-    that are to be SageMaker jobs (not ``localrules``, not bodiless)."""
+def plan_errors(
+    dag: Any, check: Callable[[Any, JobView], None], jobs: Iterable[Any] | None = None
+) -> dict[str, str]:
+    """Rule name → the error of its first job that ``check(job, view)`` refuses, over the
+    needrun jobs (or ``jobs``) that are to be SageMaker jobs (not ``localrules``, not
+    bodiless)."""
     workflow = dag.workflow
     errors: dict[str, str] = {}
-    for job in dag.needrun_jobs():
+    for job in dag.needrun_jobs() if jobs is None else jobs:
         if runs_here_by_rule(workflow, job.rule) or job.rule.name in errors:
             continue
         try:
@@ -46,7 +60,7 @@ def plan_errors(dag: Any, check: Callable[[JobView], None]) -> dict[str, str]:
                 continue  # a run: rule with local() files: Snakemake runs it here, as it must
             # A job with a local() file is never handed to the executor (Snakemake runs it
             # here, Job.is_local without a shared FS): build_spec refuses it
-            check(view)
+            check(job, view)
         except WorkflowError as e:
             errors[job.rule.name] = str(e)
     return errors
@@ -72,9 +86,182 @@ def check_dry_run(settings: ExecutorSettings, dag: Any) -> None:
         if problem:
             raise WorkflowError(problem)
 
-    def check(view: JobView) -> None:
+    def check(job: Any, view: JobView) -> None:
         spec_of(view, settings, workflow, plan=True)
 
     errors = plan_errors(dag, check)
     if errors:
         raise refusal(errors, dry_run=True)
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One SageMaker job the run will start, as checked."""
+
+    spec: TaskSpec
+    image: str
+    wildcards: dict[str, str]
+    reason: str  # Snakemake's reason to run it
+
+    @property
+    def rule(self) -> str:
+        return self.spec.rule
+
+    @property
+    def instance_hours(self) -> float:
+        """Worst case: every instance runs for MaxRuntimeInSeconds."""
+        return worst_instance_hours(self.spec)
+
+
+def worst_instance_hours(spec: TaskSpec) -> float:
+    return spec.instance.max_run_seconds * spec.instance.count / 3600
+
+
+def worst_cost(spec: TaskSpec, prices: Prices) -> float | None:
+    price = prices.price(spec.job_type, spec.instance.instance_type)
+    return None if price is None else price * worst_instance_hours(spec)
+
+
+def check_jobs(
+    dag: Any,
+    ctx: RunContext,
+    settings: ExecutorSettings,
+    jobs: Iterable[Any] | None = None,
+    reason: Callable[[Any], str] = lambda job: "",
+) -> list[PlannedJob]:
+    """Every job to submit (``jobs``, default the DAG's needrun jobs), its spec built and
+    its request validated as the run sends it (its image resolved, the identity tags of the
+    submit); nothing is uploaded. All rules' errors at once, none submitted."""
+    from ssm_rules.identity import identity, identity_tags
+
+    planned: list[PlannedJob] = []
+
+    def check(job: Any, view: JobView) -> None:
+        spec = spec_of(view, settings, dag.workflow, plan=True)
+        tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real ones
+        place = placement(ctx, spec, tags=tags, plan=True)
+        ctx.validate(build_request(spec, place))
+        planned.append(PlannedJob(spec, place.image_uri, dict(view.wildcards), reason(job)))
+
+    errors = plan_errors(dag, check, jobs)
+    if errors:
+        raise refusal(errors)
+    return planned
+
+
+def check_budget(planned: list[PlannedJob], prices: Prices, max_cost: float | None) -> None:
+    """Refuse a plan whose worst case exceeds ``--sagemaker-max-cost``, or that cannot be
+    priced (a budget that cannot be checked must not pass silently)."""
+    if max_cost is None or not planned:
+        return
+    unpriced = sorted(
+        {
+            f"{p.spec.job_type} on {p.spec.instance.instance_type}"
+            for p in planned
+            if worst_cost(p.spec, prices) is None
+        }
+    )
+    if unpriced:
+        why = prices.unavailable or "not in the AWS Price List"
+        raise WorkflowError(
+            f"nothing was submitted: --sagemaker-max-cost {max_cost:g} cannot be checked: no "
+            f"on-demand price for {', '.join(unpriced)} ({why}); run once with AWS credentials "
+            "to fetch the price list, or leave out --sagemaker-max-cost"
+        )
+    by_rule: dict[str, float] = {}
+    for p in planned:
+        by_rule[p.rule] = by_rule.get(p.rule, 0.0) + (worst_cost(p.spec, prices) or 0.0)
+    total = sum(by_rule.values())
+    if total > max_cost:
+        costliest = sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        raise WorkflowError(
+            f"nothing was submitted: the plan's worst case is ${total:.2f}, over "
+            f"--sagemaker-max-cost {max_cost:g}; costliest rules: "
+            + ", ".join(f"{rule} ${cost:.2f}" for rule, cost in costliest)
+            + ". Lower their max_run_mins / instance_count, or raise --sagemaker-max-cost"
+        )
+
+
+# --- printing ---------------------------------------------------------------------------
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _money(cost: float | None, hours: float) -> str:
+    if cost is None:
+        return f"{hours:.2f} inst-h" if hours >= 0.01 or hours == 0 else "<0.01 inst-h"
+    return f"${cost:.2f}" if cost >= 0.01 or cost == 0 else "<$0.01"
+
+
+def _expected(spec: TaskSpec, prices: Prices, median: float | None) -> str:
+    if median is None:
+        return "-"
+    hours = median * spec.instance.count / 3600
+    price = prices.price(spec.job_type, spec.instance.instance_type)
+    cost = _money(None if price is None else price * hours, hours)
+    return f"{cost} ({median:.0f}s)"
+
+
+def render(
+    planned: list[PlannedJob],
+    prices: Prices,
+    backend: str,
+    region: str,
+    skipped: int,
+    local: int,
+    median_seconds: Callable[[TaskSpec], float | None] = lambda spec: None,
+) -> list[str]:
+    """The plan as lines: a row per job, then the totals. ``median_seconds``: billable seconds
+    per instance of earlier jobs like it (ssm_rules.history), for the expected cost."""
+    would = "would cost" if backend == "local" else "worst case"
+    head = ["rule", "wildcards", "type", "instances", "spot", "max run/wait", "volume"]
+    head += ["image", would, "expected", "reason"]
+    rows = [head]
+    total_cost, total_hours, all_priced = 0.0, 0.0, True
+    for p in planned:
+        inst = p.spec.instance
+        cost = worst_cost(p.spec, prices)
+        all_priced = all_priced and cost is not None
+        total_cost += cost or 0.0
+        total_hours += p.instance_hours
+        rows.append(
+            [
+                p.rule,
+                ",".join(f"{k}={v}" for k, v in p.wildcards.items()) or "-",
+                "training" if p.spec.job_type is JobType.TRAINING else "processing",
+                f"{inst.count} x {inst.instance_type}",
+                "yes" if inst.spot else "no",
+                f"{_duration(inst.max_run_seconds)}/{_duration(inst.max_wait_seconds)}",
+                f"{inst.volume_gb} GB",
+                p.image,
+                _money(cost, p.instance_hours),
+                _expected(p.spec, prices, median_seconds(p.spec)),
+                p.reason or "-",
+            ]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    if prices.table is not None:
+        source = f"on-demand prices of {prices.table.region}, {prices.table.fetched.isoformat()}"
+    else:
+        source = f"no prices: {prices.unavailable}; instance-hours instead"
+    lines = [f"SageMaker plan ({backend} backend, region {region}; {source}):"]
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r, widths, strict=False)] + [r[-1]]
+        lines.append("  " + "  ".join(cells))
+    hours = f"{total_hours:.2f} instance-hours"
+    if all_priced and planned:
+        total = f"${total_cost:.2f} ({hours})"
+    elif prices.table is not None and planned:
+        total = f"{hours} (some instance types have no price)"
+    else:
+        total = hours
+    lines.append(
+        f"SageMaker plan total: {len(planned)} job(s) to run, {would} {total}; "
+        f"{skipped} job(s) complete, skipped; {local} local job(s) run on this machine"
+    )
+    return lines

@@ -89,6 +89,13 @@ class ExecutorSettings(ExecutorSettingsBase):
             "(the next run re-attaches to them)."
         ),
     )
+    max_cost: Optional[float] = field(
+        default=None,
+        metadata=_meta(
+            "Budget in USD (on-demand prices): a plan whose worst case exceeds it is refused "
+            "before any job, and no job starts that could take the run's spend past it."
+        ),
+    )
 
     def __post_init__(self) -> None:
         # Snakemake builds the chosen executor's settings before the DAG, for -n too: the
@@ -119,6 +126,10 @@ class ExecutorSettings(ExecutorSettingsBase):
         if self.poll_interval is not None and self.poll_interval < 0:
             raise WorkflowError(
                 f"--sagemaker-poll-interval {self.poll_interval} is negative: write seconds >= 0"
+            )
+        if self.max_cost is not None and not self.max_cost > 0:
+            raise WorkflowError(
+                f"--sagemaker-max-cost {self.max_cost:g} is not a budget: write USD > 0"
             )
         if self.prefix.startswith("/") or self.prefix.endswith("/"):
             self.prefix = self.prefix.strip("/")

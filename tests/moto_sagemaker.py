@@ -48,6 +48,7 @@ from moto.server import ThreadedMotoServer
 from ssm_rules.backends.base import JobRequest, JobState, JobType
 from ssm_rules.backends.local import LocalBackend, LocalSageMakerError
 from tests.moto_faults import FaultKind, FaultTable, error_response
+from tests.moto_pricing import PriceListResponder
 
 # What SageMaker names the log groups of its jobs (streams: "<job>/algo-<i>-<epoch>").
 LOG_GROUPS = {
@@ -92,6 +93,7 @@ class MotoServer:
     def __init__(self, jobs_root: Path) -> None:
         self.calls = ApiCalls()
         self.faults = FaultTable()
+        self.pricing = PriceListResponder()  # moto has no Price List API
         self.hook = SageMakerJobHook(jobs_root)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.endpoint = ""
@@ -101,7 +103,7 @@ class MotoServer:
         # werkzeug's handler calls ``server.app`` per request: wrapping it counts every call.
         wsgi = self._server._server  # noqa: SLF001 — ThreadedMotoServer has no public hook
         assert wsgi is not None
-        wsgi.app = CountingApp(wsgi.app, self.calls, self.faults)
+        wsgi.app = CountingApp(wsgi.app, self.calls, self.faults, self.pricing)
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
 
@@ -195,10 +197,17 @@ class CountingApp:
     """WSGI middleware in front of moto's dispatcher: names and records each request, and
     answers a fault instead of moto when the test's fault table says so."""
 
-    def __init__(self, app: Callable[..., Any], calls: ApiCalls, faults: FaultTable) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        calls: ApiCalls,
+        faults: FaultTable,
+        pricing: PriceListResponder | None = None,
+    ) -> None:
         self.app = app
         self.calls = calls
         self.faults = faults
+        self.pricing = pricing
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         body = _read_body(environ)  # before identify(): it may look at a form body
@@ -214,6 +223,8 @@ class CountingApp:
             start_response(status, headers)
             return [error]
         fault = self.faults.take(service, operation, path)
+        if fault is None and service == "pricing" and self.pricing is not None:
+            return self.pricing(operation, body, start_response)
         if fault is None:
             return self.app(environ, start_response)
         if fault.after:  # the service acts; its reply is lost

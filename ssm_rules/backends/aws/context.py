@@ -139,8 +139,9 @@ def default_bucket(region: str, account: str) -> str:
     return f"sagemaker-{region}-{account}"
 
 
-def ensure_bucket(s3: Any, bucket: str, region: str, account: str) -> bool:
-    """Check the bucket is this account's, creating it when missing. True when created.
+def ensure_bucket(s3: Any, bucket: str, region: str, account: str, create: bool = True) -> bool:
+    """Check the bucket is this account's, creating it when missing. True when created
+    (``create=False``, a dry run: True when the run would create it).
 
     HeadBucket with ExpectedBucketOwner answers 403 for a bucket of another account (S3
     refuses the request instead of revealing it), so a bucket name that is taken elsewhere
@@ -162,6 +163,8 @@ def ensure_bucket(s3: Any, bucket: str, region: str, account: str) -> bool:
                 f"could not check bucket {bucket} (S3 HeadBucket): {aws_error(e)}: "
                 "check your credentials and network, or pass --sagemaker-bucket <yours>"
             ) from e
+    if not create:
+        return True
     kwargs: dict[str, Any] = {"Bucket": bucket}
     # us-east-1 is the default location and S3 rejects it as an explicit LocationConstraint
     if region != "us-east-1":

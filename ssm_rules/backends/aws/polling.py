@@ -131,6 +131,8 @@ def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
             "ExitMessage",
             "TrainingTimeInSeconds",
             "BillableTimeInSeconds",
+            "ProcessingStartTime",  # with ProcessingEndTime: what a processing job is billed
+            "ResourceConfig",  # the plan's history matches earlier jobs on it
             "FinalMetricDataList",
         ),
     )

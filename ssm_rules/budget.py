@@ -1,0 +1,87 @@
+"""``--sagemaker-max-cost`` during a run: no job starts that could take the spend past it.
+
+Before each Create*Job: spent (jobs that ended) + the worst case of the jobs running + the
+worst case of this job must stay within the budget. Spent is what SageMaker bills:
+
+- training: BillableTimeInSeconds x InstanceCount x on-demand price. BillableTimeInSeconds is
+  per instance ("multiply by InstanceCount", DescribeTrainingJob); with managed spot it is
+  the seconds billed at the spot rate, which is at most on-demand: the figure is an upper bound.
+- processing: Describe has no billable time; ProcessingEndTime - ProcessingStartTime per
+  instance is what is billed.
+- a job that never started (no start time: failed while acquiring capacity) costs 0.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from typing import Any
+
+from snakemake_interface_common.exceptions import WorkflowError
+
+from ssm_rules.backends.base import JobStatus, JobType
+from ssm_rules.plan import worst_cost
+from ssm_rules.pricing import Prices
+from ssm_rules.spec import TaskSpec
+
+
+def _timestamp(value: Any) -> float | None:
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    if isinstance(value, str) and value:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def billed_instance_seconds(job_type: JobType, count: int, extra: dict[str, Any]) -> float:
+    """Instance-seconds SageMaker bills for an ended job (see the module docstring)."""
+    if job_type is JobType.TRAINING:
+        seconds = extra.get("BillableTimeInSeconds")
+        if seconds is None:
+            seconds = extra.get("TrainingTimeInSeconds") or 0
+        return float(seconds) * count
+    start = _timestamp(extra.get("ProcessingStartTime"))
+    end = _timestamp(extra.get("ProcessingEndTime"))
+    if start is None or end is None:
+        return 0.0
+    return max(0.0, end - start) * count
+
+
+class Budget:
+    """Thread-safe: jobs are submitted from run_job and from the status thread (group
+    members, spot retries)."""
+
+    def __init__(self, max_cost: float, prices: Prices) -> None:
+        self.max_cost = max_cost
+        self.prices = prices
+        self.spent = 0.0
+        self._running: dict[str, float] = {}  # job name → its worst case
+        self._lock = threading.Lock()
+
+    def admit(self, spec: TaskSpec, name: str) -> None:
+        """Reserve the job's worst case, or refuse it (before anything is sent)."""
+        worst = worst_cost(spec, self.prices)
+        with self._lock:
+            reserved = sum(self._running.values())
+            if worst is None or self.spent + reserved + worst > self.max_cost:
+                cost = "an unknown cost" if worst is None else f"${worst:.2f}"
+                raise WorkflowError(
+                    f"rule {spec.rule}: not submitted: ${self.spent:.2f} spent so far and "
+                    f"${reserved:.2f} reserved by {len(self._running)} running job(s); this "
+                    f"job's worst case ({cost}) would pass --sagemaker-max-cost "
+                    f"{self.max_cost:g}. Raise it and rerun: finished jobs are not run again"
+                )
+            self._running[name] = worst
+
+    def release(self, name: str) -> None:
+        """The reserved job was not submitted (an earlier run's job was adopted instead)."""
+        with self._lock:
+            self._running.pop(name, None)
+
+    def settle(self, spec: TaskSpec, status: JobStatus) -> None:
+        """A job ended: its reservation becomes what it was billed."""
+        price = self.prices.price(spec.job_type, spec.instance.instance_type) or 0.0
+        seconds = billed_instance_seconds(spec.job_type, spec.instance.count, status.extra)
+        with self._lock:
+            self._running.pop(status.name, None)
+            self.spent += price * seconds / 3600

@@ -1,0 +1,49 @@
+"""The aws context of a dry run: the checks that need no credentials fail as in the real run;
+without credentials the rest is said to be unchecked, and nothing is created."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ssm_rules import aws_clients
+from ssm_rules.backends.aws.context import AwsSetupError, aws_context
+from ssm_rules.dryrun import plan_context
+from ssm_rules.settings import ExecutorSettings
+
+
+@pytest.fixture
+def no_credentials(monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never the real AWS
+    aws_clients.session.cache_clear()
+    yield
+    aws_clients.session.cache_clear()
+
+
+def test_a_missing_role_fails_the_dry_run_as_it_fails_the_run(
+    tmp_path, no_credentials, monkeypatch
+):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # the role is checked before any call
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings = ExecutorSettings(backend="aws", region="eu-west-1")
+    with pytest.raises(AwsSetupError) as real:
+        aws_context(settings)
+    with pytest.raises(AwsSetupError) as dry:
+        plan_context(settings, tmp_path, logging.getLogger("test"))
+    assert str(dry.value) == str(real.value) and "--sagemaker-role" in str(dry.value)
+
+
+def test_without_credentials_the_plan_is_built_and_says_what_is_unchecked(
+    tmp_path, no_credentials, caplog
+):
+    settings = ExecutorSettings(backend="aws", region="eu-west-1", role="MyRole")
+    with caplog.at_level(logging.WARNING):
+        ctx = plan_context(settings, tmp_path, logging.getLogger("test"))
+    assert ctx.region == "eu-west-1" and ctx.role_arn.endswith(":role/MyRole")
+    assert "the account, role and bucket are not checked: no AWS credentials found" in caplog.text
