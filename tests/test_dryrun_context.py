@@ -26,17 +26,17 @@ def no_credentials(monkeypatch):
     aws_clients.session.cache_clear()
 
 
-def test_a_missing_role_fails_the_dry_run_as_it_fails_the_run(
+def test_a_malformed_role_name_fails_the_dry_run_as_it_fails_the_run(
     tmp_path, no_credentials, monkeypatch
 ):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # the role is checked before any call
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings = ExecutorSettings(backend="aws", region="eu-west-1")
+    settings = ExecutorSettings(backend="aws", region="eu-west-1", role_name="a b")
     with pytest.raises(AwsSetupError) as real:
         aws_context(settings)
     with pytest.raises(AwsSetupError) as dry:
         plan_context(settings, tmp_path, logging.getLogger("test"))
-    assert str(dry.value) == str(real.value) and "--sagemaker-role" in str(dry.value)
+    assert str(dry.value) == str(real.value) and "--sagemaker-role-name" in str(dry.value)
 
 
 def test_without_credentials_the_plan_is_built_and_says_what_is_unchecked(
