@@ -90,7 +90,26 @@ def plan_workflow(workflow: Any, settings: ExecutorSettings, logger: Any) -> Non
     )
     for line in lines:
         logger.info(line)
+    if ctx.backend_name == "aws" and not settings.role and planned:
+        for line in role_policy_lines(ctx, settings, planned):
+            logger.info(line)
     check_budget(planned, prices, settings.max_cost)
+
+
+def role_policy_lines(ctx: RunContext, settings: ExecutorSettings, planned: list[Any]) -> list[str]:
+    """The policy the run gives the role it manages (no --sagemaker-role), as it will be
+    written: what the plan's jobs read and write, and nothing else."""
+    import json
+
+    from ssm_rules.backends.aws import iam
+
+    partition = ctx.role_arn.split(":")[1] or "aws"
+    base = iam.Access(ctx.region, ctx.account, partition, frozenset(), frozenset({ctx.root}))
+    listed = [p.uri for job in planned for ch in job.spec.channels for p in ch.parts if p.uri]
+    access = iam.access_of([job.request.body for job in planned], base, listed)
+    name = ctx.role_arn.split(":role/", 1)[-1]
+    document = json.dumps(iam.policy_document(access), indent=2)
+    return [f"SageMaker role {name} (managed by ssm_rules) gets this policy:", document]
 
 
 class PlanFilter(logging.Filter):

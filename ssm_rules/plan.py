@@ -102,6 +102,7 @@ class PlannedJob:
     image: str
     wildcards: dict[str, str]
     reason: str  # Snakemake's reason to run it
+    request: Any = None  # the Create*Job request as it will be sent (JobRequest)
 
     @property
     def rule(self) -> str:
@@ -140,8 +141,11 @@ def check_jobs(
         spec = spec_of(view, settings, dag.workflow, plan=True)
         tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real ones
         place = placement(ctx, spec, tags=tags, plan=True)
-        ctx.validate(build_request(spec, place))
-        planned.append(PlannedJob(spec, place.image_uri, dict(view.wildcards), reason(job)))
+        request = build_request(spec, place)
+        ctx.validate(request)
+        planned.append(
+            PlannedJob(spec, place.image_uri, dict(view.wildcards), reason(job), request)
+        )
 
     errors = plan_errors(dag, check, jobs)
     if errors:

@@ -147,6 +147,9 @@ def test_dry_run_on_the_sagemaker_profile_prices_from_the_price_list(
     assert rows["train"][8] == "$0.46" and rows["prepare"][8] == "$2.76"
     assert "worst case $8.74" in out
     assert api_calls.count("pricing", "GetProducts") == 2  # Training, Processing: one page each
+    # no --sagemaker-role: the plan shows the policy the run would give the role it manages
+    assert "(managed by ssm_rules) gets this policy:" in out
+    assert f"arn:aws:s3:::{bucket}/artifacts/runs/train/state/*" in out
     creates = [c for c in api_calls.calls if c.operation.startswith("Create")]
     assert creates == []  # no job, and no bucket or object created by a dry run
     api_calls.clear()
