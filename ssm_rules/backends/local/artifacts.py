@@ -71,12 +71,9 @@ class CheckpointSync:
     def for_job(
         cls, body: dict[str, Any], sandboxes: Sequence[Sandbox], s3: S3Objects | None = None
     ) -> CheckpointSync | None:
-        ckpt = body.get("CheckpointConfig")
-        if not ckpt:
-            return None
-        local = ckpt.get("LocalPath") or contract.CHECKPOINT_DIR
-        dirs = [sb.real(local) for sb in sandboxes]
-        return cls(folder_uri(ckpt["S3Uri"]), dirs, s3, [sb.root for sb in sandboxes])
+        return cls._of(
+            body.get("CheckpointConfig"), "S3Uri", contract.CHECKPOINT_DIR, sandboxes, s3
+        )
 
     @classmethod
     def for_tensorboard(
@@ -85,11 +82,21 @@ class CheckpointSync:
         """TensorBoardOutputConfig: LocalPath of every host goes to S3OutputPath while the
         job runs and at its end (one way: nothing is restored)."""
         config = body.get("TensorBoardOutputConfig")
+        return cls._of(config, "S3OutputPath", contract.TENSORBOARD_DIR, sandboxes, s3)
+
+    @classmethod
+    def _of(
+        cls,
+        config: dict[str, Any] | None,
+        uri_key: str,
+        default_local: str,
+        sandboxes: Sequence[Sandbox],
+        s3: S3Objects | None,
+    ) -> CheckpointSync | None:
         if not config:
             return None
-        local = config.get("LocalPath") or contract.TENSORBOARD_DIR
-        dirs = [sb.real(local) for sb in sandboxes]
-        return cls(folder_uri(config["S3OutputPath"]), dirs, s3, [sb.root for sb in sandboxes])
+        dirs = [sb.real(config.get("LocalPath") or default_local) for sb in sandboxes]
+        return cls(folder_uri(config[uri_key]), dirs, s3, [sb.root for sb in sandboxes])
 
     def download(self) -> None:
         source = Source(self.s3_uri)
