@@ -213,7 +213,12 @@ class Executor(RemoteExecutor):
             if self._budget is not None:  # nothing new is billed for a job already paid for
                 self._budget.release(place.job_name)
             return adopted
-        self._ensure_image(spec, place.image_uri)
+        try:
+            self._ensure_image(spec, place.image_uri)
+        except Exception:
+            if self._budget is not None:  # no job was sent: nothing to reserve for it
+                self._budget.release(place.job_name)
+            raise
         if spec.state_prefix:
             self._note_state_writer(spec, place.job_name, parts)
         if spec.clean_state and spec.state_prefix:
