@@ -98,3 +98,19 @@ def nothing_written_to_the_real_opt_ml() -> Iterator[None]:
 
 def _entries_under(root: Path) -> set[str]:
     return {str(p) for p in root.rglob("*")} if root.is_dir() else set()
+
+
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No AWS credentials anywhere, and an endpoint that answers nothing (never the real AWS)."""
+    from ssm_rules import aws_clients
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    aws_clients.session.cache_clear()
+    yield
+    aws_clients.session.cache_clear()

@@ -7,23 +7,9 @@ import logging
 
 import pytest
 
-from ssm_rules import aws_clients
 from ssm_rules.backends.aws.context import AwsSetupError, aws_context
 from ssm_rules.dryrun import plan_context
 from ssm_rules.settings import ExecutorSettings
-
-
-@pytest.fixture
-def no_credentials(monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never the real AWS
-    aws_clients.session.cache_clear()
-    yield
-    aws_clients.session.cache_clear()
 
 
 def test_a_malformed_role_name_fails_the_dry_run_as_it_fails_the_run(

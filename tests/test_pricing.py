@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ssm_rules import aws_clients, pricing
+from ssm_rules import pricing
 from ssm_rules.backends.base import JobType
 from tests.moto_pricing import product
 
@@ -66,19 +66,9 @@ def test_without_refresh_only_the_cache_is_read(cache, aws, api_calls):
     assert api_calls.count("pricing") == 0
 
 
-def test_no_credentials_means_no_dollars_and_says_why(cache, monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never the real AWS
+def test_no_credentials_means_no_dollars_and_says_why(cache, no_credentials, monkeypatch):
     monkeypatch.setenv("SSM_AWS_MAX_ATTEMPTS", "1")
-    aws_clients.session.cache_clear()
-    try:
-        prices = pricing.load("us-east-1", refresh=True, today=TODAY)
-    finally:
-        aws_clients.session.cache_clear()
+    prices = pricing.load("us-east-1", refresh=True, today=TODAY)
     assert prices.table is None
     assert "could not be read" in prices.unavailable and "NoCredentialsError" in prices.unavailable
     assert not (cache / "sagemaker-prices-us-east-1.json").exists()
