@@ -227,7 +227,7 @@ class Executor(RemoteExecutor):
         if spec.job_type is JobType.PROCESSING:
             uri = task_file_uri(place)
             task = task_description(spec, place.restore_state)
-            staging.upload_text(ctx.store(uri), json.dumps(task), uri)
+            staging.upload_text(ctx.store(uri), task.to_json(), uri)
         # Tracked before the call and kept if it fails: a Create whose reply was lost may
         # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
         self._track(place.job_name, request.job_type)

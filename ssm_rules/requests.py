@@ -18,6 +18,7 @@ from ssm_rules.backends.base import JobRequest, JobType
 from ssm_rules.objects import ObjectURI
 from ssm_rules.spec import Channel, OutputKind, SpecError, TaskSpec
 from worker_toolkit import contract as C
+from worker_toolkit.task import TaskDescription
 
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 MAX_JOB_NAME = 63
@@ -130,36 +131,31 @@ def task_file_uri(place: Placement) -> str:
     return str(ObjectURI.parse(place.jobs_uri).join(place.job_name, C.TASK_FILE_NAME))
 
 
-def task_description(spec: TaskSpec, restore_state: bool = True) -> dict[str, Any]:
-    """What the in-job launcher runs (contract.py documents the keys)."""
+def task_description(spec: TaskSpec, restore_state: bool = True) -> TaskDescription:
+    """What the in-job launcher runs (worker_toolkit.task documents the fields)."""
     kinds = {o.kind for o in spec.outputs}
-    task: dict[str, Any] = {
-        "kind": spec.kind,
-        "program": spec.program,
-        "command": spec.command,
-        "job_type": str(spec.job_type),
-        "files": {o.job_path: o.member for o in spec.outputs if o.kind is OutputKind.FILE},
-        "state_dir": spec.state_output.job_path if spec.state_output else None,
-        "model": OutputKind.MODEL in kinds,
+    processing = spec.job_type is JobType.PROCESSING
+    return TaskDescription(
+        kind=spec.kind,
+        program=spec.program or "",
+        command=spec.command or "",
+        job_type=str(spec.job_type),
+        files={o.job_path: o.member for o in spec.outputs if o.kind is OutputKind.FILE},
+        state_dir=spec.state_output.job_path if spec.state_output else None,
+        model=OutputKind.MODEL in kinds,
         # named inputs/outputs → SSM_INPUT_<NAME> / SSM_OUTPUT_<NAME> for script: bodies
-        "inputs": {c.name: c.job_path for c in spec.channels},
-        "outputs": {name: o.job_path for name, o in spec.named_outputs},
-        "output_data": OutputKind.OUTPUT_DATA in kinds,
-    }
-    if spec.options.args:
-        task["args"] = list(spec.options.args)
-    if spec.options.setup:
-        task["setup"] = spec.options.setup
-    unpack = {c.name: [c.job_path, c.packed_path] for c in spec.channels if c.packed_path}
-    if unpack:  # channel → [where it is extracted, where its tarball arrives]
-        task["unpack"] = unpack
-    if spec.snakemake_object is not None:
-        task["snakemake"] = spec.snakemake_object
-    if spec.job_type is JobType.PROCESSING:
-        task["hps"] = dict(spec.hyperparameters)
-        if spec.state_prefix and restore_state:
-            task["state_input"] = PROCESSING_STATE_INPUT_PATH
-    return task
+        inputs={c.name: c.job_path for c in spec.channels},
+        outputs={name: o.job_path for name, o in spec.named_outputs},
+        output_data=OutputKind.OUTPUT_DATA in kinds,
+        args=tuple(spec.options.args),
+        setup=spec.options.setup or "",
+        unpack={c.name: (c.job_path, c.packed_path) for c in spec.channels if c.packed_path},
+        snakemake=spec.snakemake_object,
+        hps=dict(spec.hyperparameters) if processing else {},
+        state_input=PROCESSING_STATE_INPUT_PATH
+        if processing and spec.state_prefix and restore_state
+        else None,
+    )
 
 
 def _data_type(ch: Channel) -> str:
@@ -180,7 +176,7 @@ def _tags(spec: TaskSpec, place: Placement) -> list[dict[str, str]]:
 
 
 def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
-    task = json.dumps(task_description(spec), sort_keys=True)
+    task = task_description(spec).to_json()
     hps = {name: json.dumps(value) for name, value in spec.hyperparameters}
     # distributed training: the settings the framework container reads, as the SDK sends them
     hps.update({name: json.dumps(value) for name, value in spec.distribution_hps})

@@ -94,7 +94,7 @@ def test_unpacked_tarball_has_its_own_directory_and_the_task_says_where(tmp_path
     assert ch.job_path == "/opt/ml/input/unpacked/o"
     assert ch.packed_path == "/opt/ml/input/data/o/output.tar.gz"
     assert s.command == "ls /opt/ml/input/unpacked/o"
-    assert task_description(s)["unpack"] == {"o": [ch.job_path, ch.packed_path]}
+    assert task_description(s).unpack == {"o": (ch.job_path, ch.packed_path)}
 
 
 def test_unpacked_of_what_is_not_a_tarball_is_refused(tmp_path):
@@ -107,7 +107,7 @@ def test_free_args_travel_in_the_task_and_a_shell_body_refuses_them(tmp_path):
     opts = job(args='arg1 -arg2 --arg3 "argument 4"')
     assert opts.args == ("arg1", "-arg2", "--arg3", "argument 4")
     s = spec_of(tmp_path, body="script", script="t.py", shell_template=None, params=(("sm", opts),))
-    assert task_description(s)["args"] == ["arg1", "-arg2", "--arg3", "argument 4"]
+    assert task_description(s).args == ("arg1", "-arg2", "--arg3", "argument 4")
     with pytest.raises(SpecError, match=r"put the arguments in the command"):
         spec_of(tmp_path, params=(("sm", opts),))
     with pytest.raises(ValueError, match=r"is not a command-line argument"):

@@ -13,10 +13,10 @@ import os
 import shutil
 import tarfile
 from pathlib import Path
-from typing import Any
 
 from . import _common as u
 from . import contract as c
+from .task import TaskDescription
 
 
 def missing_files(files: dict[str, str]) -> list[tuple[str, str]]:
@@ -94,11 +94,11 @@ def write_tar_gz(src: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def empty_model_warning(task: dict[str, Any], model_dir: str, host: str) -> str | None:
+def empty_model_warning(task: TaskDescription, model_dir: str, host: str) -> str | None:
     """The warning for a rule that declares ``model(...)`` when the program wrote nothing to
     SM_MODEL_DIR: SageMaker still uploads a model.tar.gz, an empty one, and the job succeeds;
     the model was most likely written somewhere else (the working directory, /tmp)."""
-    if not task.get("model") or any(Path(model_dir).iterdir() if Path(model_dir).is_dir() else []):
+    if not task.model or any(Path(model_dir).iterdir() if Path(model_dir).is_dir() else []):
         return None
     return (
         f"warning: the rule declares a model(...) output, but nothing was written to "
