@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ssm_rules.backends.local.archives import safe_extract
 from ssm_rules.backends.local.sandbox import GROUP_NAME, NETWORK_INTERFACE, Sandbox
 from ssm_rules.objects import ObjectURI, S3Objects, store_for
 from worker_toolkit import _common, contract
+from worker_toolkit._tarballs import extract_tarball
 
 SAGEMAKER_PREFIX = "sagemaker_"
 # params.SAGEMAKER_HYPERPARAMETERS: split off even without the prefix
@@ -121,7 +121,7 @@ def install_code(bundle: Path, code_dir: Path) -> None:
 
         shutil.copytree(bundle, code_dir, dirs_exist_ok=True, symlinks=True)
     else:
-        safe_extract(bundle, code_dir)
+        extract_tarball(bundle, code_dir, skip_carrier=False)
 
 
 @dataclass(frozen=True)
