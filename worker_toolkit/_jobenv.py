@@ -18,28 +18,24 @@ from typing import Any
 
 from . import _common as u
 from . import contract as c
+from . import hyperparameters as hp
 from .task import TaskDescription
 
 # Sub-directory of worker_toolkit holding the ``task_toolkit`` shim for pre-0.9 workers.
 COMPAT_DIR = Path(__file__).resolve().parent / "_compat"
 
 
-def _dumps(value: Any) -> str:
-    # The toolkit's mapping.to_env_vars format for non-string values.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
 def _training_env(env: dict[str, str], root: str) -> None:
     resource = u.read_json(c.RESOURCE_CONFIG_FILE) or {}
     _host_env(env, resource)
-    env.setdefault(c.ENV_RESOURCE_CONFIG, _dumps(resource))
+    env.setdefault(c.ENV_RESOURCE_CONFIG, hp.env_value(resource))
     raw = u.read_json(c.HYPERPARAMETERS_FILE) or {}
-    hps = u.user_hps({k: u.decode_hp(v) for k, v in raw.items()})
+    hps = hp.user_hps(hp.decode(raw))
     _hps_env(env, hps)
     data_config = u.read_json(c.INPUT_DATA_CONFIG_FILE) or {}
     channels = {name: u.reroot(f"{c.INPUT_DATA_DIR}/{name}", root) for name in data_config}
     _channel_env(env, channels)
-    env.setdefault(c.ENV_INPUT_DATA_CONFIG, _dumps(data_config))
+    env.setdefault(c.ENV_INPUT_DATA_CONFIG, hp.env_value(data_config))
     env.setdefault(c.ENV_MODEL_DIR, c.MODEL_DIR)
     env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.OUTPUT_DATA_DIR)
     env.setdefault(c.ENV_INPUT_DIR, c.INPUT_DIR)
@@ -51,8 +47,8 @@ def _training_env(env: dict[str, str], root: str) -> None:
 def _processing_env(env: dict[str, str], task: TaskDescription) -> None:
     resource = u.read_json(c.PROCESSING_RESOURCE_CONFIG_FILE) or {}
     _host_env(env, resource)
-    env.setdefault(c.ENV_RESOURCE_CONFIG, _dumps(resource))
-    _hps_env(env, u.user_hps(task.hps))
+    env.setdefault(c.ENV_RESOURCE_CONFIG, hp.env_value(resource))
+    _hps_env(env, hp.user_hps(task.hps))
     _channel_env(env, u.processing_inputs())
     env.setdefault(c.ENV_MODEL_DIR, c.PROCESSING_MODEL_DIR)
     env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.PROCESSING_OUTPUT_DATA_DIR)
@@ -66,7 +62,7 @@ def _processing_env(env: dict[str, str], task: TaskDescription) -> None:
 def _host_env(env: dict[str, str], resource: dict[str, Any]) -> None:
     current = resource.get("current_host") or "algo-1"
     env.setdefault(c.ENV_CURRENT_HOST, current)
-    env.setdefault(c.ENV_HOSTS, _dumps(resource.get("hosts") or [current]))
+    env.setdefault(c.ENV_HOSTS, hp.env_value(resource.get("hosts") or [current]))
     env.setdefault(c.ENV_NETWORK_INTERFACE_NAME, resource.get("network_interface_name", "eth0"))
     if resource.get("current_instance_type"):
         env.setdefault(c.ENV_CURRENT_INSTANCE_TYPE, resource["current_instance_type"])
@@ -74,16 +70,16 @@ def _host_env(env: dict[str, str], resource: dict[str, Any]) -> None:
 
 def _hps_env(env: dict[str, str], hps: dict[str, Any]) -> None:
     # The toolkit's SM_HPS also holds our ssm_task: the program sees its own hps only.
-    env[c.ENV_HPS] = _dumps(hps)
-    for key in [k for k in env if k.startswith("SM_HP_") and u.is_reserved_hp(k[6:].lower())]:
+    env[c.ENV_HPS] = hp.env_value(hps)
+    for key in [k for k in env if k.startswith("SM_HP_") and hp.is_reserved(k[6:].lower())]:
         del env[key]
     for key, value in hps.items():  # the toolkit also exports SM_HP_<KEY>
-        env.setdefault(f"SM_HP_{key.upper()}", value if isinstance(value, str) else _dumps(value))
+        env.setdefault(f"SM_HP_{key.upper()}", hp.env_value(value))
 
 
 def _program_env(env: dict[str, str], task: TaskDescription, args: list[str]) -> None:
     """The toolkit described its entry point, the launcher: describe the program instead."""
-    env[c.ENV_USER_ARGS] = _dumps(args)
+    env[c.ENV_USER_ARGS] = hp.env_value(args)
     updates: dict[str, Any] = {"user_args": args, "hyperparameters": json.loads(env[c.ENV_HPS])}
     if task.kind == "script":
         program = task.program
@@ -97,11 +93,11 @@ def _program_env(env: dict[str, str], task: TaskDescription, args: list[str]) ->
         training_env = None
     if isinstance(training_env, dict):
         training_env.update(updates)
-        env[c.ENV_TRAINING_ENV] = _dumps(training_env)
+        env[c.ENV_TRAINING_ENV] = hp.env_value(training_env)
 
 
 def _channel_env(env: dict[str, str], channels: dict[str, str]) -> None:
-    env.setdefault(c.ENV_CHANNELS, _dumps(sorted(channels)))
+    env.setdefault(c.ENV_CHANNELS, hp.env_value(sorted(channels)))
     for name, path in channels.items():
         env.setdefault(u.channel_env_name(name), path)
 

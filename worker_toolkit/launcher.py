@@ -32,6 +32,7 @@ from typing import IO, Any
 from . import _common as u
 from . import _jobenv, _outputs
 from . import contract as c
+from . import hyperparameters as hp
 from ._requirements import REQUIREMENTS_FILE, failing_line, install_failure_text
 from ._tarballs import extract_tarball
 from .snakemake_script import ENV_SNAKEMAKE
@@ -122,7 +123,7 @@ def load_task(argv: list[str], root: str) -> tuple[TaskDescription, list[str]]:
     except TaskError as exc:
         raise LaunchError(str(exc)) from exc
     if task.job_type == "processing":
-        rest = u.to_cmd_args(u.user_hps(task.hps)) + rest
+        rest = hp.to_cmd_args(hp.user_hps(task.hps)) + rest
     return _rerooted(task, root), rest
 
 

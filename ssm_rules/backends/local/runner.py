@@ -47,6 +47,7 @@ from ssm_rules.objects import S3Objects
 from ssm_rules.safe_tar import read_member
 from worker_toolkit import contract
 from worker_toolkit._tarballs import extract_tarball
+from worker_toolkit.hyperparameters import decode
 
 log = logging.getLogger("ssm_rules.local.runner")
 
@@ -250,7 +251,7 @@ class JobRun:
             self.checkpoints.download()
         if self.job_type is JobType.TRAINING and self._script_mode:
             self.check_stop()
-            hps = toolkit.decode_hyperparameters(self.body.get("HyperParameters") or {})
+            hps = decode(self.body.get("HyperParameters") or {})
             bundle = toolkit.fetch_code(
                 str(hps[contract.HP_SUBMIT_DIRECTORY]), self.jobdir.work_dir, self.s3
             )
