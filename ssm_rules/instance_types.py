@@ -31,7 +31,7 @@ _ENUM_SHAPES = {
 @functools.cache
 def known_instance_types(job_type: JobType | None = None) -> frozenset[str]:
     """botocore's instance types for a job type (``None``: either)."""
-    from ssm_rules.backends.aws.validation import sagemaker_service_model
+    from ssm_rules.aws_names import sagemaker_service_model
 
     model = sagemaker_service_model()
     types = [job_type] if job_type is not None else list(_ENUM_SHAPES)

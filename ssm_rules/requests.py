@@ -14,14 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ssm_rules.aws_names import job_name_problem, job_name_rule
 from ssm_rules.backends.base import JobRequest, JobType
 from ssm_rules.objects import ObjectURI
 from ssm_rules.spec import Channel, OutputKind, SpecError, TaskSpec
 from worker_toolkit import contract as C
 from worker_toolkit.task import TaskDescription
 
-JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
-MAX_JOB_NAME = 63
 # ContainerEntrypoint items are limited to 256 characters: unpack the code bundle with sh/tar
 # (in every framework image) and hand over to our launcher. SSM_OPT_ML_ROOT is only set by the
 # local backend when it cannot mount the sandbox at /opt/ml.
@@ -59,6 +58,11 @@ class Placement:
 JOB_SUFFIX_LENGTH = len("-MMDDHHMMSS-abcdef")
 
 
+def max_job_name() -> int:
+    """The longest name SageMaker takes for either job type (botocore's model: 63)."""
+    return min(job_name_rule(job_type)[1] for job_type in JobType)
+
+
 def _slug(text: str) -> str:
     """Letters and digits, every other run of characters one '-' (SageMaker's name pattern)."""
     return re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9]", "-", text)).strip("-")
@@ -73,7 +77,7 @@ def job_name_prefix(rule: str) -> str:
             f"rule {rule!r}: its name has no letter or digit, so it cannot start a "
             "SageMaker job name: rename the rule (letters, digits, '_')"
         )
-    return slug[: MAX_JOB_NAME - JOB_SUFFIX_LENGTH].rstrip("-") + "-"
+    return slug[: max_job_name() - JOB_SUFFIX_LENGTH].rstrip("-") + "-"
 
 
 def wildcards_part(rule: str, wildcards: Sequence[tuple[str, str]]) -> str:
@@ -81,7 +85,7 @@ def wildcards_part(rule: str, wildcards: Sequence[tuple[str, str]]) -> str:
     jobs of a sweep (``lr=0.01``, ``lr=0.1``) read apart in the console (``train-0-01-...``,
     ``train-0-1-...``). Cut at the 63-character limit: the task tag holds them whole."""
     # name = prefix + part + "MMDDHHMMSS-abcdef"; part = values + "-"
-    room = max(0, MAX_JOB_NAME - JOB_SUFFIX_LENGTH - len(job_name_prefix(rule)))
+    room = max(0, max_job_name() - JOB_SUFFIX_LENGTH - len(job_name_prefix(rule)))
     values = _slug("-".join(value for _, value in wildcards))
     part = values[:room].rstrip("-")
     return part + "-" if part else ""
@@ -98,7 +102,7 @@ def job_name(
     stamp = time.strftime("%m%d%H%M%S", time.gmtime(now if now is not None else time.time()))
     head = job_name_prefix(rule) + wildcards_part(rule, wildcards)
     name = f"{head}{stamp}-{token or secrets.token_hex(3)}"
-    assert JOB_NAME.fullmatch(name) and len(name) <= MAX_JOB_NAME, name
+    assert all(job_name_problem(name, job_type) is None for job_type in JobType), name
     return name
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ssm_rules.aws_names import sagemaker_service_model
 from ssm_rules.backends.aws.errors import InvalidRequestError
 from ssm_rules.backends.base import JobRequest, JobType
 from ssm_rules.instance_types import is_well_formed
@@ -81,13 +82,6 @@ def java_to_python(pattern: str) -> str:
         out.append(c)
         i += 1
     return "".join(out).replace(*_JAVA_SURROGATES)
-
-
-def sagemaker_service_model() -> Any:
-    """botocore's SageMaker model, from the installed botocore data (no credentials, no I/O)."""
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model("sagemaker")
 
 
 @dataclass(frozen=True)
