@@ -104,6 +104,26 @@ def test_empty_fields_are_left_out_of_the_json() -> None:
             },
             "'unpack' of 'o' must be [extracted, tarball]",
         ),
+        (
+            {
+                "version": TASK_VERSION,
+                "kind": "shell",
+                "job_type": "training",
+                "command": "x",
+                "model": "yes",
+            },
+            "'model' must be true or false",
+        ),
+        (
+            {
+                "version": TASK_VERSION,
+                "kind": "shell",
+                "job_type": "training",
+                "command": "x",
+                "state_dir": 1,
+            },
+            "'state_dir' must be a path",
+        ),
         ([1, 2], "must be a JSON object"),
     ],
 )

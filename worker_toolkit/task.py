@@ -165,5 +165,11 @@ def _check(task: TaskDescription) -> None:
     for name, pair in task.unpack.items():
         if not (isinstance(pair, tuple) and len(pair) == 2 and all(map(_is_str, pair))):
             raise TaskError(f"task 'unpack' of {name!r} must be [extracted, tarball], got {pair!r}")
+    for key in ("state_dir", "state_input"):
+        if getattr(task, key) is not None and not isinstance(getattr(task, key), str):
+            raise TaskError(f"task {key!r} must be a path, got {getattr(task, key)!r:.200}")
+    for key in ("model", "output_data"):
+        if not isinstance(getattr(task, key), bool):
+            raise TaskError(f"task {key!r} must be true or false, got {getattr(task, key)!r}")
     if task.snakemake is not None and not isinstance(task.snakemake, dict):
         raise TaskError(f"task 'snakemake' must be a JSON object, got {task.snakemake!r:.200}")
