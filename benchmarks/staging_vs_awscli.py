@@ -3,7 +3,7 @@
 Run from the repository root (starts its own moto server process on 127.0.0.1; no AWS needed;
 awscli comes with the ``bench`` extra: ``pip install -e '.[bench]'``)::
 
-    .venv/bin/python benchmarks/staging_vs_awscli.py [--files 1500] [--mb 300] [--rounds 3]
+    .venv/bin/python benchmarks/staging_vs_awscli.py [--files 1500] [--mb 300] [--rounds 5]
 
 Generates ``--files`` files of varied sizes (most small, a few above the 8 MB multipart
 threshold) totalling about ``--mb`` MB, then, in each round on an emptied server, syncs the
@@ -16,7 +16,8 @@ ssm_rules syncs through ``staging.sync_local_input`` on an ``S3Objects`` store w
 ``DigestCache``, as the executor does for a local input (each sync a new run: the cache read
 from disk); awscli runs in this process (``awscli.clidriver``, as the ``aws``
 command does, without its interpreter start-up), with its default settings. Times are the
-median over the rounds; a ratio is ssm_rules' time over awscli's (below 1: ours is faster).
+median over the rounds; a ratio is the median over the rounds of ssm_rules' time over awscli's
+in the same round (below 1: ours is faster), for wall time and for this process's CPU time.
 Requests and bytes are counted with botocore hooks on each tool's own session: bytes are the
 payload of every PUT/POST request (``X-Amz-Decoded-Content-Length`` when the body is
 aws-chunked, else ``Content-Length``). After the first sync both copies are compared object by
@@ -43,6 +44,8 @@ from ssm_rules.digests import RACY_NS  # noqa: E402  (after the path setup)
 from tests.moto_server import FOREIGN_ENV, PlainMotoServer  # noqa: E402
 
 BUCKET = "ssm-bench"
+OURS, AWSCLI = "ssm_rules", "aws s3 sync"
+PHASES = ("first", "unchanged")
 MB = 1 << 20
 
 
@@ -97,7 +100,7 @@ class Counted:
 class Ours:
     """Each sync as a new run: a new DigestCache read from the run's state directory."""
 
-    name = "ssm_rules"
+    name = OURS
 
     def __init__(self, state_dir: Path) -> None:
         from ssm_rules.aws_clients import client
@@ -122,7 +125,7 @@ class Ours:
 
 
 class AwsCli:
-    name = "aws s3 sync"
+    name = AWSCLI
 
     def __init__(self) -> None:
         self.counted = Counted()
@@ -147,10 +150,12 @@ def listing(s3: Any, prefix: str) -> dict[str, tuple[int, str]]:
     return found
 
 
-def timed(fn: Callable[[], None]) -> float:
-    start = time.perf_counter()
+def measured(fn: Callable[[], None]) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of this process (all its threads: the tool's own work,
+    less shaken than wall time by the machine's other load)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _sync(tool: Ours | AwsCli, data: Path) -> Callable[[], None]:
@@ -161,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=1500)
     parser.add_argument("--mb", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     server = PlainMotoServer()
     server.start()
@@ -178,7 +183,7 @@ def run(server: PlainMotoServer, files: int, total_mb: int, rounds: int) -> None
     from ssm_rules.aws_clients import client
 
     s3 = client("s3")
-    times: dict[tuple[str, str], list[float]] = {}
+    took: dict[tuple[str, str], list[tuple[float, float]]] = {}  # (wall, cpu) per round
     counts: dict[tuple[str, str], Counted] = {}
     hashed: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="ssm-bench-") as tmp:
@@ -194,33 +199,42 @@ def run(server: PlainMotoServer, files: int, total_mb: int, rounds: int) -> None
             tools: list[Ours | AwsCli] = [ours, AwsCli()]
             if r % 2:
                 tools.reverse()
-            for phase in ("first", "unchanged"):
+            for phase in PHASES:
                 for tool in tools:
                     tool.counted.clear()
-                    times.setdefault((tool.name, phase), []).append(timed(_sync(tool, data)))
+                    took.setdefault((tool.name, phase), []).append(measured(_sync(tool, data)))
                     counted = Counted()
                     counted.calls, counted.sent = Counter(tool.counted.calls), tool.counted.sent
                     counts[(tool.name, phase)] = counted
                 hashed[phase] = ours.hashed
                 if phase == "first":
                     copies = {t.name: listing(s3, t.prefix) for t in tools}
-                    if copies["ssm_rules"] != copies["aws s3 sync"]:
+                    if copies[OURS] != copies[AWSCLI]:
                         raise SystemExit("the two tools' objects differ after the first sync")
-    print(f"{'':<12}{'tool':<14}{'seconds':>9}{'ratio':>7}{'requests':>10}{'bytes sent':>14}")
-    for phase in ("first", "unchanged"):
-        awscli = statistics.median(times[("aws s3 sync", phase)])
-        for name in ("ssm_rules", "aws s3 sync"):
-            median = statistics.median(times[(name, phase)])
+    print(
+        f"{'':<11}{'tool':<13}{'wall s':>8}{'ratio':>7}{'cpu s':>7}{'ratio':>7}"
+        f"{'requests':>10}{'bytes sent':>13}"
+    )
+    for phase in PHASES:
+        # each round's ours/awscli, side by side in time; the median of those
+        ratios = [
+            [a[i] / b[i] for a, b in zip(took[(OURS, phase)], took[(AWSCLI, phase)], strict=True)]
+            for i in (0, 1)
+        ]
+        for name in (OURS, AWSCLI):
+            wall, cpu = (statistics.median(t[i] for t in took[(name, phase)]) for i in (0, 1))
+            wall_ratio, cpu_ratio = (
+                statistics.median(ratios[i]) if name == OURS else 1.0 for i in (0, 1)
+            )
             c = counts[(name, phase)]
             print(
-                f"{phase:<12}{name:<14}{median:>9.2f}{median / awscli:>7.2f}"
-                f"{sum(c.calls.values()):>10}{c.sent:>14,}"
+                f"{phase:<11}{name:<13}{wall:>8.2f}{wall_ratio:>7.2f}{cpu:>7.2f}{cpu_ratio:>7.2f}"
+                f"{sum(c.calls.values()):>10}{c.sent:>13,}"
             )
-    print(
-        f"  files ssm_rules read to hash: first {hashed['first']}, unchanged {hashed['unchanged']}"
-    )
-    for phase in ("first", "unchanged"):
-        for name in ("ssm_rules", "aws s3 sync"):
+        print(f"  {phase}: wall ratio of each round {', '.join(f'{x:.2f}' for x in ratios[0])}")
+    print(f"  files ssm_rules read to hash: first {hashed['first']}, then {hashed['unchanged']}")
+    for phase in PHASES:
+        for name in (OURS, AWSCLI):
             calls = ", ".join(f"{op} {n}" for op, n in sorted(counts[(name, phase)].calls.items()))
             print(f"  {phase} {name}: {calls}")
 

@@ -79,6 +79,7 @@ class ObjectInfo:
 class ObjectStore(Protocol):
     def list(self, prefix: str) -> list[ObjectInfo]: ...
     def exists(self, uri: str) -> bool: ...
+    def read_bytes(self, uri: str) -> bytes | None: ...  # None: no such object
     def download(self, uri: str, path: Path) -> None: ...
     def upload(self, path: Path, uri: str) -> None: ...
     def copy(self, src: str, dst: str) -> None: ...
@@ -127,6 +128,12 @@ class LocalObjects:
 
     def exists(self, uri: str) -> bool:
         return os.path.isfile(ObjectURI.parse(uri).key)
+
+    def read_bytes(self, uri: str) -> bytes | None:
+        try:
+            return Path(ObjectURI.parse(uri).key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
 
     def download(self, uri: str, path: Path) -> None:
         _atomic_copy(Path(ObjectURI.parse(uri).key), Path(path))
@@ -277,6 +284,21 @@ class S3Objects:
                     return False
                 raise
         return True
+
+    def read_bytes(self, uri: str) -> bytes | None:
+        """One GetObject (not HeadObject, then a managed download's HeadObject and GetObject),
+        for the small objects read whole: sidecars."""
+        from botocore.exceptions import ClientError
+
+        u = ObjectURI.parse(uri)
+        with _failing_as(f"reading {uri} (S3 GetObject)"):
+            try:
+                reply = self.client.get_object(Bucket=u.bucket, Key=u.key, **self._owner(u.bucket))
+            except ClientError as e:
+                if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+            return bytes(reply["Body"].read())
 
     def download(self, uri: str, path: Path) -> None:
         u = ObjectURI.parse(uri)

@@ -20,13 +20,14 @@ import re
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ssm_rules import safe_tar, scratch
 from ssm_rules.backends.base import JobType
-from ssm_rules.digests import DigestCache
+from ssm_rules.digests import DigestCache, FileDigest
 from ssm_rules.manifest import snapshot
 from ssm_rules.objects import ObjectStore, ObjectURI, relative_key
 from ssm_rules.requests import Placement, carrier_uri, tensorboard_uri
@@ -130,10 +131,9 @@ def sync_local_input(
 ) -> SyncResult:
     """Mirror a local file or directory under ``dest_prefix`` (which ends with ``/``)."""
     if local.is_dir():
-        return sync_local_files(store, dict(_tree(local, "")), dest_prefix, dest_prefix, digests)
-    base = ObjectURI.parse(dest_prefix)
-    uri = str(base.join(local.name))
-    return sync_local_files(store, {local.name: local}, dest_prefix, uri, digests)
+        return _sync(store, lambda: dict(_tree(local, "")), dest_prefix, dest_prefix, digests)
+    uri = str(ObjectURI.parse(dest_prefix).join(local.name))
+    return _sync(store, lambda: {local.name: local}, dest_prefix, uri, digests)
 
 
 def sync_local_files(
@@ -144,50 +144,70 @@ def sync_local_files(
     digests: DigestCache | None = None,
 ) -> SyncResult:
     """Mirror local files (relative key → path) under ``dest_prefix``; only what changed
-    is sent, and objects no longer wanted are deleted.
+    is sent, and objects no longer wanted are deleted."""
+    return _sync(store, lambda: wanted, dest_prefix, uri or dest_prefix, digests)
 
-    A file is unchanged when its SHA-256 is the one the sidecar recorded at its last upload
-    and the object still has its size. ``digests`` (the run's DigestCache) gives the SHA-256
+
+def _sync(
+    store: ObjectStore,
+    local_files: Callable[[], dict[str, Path]],
+    dest_prefix: str,
+    uri: str,
+    digests: DigestCache | None,
+) -> SyncResult:
+    """A file is unchanged when its SHA-256 is the one the sidecar recorded at its last upload
+    and its object still has its size. ``digests`` (the run's DigestCache) gives the SHA-256
     of a file whose stat is as when it was last hashed without reading it; without one,
-    every file is read. Changed files are uploaded while the next ones are hashed."""
+    every file is read.
+
+    What is there (the listing, the sidecar) is read while the local files are walked and
+    their digests found, and each changed file is uploaded while the next ones are hashed:
+    the waits on S3, on the disk and on the CPU overlap."""
     digests = digests if digests is not None else DigestCache()
     base = ObjectURI.parse(dest_prefix)
-    uri = uri or dest_prefix
     sidecar_uri = dest_prefix.rstrip("/") + ".ssm-sync.json"
-    known = _read_sidecar(store, sidecar_uri)
-    present = {relative_key(base.key, o.key): o.size for o in store.list(dest_prefix)}
     record: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ssm-sync-read") as reads:
+        known_read = reads.submit(_read_sidecar, store, sidecar_uri)
+        present_read = reads.submit(
+            lambda: {relative_key(base.key, o.key): o.size for o in store.list(dest_prefix)}
+        )
+        wanted = local_files()
 
-    def changed() -> Iterator[tuple[Path, str]]:
-        for rel, path in sorted(wanted.items()):
-            digest = digests.digest(path)
-            record[rel] = digest.sha256
-            if known.get(rel) != digest.sha256 or present.get(rel) != digest.size:
-                yield path, str(base.join(rel))
+        def changed() -> Iterator[tuple[Path, str]]:
+            ahead: list[tuple[str, Path, FileDigest]] = []  # digests found before S3 answered
+            for rel, path in sorted(wanted.items()):
+                ahead.append((rel, path, digests.digest(path)))
+                if known_read.done() and present_read.done():
+                    yield from decide(ahead)
+                    ahead.clear()
+            yield from decide(ahead)
 
-    try:
-        uploaded = store.upload_many(changed())
-    finally:
-        digests.save()  # what was hashed stays known, even when an upload failed
+        def decide(digested: list[tuple[str, Path, FileDigest]]) -> Iterator[tuple[Path, str]]:
+            known, present = known_read.result(), present_read.result()
+            for rel, path, digest in digested:
+                record[rel] = digest.sha256
+                if known.get(rel) != digest.sha256 or present.get(rel) != digest.size:
+                    yield path, str(base.join(rel))
+
+        try:
+            uploaded = store.upload_many(changed())
+        finally:
+            digests.save()  # what was hashed stays known, even when an upload failed
+        known, present = known_read.result(), present_read.result()
     deleted = store.delete_many(str(base.join(rel)) for rel in sorted(set(present) - set(wanted)))
     if uploaded or deleted or known != record:
-        with tempfile.NamedTemporaryFile("w", suffix=".json", dir=scratch.directory()) as tmp:
-            json.dump(record, tmp, sort_keys=True)
-            tmp.flush()
-            store.upload(Path(tmp.name), sidecar_uri)
+        upload_text(store, json.dumps(record, sort_keys=True), sidecar_uri)
     return SyncResult(uri, uploaded, deleted)
 
 
 def _read_sidecar(store: ObjectStore, uri: str) -> dict[str, Any]:
-    if not store.exists(uri):
+    data = store.read_bytes(uri)
+    try:
+        found = json.loads(data) if data is not None else {}
+    except ValueError:
         return {}
-    with tempfile.TemporaryDirectory(prefix="ssm-sidecar-", dir=scratch.directory()) as tmp:
-        path = Path(tmp) / "sidecar.json"
-        store.download(uri, path)
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            return {}
+    return found if isinstance(found, dict) else {}
 
 
 def upload_text(store: ObjectStore, text: str, uri: str) -> None:
