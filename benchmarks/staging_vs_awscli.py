@@ -91,6 +91,9 @@ class Counted:
         self.calls[model.name] += 1
 
     def _send(self, request: Any, **_kwargs: Any) -> None:
+        attempt = request.headers.get("amz-sdk-request", b"attempt=1")
+        if not bytes(attempt).startswith(b"attempt=1;") and bytes(attempt) != b"attempt=1":
+            self.calls["(retries)"] += 1  # botocore's retry of a failed request
         if request.method in ("PUT", "POST"):
             headers = request.headers
             size = headers.get("X-Amz-Decoded-Content-Length") or headers.get("Content-Length")
