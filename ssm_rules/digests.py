@@ -69,17 +69,21 @@ class DigestCache:
         self.racy_ns = racy_ns
         self.hashed = 0  # files read to hash them through this cache (the rest: remembered)
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[tuple[int, int, int, int], str]] = (
-            self._load(path) if path else {}
-        )
+        self._entries: dict[str, tuple[tuple[int, int, int, int], str]] | None = None
         self._changed = False
+
+    def _known(self) -> dict[str, tuple[tuple[int, int, int, int], str]]:
+        """The entries, read from the file on first use (the caller holds the lock)."""
+        if self._entries is None:
+            self._entries = self._load(self.path) if self.path else {}
+        return self._entries
 
     def digest(self, path: Path) -> FileDigest:
         key = os.path.abspath(path)
         before = os.stat(key)
         signature = _signature(before)
         with self._lock:
-            known = self._entries.get(key)
+            known = self._known().get(key)
         if known is not None and known[0] == signature:
             return FileDigest(known[1], before.st_size)
         started = time.time_ns()
@@ -89,9 +93,9 @@ class DigestCache:
         with self._lock:
             self.hashed += 1
             if steady and old_enough:
-                self._entries[key] = (signature, sha256)
+                self._known()[key] = (signature, sha256)
                 self._changed = True
-            elif self._entries.pop(key, None) is not None:
+            elif self._known().pop(key, None) is not None:
                 self._changed = True
         return FileDigest(sha256, before.st_size)
 
@@ -100,7 +104,7 @@ class DigestCache:
         with self._lock:
             if self.path is None or not self._changed:
                 return
-            entries = {k: [*sig, sha] for k, (sig, sha) in sorted(self._entries.items())}
+            entries = {k: [*sig, sha] for k, (sig, sha) in sorted(self._known().items())}
             self._changed = False
         tmp = temp_sibling(self.path)
         try:
