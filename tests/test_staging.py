@@ -79,28 +79,35 @@ def opened(tmp_path: Path) -> Iterator[list[str]]:
     """Every file under ``tmp_path/data`` this process opens while the test runs (Python's
     ``open`` audit event: hashing, copying, s3transfer's reads alike)."""
     found: list[str] = []
-    _OPENS.watching = (str(tmp_path / "data") + os.sep, found)
+    audit = _OpenAudit.installed()
+    audit.watching = (str(tmp_path / "data") + os.sep, found)
     try:
         yield found
     finally:
-        _OPENS.watching = None
+        audit.watching = None
 
 
 class _OpenAudit:
-    """One audit hook for the session (they cannot be removed), recording only when asked."""
+    """One audit hook (hooks cannot be removed), installed by the first test that asks,
+    recording only while a test watches."""
+
+    _installed: _OpenAudit | None = None
 
     def __init__(self) -> None:
         self.watching: tuple[str, list[str]] | None = None
         sys.addaudithook(self._event)
+
+    @classmethod
+    def installed(cls) -> _OpenAudit:
+        if cls._installed is None:
+            cls._installed = cls()
+        return cls._installed
 
     def _event(self, event: str, args: tuple[object, ...]) -> None:
         watching = self.watching
         if watching is not None and event == "open" and isinstance(args[0], str):
             if args[0].startswith(watching[0]):
                 watching[1].append(os.path.relpath(args[0], watching[0]))
-
-
-_OPENS = _OpenAudit()
 
 
 def _tree_of(root: Path, files: dict[str, bytes]) -> dict[str, Path]:
