@@ -458,30 +458,35 @@ def test_one_round_costs_one_list_call_whatever_the_number_of_jobs(
     counted.clear()
     first = aws.poll(jobs)
     assert counted.count("ListTrainingJobs") == 1
-    # moto completes jobs at once: each is described once, for FailureReason/ModelArtifacts
-    assert counted.count("DescribeTrainingJob") == n
+    # moto completes jobs at once: their details (FailureReason, ModelArtifacts) come in one
+    # Search by name for all of them, not one Describe each
+    assert counted.count("Search") == 1
+    assert counted.count("DescribeTrainingJob") == 0
     assert set(first) == set(names)
     status = first[names[0]]
     assert status.state is JobState.COMPLETED and status.is_done
     assert status.model_artifacts and status.model_artifacts.endswith("/output/model.tar.gz")
 
-    for _ in range(3):  # steady state: nothing changed, nothing described
+    for _ in range(3):  # ended jobs do not change again: nothing is asked
         counted.clear()
         assert aws.poll(jobs) == first
-        assert dict(counted.seen) == {("sagemaker", "ListTrainingJobs"): 1}
+        assert dict(counted.seen) == {}
 
 
 def test_two_job_types_cost_one_list_call_each(backend: tuple[AwsBackend, Calls]) -> None:
     aws, counted = backend
     jobs = [(n, JobType.TRAINING) for n in submit_many(aws, 10)]
     jobs += [(n, JobType.PROCESSING) for n in submit_many(aws, 10, JobType.PROCESSING)]
-    aws.poll(jobs)
     counted.clear()
     statuses = aws.poll(jobs)
-    assert len(statuses) == 20
+    assert len(statuses) == 20 and all(s.is_done for s in statuses.values())
+    # ended at once (moto): the training jobs' details in one Search; Search knows no
+    # ProcessingJob resource, so each processing job is described
     assert dict(counted.seen) == {
         ("sagemaker", "ListTrainingJobs"): 1,
         ("sagemaker", "ListProcessingJobs"): 1,
+        ("sagemaker", "Search"): 1,
+        ("sagemaker", "DescribeProcessingJob"): 10,
     }
 
 
@@ -524,10 +529,10 @@ def test_reattached_jobs_are_described_once(backend: tuple[AwsBackend, Calls]) -
         other.create_training_job(**training_body(name))
     jobs = [(n, JobType.TRAINING) for n in names]
     assert all(s.is_done for s in aws.poll(jobs).values())
-    assert counted.count("DescribeTrainingJob") == 5
+    assert dict(counted.seen) == {("sagemaker", "Search"): 1}  # all five in one call
     counted.clear()
     aws.poll(jobs)
-    assert counted.count("DescribeTrainingJob") == 0
+    assert dict(counted.seen) == {}  # ended: nothing more to learn
 
 
 def test_unknown_job_is_reported_failed(backend: tuple[AwsBackend, Calls]) -> None:
@@ -728,3 +733,14 @@ def test_find_matches_name_prefix_and_tags_newest_first(backend: tuple[AwsBacken
     found = aws.find(JobType.PROCESSING, "prep-", {"ssm-rules:identity": "A"})
     assert [s.name for s in found] == ["prep-1121000000-aaaaaa"]
     assert aws.find(JobType.PROCESSING, "prep-", {"ssm-rules:identity": "C"}) == []
+
+
+def test_names_are_batched_into_search_filters_within_sagemakers_limits() -> None:
+    from ssm_rules.backends.aws.polling import MAX_FILTER_VALUE, MAX_FILTERS, _name_batches
+
+    names = [f"train-1121120000-{i:06x}-{'x' * 39}" for i in range(1000)]  # 63 characters
+    batches = _name_batches(names)
+    assert all(len(b) <= MAX_FILTERS for b in batches)
+    assert all(len(value) <= MAX_FILTER_VALUE for b in batches for value in b)
+    assert [n for b in batches for value in b for n in value.split(",")] == names
+    assert len(batches) == 4  # 16 names per Filter Value, 20 filters per call
