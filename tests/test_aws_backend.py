@@ -744,3 +744,38 @@ def test_names_are_batched_into_search_filters_within_sagemakers_limits() -> Non
     assert all(len(value) <= MAX_FILTER_VALUE for b in batches for value in b)
     assert [n for b in batches for value in b for n in value.split(",")] == names
     assert len(batches) == 4  # 16 names per Filter Value, 20 filters per call
+
+
+def test_finding_costs_one_lookup_per_rule_prefix_not_one_per_job(
+    backend: tuple[AwsBackend, Calls],
+) -> None:
+    aws, counted = backend
+
+    def task(body: dict[str, Any], task_id: str) -> dict[str, Any]:
+        return {**body, "Tags": [*body["Tags"], {"Key": "ssm-rules:task", "Value": task_id}]}
+
+    for i in range(12):
+        aws.submit(
+            JobRequest(JobType.TRAINING, task(training_body(f"train-11210-{i:06x}"), f"t{i}"))
+        )
+        aws.submit(
+            JobRequest(JobType.PROCESSING, task(processing_body(f"prep-11210-{i:06x}"), f"t{i}"))
+        )
+    counted.clear()
+    for i in range(12):  # the executor asks once per job it is about to submit
+        (found,) = aws.find(JobType.TRAINING, "train-", {"ssm-rules:task": f"t{i}"})
+        assert found.name == f"train-11210-{i:06x}"
+        (found,) = aws.find(JobType.PROCESSING, "prep-", {"ssm-rules:task": f"t{i}"})
+        assert found.name == f"prep-11210-{i:06x}"
+    assert aws.find(JobType.TRAINING, "train-", {"ssm-rules:task": "t99"}) == []
+    # processing summaries carry no tags: one ListTags per candidate, once
+    assert dict(counted.seen) == {
+        ("sagemaker", "Search"): 1,
+        ("sagemaker", "ListProcessingJobs"): 1,
+        ("sagemaker", "ListTags"): 12,
+    }
+    # kept for a while only: a job of an earlier run that ended meanwhile is seen ended
+    aws.finder.clock = lambda: time.monotonic() + aws.finder.ttl + 1
+    counted.clear()
+    aws.find(JobType.TRAINING, "train-", {"ssm-rules:task": "t0"})
+    assert dict(counted.seen) == {("sagemaker", "Search"): 1}

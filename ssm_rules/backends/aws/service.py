@@ -54,6 +54,7 @@ class AwsBackend:
         self.sagemaker = sagemaker
         self.logs_client = logs
         self.poller = StatusPoller(sagemaker)
+        self.finder = finding.JobFinder(sagemaker)
         # the executor's main thread (submit, find, cancel) and its status thread (poll) share
         # the poller's records
         self._poller_lock = threading.Lock()
@@ -119,18 +120,17 @@ class AwsBackend:
     def find(self, job_type: JobType, name_prefix: str, tags: dict[str, str]) -> list[JobStatus]:
         """Jobs named ``name_prefix...`` carrying all ``tags``, newest first.
 
-        Training: one SageMaker Search call filters on the tags server-side (Search knows
-        TrainingJob, not ProcessingJob). Processing: ListProcessingJobs by name within the
-        last ``FIND_WINDOW``, then ListTags per candidate (at most ``FIND_MAX_CANDIDATES``).
+        The jobs of the whole prefix are looked up once and kept a while
+        (:class:`~ssm_rules.backends.aws.finding.JobFinder`). Training: SageMaker Search
+        (Search knows TrainingJob, not ProcessingJob). Processing: ListProcessingJobs by name
+        within the last ``FIND_WINDOW``, then ListTags per candidate (at most
+        ``FIND_MAX_CANDIDATES``).
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
         job_type = JobType(job_type)
         try:
-            if job_type is JobType.TRAINING:
-                found = finding.find_training(self.sagemaker, name_prefix, tags)
-            else:
-                found = finding.find_processing(self.sagemaker, name_prefix, tags)
+            found = self.finder.find(job_type, name_prefix, tags)
         except (ClientError, BotoCoreError) as e:
             raise StatusError(
                 f"could not look for earlier {job_type} jobs {name_prefix}* to re-attach to "
