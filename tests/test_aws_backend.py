@@ -779,3 +779,25 @@ def test_finding_costs_one_lookup_per_rule_prefix_not_one_per_job(
     counted.clear()
     aws.find(JobType.TRAINING, "train-", {"ssm-rules:task": "t0"})
     assert dict(counted.seen) == {("sagemaker", "Search"): 1}
+
+
+def test_creates_are_rate_limited(moto: PlainMotoServer) -> None:
+    """12 jobs at --sagemaker-max-submit-rate 3: never more than 3 Creates in a second, counted
+    on a clock that sleeping moves (the test takes no time)."""
+    from ssm_rules.rate_limit import RateLimiter
+
+    now = [0.0]
+    create_times: list[float] = []
+    sm = plain_client("sagemaker")
+    sm.meta.events.register(
+        "before-call.sagemaker.CreateTrainingJob", lambda **_: create_times.append(now[0])
+    )
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    aws = AwsBackend(sm, plain_client("logs"), submit_limiter=RateLimiter(3, lambda: now[0], sleep))
+    for i in range(12):
+        aws.submit(JobRequest(JobType.TRAINING, training_body(f"train-1121120000-{i:06x}")))
+    assert len(create_times) == 12
+    assert max(sum(1 for t in create_times if s <= t < s + 1 - 1e-9) for s in create_times) == 3

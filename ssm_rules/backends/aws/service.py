@@ -23,6 +23,8 @@ from ssm_rules.backends.aws.errors import (
 from ssm_rules.backends.aws.polling import APIS, StatusPoller, utcnow
 from ssm_rules.backends.aws.validation import OPERATIONS
 from ssm_rules.backends.base import JobRequest, JobStatus, JobType, LogEvent
+from ssm_rules.rate_limit import RateLimiter
+from ssm_rules.settings import DEFAULT_MAX_SUBMIT_RATE
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,11 @@ class AwsBackend:
         sagemaker: Any,
         logs: Any,
         logger: Any = None,
+        submit_limiter: RateLimiter | None = None,
     ) -> None:
         self.sagemaker = sagemaker
+        # Create*Job calls spaced to --sagemaker-max-submit-rate (ssm_rules.rate_limit)
+        self.submit_limiter = submit_limiter or RateLimiter(DEFAULT_MAX_SUBMIT_RATE)
         self.logs_client = logs
         self.poller = StatusPoller(sagemaker)
         self.finder = finding.JobFinder(sagemaker)
@@ -61,9 +66,14 @@ class AwsBackend:
         self._log = logger or log
 
     @classmethod
-    def for_region(cls, region: str, logger: Any = None) -> AwsBackend:
+    def for_region(
+        cls, region: str, logger: Any = None, max_submit_rate: float = DEFAULT_MAX_SUBMIT_RATE
+    ) -> AwsBackend:
         return cls(
-            aws_clients.client("sagemaker", region), aws_clients.client("logs", region), logger
+            aws_clients.client("sagemaker", region),
+            aws_clients.client("logs", region),
+            logger,
+            RateLimiter(max_submit_rate),
         )
 
     # --- submit -------------------------------------------------------------------------
@@ -78,6 +88,7 @@ class AwsBackend:
             if request.job_type is JobType.TRAINING
             else "create_processing_job",
         )
+        self.submit_limiter.wait()
         submitted_at = utcnow()
         try:
             create(**request.body)
