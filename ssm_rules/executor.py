@@ -7,6 +7,7 @@ after the backend reports the job Completed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -21,13 +22,20 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from ssm_rules import docker_images, manifest_file, scratch, staging
+from ssm_rules import aws_clients, docker_images, manifest_file, scratch, staging
 from ssm_rules._snakemake_internals import (
     forget_storage_folders,
     hide_empty_shell_commands,
     is_forced,
 )
-from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
+from ssm_rules.backends.base import (
+    JobState,
+    JobStatus,
+    JobType,
+    LogBudgetSpent,
+    LogEvent,
+    LogReader,
+)
 from ssm_rules.budget import Budget
 from ssm_rules.context import RunContext, make_context
 from ssm_rules.dryrun import run_prices
@@ -404,6 +412,20 @@ class Executor(RemoteExecutor):
 
     # --- status -------------------------------------------------------------------------
 
+    async def sleep(self) -> None:
+        """The wait between status rounds, read again every half second.
+
+        RemoteExecutor.__init__ (snakemake-interface-executor-plugins 9) starts the status
+        thread before it calls ``__post_init__``: with no jobs yet, its first round is over at
+        once, and its first sleep read the interval before ``__post_init__`` set
+        ``--sagemaker-poll-interval``: Snakemake's ``--seconds-between-status-checks`` (the
+        sagemaker profile's 30 s), so the first status round came about 30 s after start.
+        Reading the interval while sleeping ends that first wait as soon as ours is set.
+        """
+        started = time.monotonic()
+        while (left := started + self.next_seconds_between_status_checks - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.5))
+
     async def check_active_jobs(
         self, active_jobs: list[SubmittedJobInfo]
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
@@ -425,11 +447,12 @@ class Executor(RemoteExecutor):
                     ) from e
                 self.logger.warning(f"status round failed, trying again next round: {e!r}")
                 statuses = {}
+        running: list[Tracked] = []
         for info, t in zip(active_jobs, tracked, strict=True):
             status = statuses.get(t.current.name)
             if status is None or not status.is_done:
                 self._note_progress(t.current, status)
-                self._refresh_logs(t)
+                running.append(t)
                 yield info
                 continue
             self._untrack(t.current.name)
@@ -437,6 +460,10 @@ class Executor(RemoteExecutor):
                 self._budget.settle(t.current.spec, status)
             if self._finish(info, t, status):
                 yield info
+        # least recently read first: when the backend's log calls of the round run out, the
+        # jobs left out are the first served next round (round robin)
+        for t in sorted(running, key=lambda t: t.current.log_refreshed):
+            self._refresh_logs(t)
 
     def _track(self, name: str, job_type: JobType) -> None:
         with self._in_flight_lock:
@@ -523,23 +550,31 @@ class Executor(RemoteExecutor):
         now = time.monotonic()
         if not final and now - sub.log_refreshed < self.log_refresh_seconds:
             return ""
-        sub.log_refreshed = now
         try:
             if sub.log_reader is None:
                 sub.log_reader = self.ctx.backend.log_reader(sub.name, sub.job_type)
             new = sub.log_reader.read()
+            sub.log_refreshed = now
             sub.log_events.extend(new)
             text = render(sub.name, sub.log_events)
             if new or final:
                 for uri in sub.spec.logs:
                     write_log(self.ctx.store(uri), uri, t.finished_logs.get(uri, "") + text)
+        except LogBudgetSpent:
+            return ""  # not read this round: still due, and first in line next round
         except Exception as e:  # noqa: BLE001 — see docstring
+            sub.log_refreshed = now
             self.logger.warning(f"could not bring the log of job {sub.name} up to date: {e!r}")
             text = render(sub.name, sub.log_events)
         if final:
             for uri in sub.spec.logs:
                 t.finished_logs[uri] = t.finished_logs.get(uri, "") + text
         return "\n".join(e.message for e in sub.log_events[-LOG_TAIL_LINES:])
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        if self.ctx.backend_name == "aws":  # ours only: the S3 storage plugin has its own clients
+            self.logger.info(f"ssm_rules made {aws_clients.CALLS.summary()} to AWS")
 
     # --- cancellation ------------------------------------------------------------------
 

@@ -801,3 +801,42 @@ def test_creates_are_rate_limited(moto: PlainMotoServer) -> None:
         aws.submit(JobRequest(JobType.TRAINING, training_body(f"train-1121120000-{i:06x}")))
     assert len(create_times) == 12
     assert max(sum(1 for t in create_times if s <= t < s + 1 - 1e-9) for s in create_times) == 3
+
+
+def test_log_reads_stay_within_the_rounds_budget_and_lose_nothing(
+    backend: tuple[AwsBackend, Calls],
+) -> None:
+    from ssm_rules.backends.aws.cwlogs import LogCallBudget
+    from ssm_rules.backends.base import LogBudgetSpent
+
+    aws, counted = backend
+    aws.log_budget = LogCallBudget(per_round=5)
+    logs = plain_client("logs")
+    group = "/aws/sagemaker/TrainingJobs"
+    logs.create_log_group(logGroupName=group)
+    names = submit_many(aws, 6)
+    for name in names:
+        put_lines(logs, f"{name}/algo-1-1700000000", [f"{name} one"], group)
+        put_lines(logs, f"{name}/algo-2-1700000000", [f"{name} two"], group)
+    readers = {name: aws.log_reader(name, JobType.TRAINING) for name in names}
+    read: dict[str, list[str]] = {name: [] for name in names}
+    for _ in range(6):  # rounds; each reads what the budget allows, in turn
+        aws.log_budget.renew()  # what aws.poll does at the start of a round
+        counted.clear()
+        for name in sorted(names, key=lambda n: len(read[n])):  # least served first
+            try:
+                read[name] += [e.message for e in readers[name].read()]
+            except LogBudgetSpent:
+                pass
+        assert sum(n for (service, _), n in counted.seen.items() if service == "logs") <= 5
+    # cut part-way or refused, every line arrives, once, in order
+    assert read == {n: [f"{n} one", f"{n} two"] for n in names}
+
+    # a job that ended: its log is completed whatever the budget
+    aws.log_budget.left = 0
+    put_lines(logs, f"{names[0]}/algo-1-1700000000", ["last words"], group)
+    with pytest.raises(LogBudgetSpent):
+        readers[names[0]].read()
+    aws.poll([(names[0], JobType.TRAINING)])  # moto: Completed at once
+    aws.log_budget.left = 0  # spent by the other jobs of the round
+    assert [e.message for e in readers[names[0]].read()] == ["last words"]

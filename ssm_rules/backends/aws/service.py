@@ -10,7 +10,7 @@ from typing import Any
 
 from ssm_rules import aws_clients
 from ssm_rules.backends.aws import finding
-from ssm_rules.backends.aws.cwlogs import JobLogReader
+from ssm_rules.backends.aws.cwlogs import JobLogReader, LogCallBudget
 from ssm_rules.backends.aws.errors import (
     StatusError,
     SubmitError,
@@ -60,6 +60,7 @@ class AwsBackend:
         self.logs_client = logs
         self.poller = StatusPoller(sagemaker)
         self.finder = finding.JobFinder(sagemaker)
+        self.log_budget = LogCallBudget()  # CloudWatch Logs calls per status round
         # the executor's main thread (submit, find, cancel) and its status thread (poll) share
         # the poller's records
         self._poller_lock = threading.Lock()
@@ -117,6 +118,7 @@ class AwsBackend:
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
+        self.log_budget.renew()
         try:
             with self._poller_lock:
                 return self.poller.poll(jobs)
@@ -186,8 +188,21 @@ class AwsBackend:
         return JobLogReader(self.logs_client, name, JobType(job_type)).iter_new()
 
     def log_reader(self, name: str, job_type: JobType) -> JobLogReader:
-        """An incremental reader: each ``read()`` returns the events appended since the last."""
-        return JobLogReader(self.logs_client, name, JobType(job_type))
+        """An incremental reader: each ``read()`` returns the events appended since the last,
+        within the round's budget of log calls while the job runs, whole once it ended."""
+        return JobLogReader(
+            self.logs_client,
+            name,
+            JobType(job_type),
+            budget=self.log_budget,
+            ended=lambda: self._ended(name),
+        )
+
+    def _ended(self, name: str) -> bool:
+        """The last status round reported the job ended."""
+        with self._poller_lock:
+            record = self.poller.records.get(name)
+        return bool(record and record.status and record.status.is_done)
 
 
 def _created_by_an_earlier_attempt(e: Exception) -> bool:
