@@ -150,6 +150,7 @@ class ApiCall:
     # the request as received: HTTP_* headers (lower-case, dashed names) and body bytes
     headers: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     body: bytes = field(default=b"", compare=False, repr=False)
+    at: float = field(default_factory=time.monotonic, compare=False, repr=False)  # received
 
 
 class ApiCalls:
