@@ -4,7 +4,8 @@ Every client uses botocore's standard retry mode (exponential backoff with jitte
 on throttling and 5xx) with a bounded number of attempts. ``AWS_ENDPOINT_URL`` is honoured
 by botocore itself, which is how the tests reach a moto server.
 
-Every call of a client made here is counted in :data:`CALLS` (``"sagemaker.ListTrainingJobs"``),
+Every call of a client made here is counted in :data:`CALLS` (``"sagemaker.ListTrainingJobs"``,
+``"logs.GetLogEvents"``),
 through botocore's ``before-send`` event, which fires once per HTTP attempt: a throttled call
 that botocore retries counts each attempt, as AWS's throttling counts them. The S3 storage
 plugin makes its own clients: its calls are not ours and are not counted here.
@@ -53,7 +54,8 @@ CALLS = CallCounts()
 
 def count_calls(client: Any, counts: CallCounts = CALLS) -> Any:
     """Count every HTTP attempt ``client`` makes in ``counts``; returns the client."""
-    service = client.meta.service_model.service_id.hyphenize()
+    # the name in IAM actions and endpoints ("logs", not "cloudwatch-logs")
+    service = client.meta.service_model.endpoint_prefix
 
     def before_send(event_name: str, **_: Any) -> None:
         # the event is named "before-send.<service id>.<Operation>"

@@ -38,6 +38,7 @@ MAX_PAGES_PER_READ = 10_000  # a stream that never ends its tokens is a service 
 # Logs' default quotas (GetLogEvents and DescribeLogStreams: 25 per second per account), with
 # room for other clients of the account.
 LOG_CALLS_PER_ROUND = 20
+STREAMS_EVERY = 5  # while a job runs, its streams are listed again every 5th read
 
 
 class LogCallBudget:
@@ -83,6 +84,8 @@ class JobLogReader:
     tokens: dict[str, str] = field(default_factory=dict)  # stream → last nextForwardToken
     budget: LogCallBudget | None = None  # None: unbounded
     ended: Callable[[], bool] = _unbounded  # True once the job ended: reads are not cut
+    known_streams: list[str] = field(default_factory=list)
+    reads: int = 0
 
     @property
     def group(self) -> str:
@@ -136,10 +139,17 @@ class JobLogReader:
             raise _BudgetCut
 
     def iter_new(self) -> Iterator[LogEvent]:
-        for stream in self.streams():
-            yield from self._read_stream(stream)
+        """While the job runs (a budget, not ended): one page per stream, and the streams
+        listed again only every ``STREAMS_EVERY`` reads (a job's instances start together);
+        once it ended, or without a budget: every stream, to its end."""
+        whole = self.budget is None or self.ended()
+        self.reads += 1
+        if whole or not self.known_streams or self.reads % STREAMS_EVERY == 0:
+            self.known_streams = self.streams()
+        for stream in self.known_streams:
+            yield from self._read_stream(stream, whole)
 
-    def _read_stream(self, stream: str) -> Iterator[LogEvent]:
+    def _read_stream(self, stream: str, whole: bool = True) -> Iterator[LogEvent]:
         token = self.tokens.get(stream)
         for _ in range(MAX_PAGES_PER_READ):
             kwargs: dict[str, Any] = {
@@ -162,3 +172,5 @@ class JobLogReader:
             if not next_token or next_token == token:
                 return  # end of the stream: the same token comes back
             token = self.tokens[stream] = next_token
+            if not whole:
+                return  # the rest next round: telling the end costs one more call
