@@ -55,7 +55,7 @@ CALLS = CallCounts()
 def count_calls(client: Any, counts: CallCounts = CALLS) -> Any:
     """Count every HTTP attempt ``client`` makes in ``counts``; returns the client."""
     # the name in IAM actions and endpoints ("logs", not "cloudwatch-logs")
-    service = client.meta.service_model.endpoint_prefix
+    service = client.meta.service_model.signing_name
 
     def before_send(event_name: str, **_: Any) -> None:
         # the event is named "before-send.<service id>.<Operation>"
