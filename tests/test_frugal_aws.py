@@ -51,3 +51,47 @@ def test_n_jobs_cost_n_creates_one_lookup_and_no_describe(tmp_path, aws, bucket,
     first_round = min(c.at for c in calls if c.operation == "ListTrainingJobs")
     # within the 1 s interval (and the other two Creates, 0.5 s apart), not 30 s later
     assert first_round - first_create < 6
+
+
+@pytest.mark.parametrize("n", [3, 12])
+def test_a_status_round_costs_the_same_calls_for_3_or_12_jobs_in_flight(
+    moto_server, monkeypatch, n
+):
+    """Rounds of jobs in flight (moto's jobs set InProgress, then some of them Completed):
+    one List per round whatever the number of jobs, and one Search for the details of all
+    the jobs that ended in the round."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    from ssm_rules.backends.aws.service import AwsBackend
+    from ssm_rules.backends.base import JobRequest, JobType
+    from tests import moto_search
+    from tests.moto_server import ACCOUNT, REGION
+    from tests.test_aws_backend import Calls, training_body
+
+    moto_search.install(monkeypatch.setattr, lambda backend: None)  # Search as AWS has it
+    moto_server.reset()
+    counted = Calls()
+    sm, logs = (counted.attach(moto_server.client(s)) for s in ("sagemaker", "logs"))
+    aws = AwsBackend(sm, logs)
+    names = [f"work-1202000000-{i:06x}" for i in range(n)]
+    for name in names:
+        aws.submit(JobRequest(JobType.TRAINING, training_body(name)))
+    fakes = sagemaker_backends[ACCOUNT][REGION].training_jobs
+
+    def set_status(some: list[str], status: str) -> None:
+        for name in some:
+            fakes[name].training_job_status = fakes[name].secondary_status = status
+
+    jobs = [(name, JobType.TRAINING) for name in names]
+    set_status(names, "InProgress")
+    aws.poll(jobs)  # the first round: moto's summaries have no SecondaryStatus, so details
+    rounds = []
+    for change in (lambda: None, lambda: set_status(names[:2], "Completed")):
+        change()
+        counted.clear()
+        aws.poll(jobs)
+        rounds.append(dict(counted.seen))
+    assert rounds == [
+        {("sagemaker", "ListTrainingJobs"): 1},
+        {("sagemaker", "ListTrainingJobs"): 1, ("sagemaker", "Search"): 1},
+    ]
