@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,9 @@ MAX_FAILED_POLLS = 10  # consecutive status rounds that fail (after botocore's o
 # round. Enough for a usual promotion, short against the status interval.
 END_WAIT_SECONDS = 2.0
 END_WORKERS = 4  # jobs whose ends are handled at once
+# Jobs submitted at once: one job's staging (uploads, deletes) overlaps another's Create,
+# which the backend spaces to --sagemaker-max-submit-rate anyway.
+SUBMIT_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class Executor(RemoteExecutor):
             self.ctx, self.settings, self.workflow, self.logger, self.in_flight
         )
         self._workers = ThreadPoolExecutor(END_WORKERS, thread_name_prefix="ssm-rules-end")
+        self._submitters = ThreadPoolExecutor(SUBMIT_WORKERS, thread_name_prefix="ssm-rules-submit")
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
@@ -155,6 +159,32 @@ class Executor(RemoteExecutor):
         self.ctx.authorize(requests)
 
     # --- submission (ssm_rules.submission) ------------------------------------------------
+
+    def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
+        """The jobs Snakemake found ready together, submitted a few at once (the interface
+        allows it: each job is still reported on its own), returning once each is submitted
+        or reported failed, as the one-by-one default does.
+
+        Ctrl-C (KeyboardInterrupt in Snakemake's main thread, which waits here) keeps the
+        guarantees of one-by-one submission: from that moment no submission may register a
+        job (InFlight refuses it, so nothing is created after the interrupt) and the
+        submissions not started are dropped; the ones past registration finish their
+        Create before Snakemake's cancel_jobs, which stops every job registered."""
+        for job in jobs:
+            self.run_job_pre(job)  # Snakemake's "rule ...:" block, in order, from this thread
+        if len(jobs) < 2:
+            for job in jobs:
+                self.run_job(job)
+            return
+        futures = [self._submitters.submit(self.run_job, job) for job in jobs]
+        try:
+            wait(futures)
+        except BaseException:
+            self.in_flight.cancel()
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise
 
     def run_job(self, job: JobExecutorInterface) -> None:
         """Submit the job (a group job: its first member). A failure is this job's error, not
@@ -343,6 +373,7 @@ class Executor(RemoteExecutor):
     def shutdown(self) -> None:
         super().shutdown()  # the status thread has stopped: no end is handed over any more
         self._workers.shutdown(wait=True)  # as the status thread did, finish what was begun
+        self._submitters.shutdown(wait=True)
         if self.ctx.backend_name == "aws":  # ours only: the S3 storage plugin has its own clients
             self.logger.info(f"ssm_rules made {aws_clients.CALLS.summary()} to AWS")
 
