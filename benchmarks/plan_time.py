@@ -85,7 +85,8 @@ def main() -> None:
         wf, cache = root / "wf", root / "cache"
         wf.mkdir()
         (wf / "Snakefile").write_text(SNAKEFILE.replace("N", str(n)))
-        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        # a PYTHONPATH given first: the same figures for another checkout's ssm_rules
+        path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
         env = {**os.environ, "PYTHONPATH": path, "XDG_CACHE_HOME": str(cache)}
         plain = timed(snakemake("-n"), wf, env)
         rows = [("snakemake -n", plain)]
