@@ -10,6 +10,11 @@ from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
 BACKENDS = ("local", "aws")
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
+# AWS publishes no rate for CreateTrainingJob / CreateProcessingJob; users report SageMaker's
+# control plane throttling at about 2 requests per second per account (ListTrainingJobs),
+# and every Create of a run shares that account with whatever else runs there: 2 per second
+# keeps a burst of submissions clear of throttling, and 50 jobs still go out in 25 s.
+DEFAULT_MAX_SUBMIT_RATE = 2.0
 
 
 def _meta(help: str, **extra: object) -> dict:
@@ -72,6 +77,13 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=None,
         metadata=_meta(
             "Seconds between status rounds (default: Snakemake's --seconds-between-status-checks)."
+        ),
+    )
+    max_submit_rate: float = field(
+        default=DEFAULT_MAX_SUBMIT_RATE,
+        metadata=_meta(
+            "At most this many Create*Job calls per second (aws backend; 0: no limit). "
+            "SageMaker throttles job creation per account and region."
         ),
     )
     kms_key: Optional[str] = field(
@@ -138,6 +150,11 @@ class ExecutorSettings(ExecutorSettingsBase):
         if self.poll_interval is not None and self.poll_interval < 0:
             raise WorkflowError(
                 f"--sagemaker-poll-interval {self.poll_interval} is negative: write seconds >= 0"
+            )
+        if not self.max_submit_rate >= 0:
+            raise WorkflowError(
+                f"--sagemaker-max-submit-rate {self.max_submit_rate:g} is negative: write "
+                "Create calls per second > 0, or 0 for no limit"
             )
         if self.max_cost is not None and not self.max_cost > 0:
             raise WorkflowError(
