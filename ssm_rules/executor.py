@@ -58,6 +58,7 @@ from ssm_rules.requests import (
 )
 from ssm_rules.settings import ExecutorSettings
 from ssm_rules.spec import Channel, TaskSpec
+from ssm_rules.warm_pools import WarmPools, plan_of_jobs
 
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
@@ -141,6 +142,7 @@ class Executor(RemoteExecutor):
                 )
 
         requests: list[tuple[TaskSpec, Any]] = []
+        jobs: list[Any] = []
 
         def check(job: Any, view: JobView) -> None:
             spec = self._spec(view, plan=True)
@@ -148,6 +150,7 @@ class Executor(RemoteExecutor):
             request = build_request(spec, self._placement(spec, tags=tags, plan=True))
             self.ctx.validate(request)
             requests.append((spec, request))
+            jobs.append(job)
 
         errors = plan_errors(self.workflow.dag, check)
         if errors:
@@ -158,6 +161,13 @@ class Executor(RemoteExecutor):
             check_budget(planned, prices, self.settings.max_cost)
             self._budget = Budget(self.settings.max_cost, prices)
         self.ctx.authorize(requests)
+        checked = [(job, spec, r) for job, (spec, r) in zip(jobs, requests, strict=True)]
+        pools = plan_of_jobs(checked)
+        self._warm = WarmPools(pools, self.ctx.backend, self.logger, bill=self._bill_warm_pool)
+
+    def _bill_warm_pool(self, spec: TaskSpec, seconds: float) -> None:
+        if self._budget is not None:
+            self._budget.add_retained(spec, seconds)
 
     # --- submission ---------------------------------------------------------------------
 
@@ -196,6 +206,7 @@ class Executor(RemoteExecutor):
         with self._in_flight_lock:
             if self._cancelling:
                 raise WorkflowError(f"rule {spec.rule}: not submitted, the run is being cancelled")
+        spec = self._warm.decide(spec)  # the keep-alive of a warm pool for its chain
         code_uri, code_sha = self._code(spec)
         channel_uris, versions = self._channels(spec)
         # an image built from job(dockerfile=...) is named by its context: part of the identity
@@ -231,7 +242,7 @@ class Executor(RemoteExecutor):
         # Tracked before the call and kept if it fails: a Create whose reply was lost may
         # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
         self._track(place.job_name, request.job_type)
-        ctx.backend.submit(request)
+        self._warm.submit(ctx.backend.submit, request)
         # the name holds the wildcard values only as far as 63 characters allow: say them here
         wildcards = ", ".join(f"{k}={v}" for k, v in spec.wildcards)
         self.logger.info(
@@ -435,6 +446,8 @@ class Executor(RemoteExecutor):
             self._untrack(t.current.name)
             if self._budget is not None:
                 self._budget.settle(t.current.spec, status)
+            if t.current.job_type is JobType.TRAINING:
+                self._warm.ended(t.current.spec, status)
             if self._finish(info, t, status):
                 yield info
 
@@ -540,6 +553,12 @@ class Executor(RemoteExecutor):
             for uri in sub.spec.logs:
                 t.finished_logs[uri] = t.finished_logs.get(uri, "") + text
         return "\n".join(e.message for e in sub.log_events[-LOG_TAIL_LINES:])
+
+    def shutdown(self) -> None:
+        """The run is over (or cancelled): a warm pool no job of this run will take would
+        idle, billed, until its keep-alive runs out: end it."""
+        self._warm.end_all()
+        super().shutdown()
 
     # --- cancellation ------------------------------------------------------------------
 
