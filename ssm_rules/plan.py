@@ -26,7 +26,7 @@ from ssm_rules.placing import placement
 from ssm_rules.pricing import Prices
 from ssm_rules.requests import build_request
 from ssm_rules.settings import ExecutorSettings
-from ssm_rules.spec import TaskSpec, build_spec
+from ssm_rules.spec import Instance, TaskSpec, build_spec
 from ssm_rules.warm_pools import plan_of_jobs, with_keep_alive
 
 
@@ -217,6 +217,15 @@ def _expected(spec: TaskSpec, prices: Prices, median: float | None) -> str:
     return f"{cost} ({median:.0f}s)"
 
 
+def _spot(inst: Instance) -> str:
+    """yes, no, or "no, keep-alive 5m00s": on-demand with a warm pool (ssm_rules.warm_pools)."""
+    if inst.spot:
+        return "yes"
+    return (
+        f"no, keep-alive {_duration(inst.keep_alive_seconds)}" if inst.keep_alive_seconds else "no"
+    )
+
+
 def render(
     planned: list[PlannedJob],
     prices: Prices,
@@ -229,8 +238,7 @@ def render(
     """The plan as lines: a row per job, then the totals. ``median_seconds``: billable seconds
     per instance of earlier jobs like it (ssm_rules.history), for the expected cost."""
     would = "would cost" if backend == "local" else "worst case"
-    head = ["rule", "wildcards", "type", "instances", "spot", "keep-alive", "max run/wait"]
-    head += ["volume"]
+    head = ["rule", "wildcards", "type", "instances", "spot", "max run/wait", "volume"]
     head += ["image", would, "expected", "reason"]
     rows = [head]
     total_cost, total_hours, all_priced = 0.0, 0.0, True
@@ -246,9 +254,7 @@ def render(
                 ",".join(f"{k}={v}" for k, v in p.wildcards.items()) or "-",
                 "training" if p.spec.job_type is JobType.TRAINING else "processing",
                 f"{inst.count} x {inst.instance_type}",
-                "yes" if inst.spot else "no",
-                # a warm pool kept for the next matching job (ssm_rules.warm_pools)
-                _duration(inst.keep_alive_seconds) if inst.keep_alive_seconds else "-",
+                _spot(inst),
                 f"{_duration(inst.max_run_seconds)}/{_duration(inst.max_wait_seconds)}",
                 f"{inst.volume_gb} GB",
                 p.image,
