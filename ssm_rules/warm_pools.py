@@ -28,7 +28,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ssm_rules.backends.base import JobRequest, JobStatus, JobType, WarmPoolQuotaError
+from ssm_rules.backends.base import (
+    JobRequest,
+    JobState,
+    JobStatus,
+    JobType,
+    WarmPoolQuotaError,
+)
 from ssm_rules.spec import TaskSpec
 
 # Long enough to cover a successor's staging and one status round, short enough that a pool
@@ -243,13 +249,16 @@ class WarmPools:
         if not sent:
             return
         place = self.plan.get(spec.task_id)
-        pool = OpenPool(status.name, spec, set(place.successors) if place else set())
+        # a job that did not complete has no successor to come (Snakemake runs none), though
+        # SageMaker keeps a pool after an algorithm error
+        followers = set(place.successors) if place and status.state is JobState.COMPLETED else set()
+        pool = OpenPool(status.name, spec, followers)
         pool.counted = retained_seconds(status.extra)  # settled with the job already
         if pool.waiting:
             with self._lock:
                 self._open[status.name] = pool
         else:  # no matching job follows: its instances would idle, billed
-            self._end(pool, status.extra.get("WarmPoolStatus") or {})
+            self._end(pool, status.extra.get("WarmPoolStatus"))
 
     def end_all(self) -> None:
         """The run is over (or cancelled): end every pool still open."""

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, WarmPoolQuotaError
+from ssm_rules.backends.local import LocalBackend
 from ssm_rules.backends.local import warm_pools as local_pools
 from ssm_rules.backends.local.jobdir import JobDir, now_iso, write_json_atomic
 from ssm_rules.backends.local.validation import ValidationError, validate
 from ssm_rules.requests import build_request
-from ssm_rules.spec import SpecError, build_spec
+from ssm_rules.spec import build_spec
 from ssm_rules.warm_pools import (
     DEFAULT_KEEP_ALIVE_MINS,
     PlannedPool,
@@ -26,6 +27,7 @@ from ssm_rules.warm_pools import (
     pool_key,
     with_keep_alive,
 )
+from tests.e2e import LOCAL_ARGS, Workflow, aws_args
 from tests.jobviews import view
 from tests.test_requests import place
 
@@ -147,21 +149,7 @@ def test_keep_alive_mins_on_demand_is_read(tmp_path):
     assert spec(tmp_path, keep_alive_mins=0).instance.keep_alive_mins == 0  # spot, none asked
 
 
-@pytest.mark.parametrize(
-    ("resources", "said"),
-    [
-        ({"keep_alive_mins": 5}, "rule train: resources keep_alive_mins=5 with spot"),
-        ({"keep_alive_mins": 5, "spot": 1}, "set spot=0"),
-        ({"keep_alive_mins": 5, "job_type": "processing"}, "training jobs only"),
-        ({"keep_alive_mins": 61, "spot": 0}, "write keep_alive_mins<=60"),
-        ({"keep_alive_mins": "soon", "spot": 0}, "'soon' is not a whole number"),
-        ({"keep_alive_mins": -1, "spot": 0}, "write keep_alive_mins>=0"),
-    ],
-)
-def test_bad_keep_alive_is_refused_before_anything_runs(tmp_path, resources, said):
-    with pytest.raises(SpecError, match="keep_alive_mins") as e:
-        spec(tmp_path, **resources)
-    assert said in str(e.value)
+# bad keep_alive_mins values: the catalogue, tests/test_spec.py::BAD ("keep_alive_mins ...")
 
 
 def test_request_carries_the_decided_keep_alive(tmp_path):
@@ -349,3 +337,113 @@ def test_local_job_without_keep_alive_or_failed_internally_keeps_no_pool(tmp_pat
     )
     assert pool_of(tmp_path, failed)["Status"] == "Terminated"
     assert json.loads((failed.path / "warm_pool.json").read_text())["Status"] == "Terminated"
+
+
+# --- real runs: both backends -----------------------------------------------------------------
+
+CHAINS = """
+rule all:
+    input: "b.txt", "d.txt"
+
+rule a:
+    output: "a.txt"
+    resources: spot=0
+    shell: "echo a > {output}"
+
+rule b:
+    input: "a.txt"
+    output: "b.txt"
+    resources: spot=0
+    shell: "cat {input} > {output}"
+
+rule c:
+    output: "c.txt"
+    shell: "echo c > {output}"
+
+rule d:
+    input: "c.txt"
+    output: "d.txt"
+    shell: "cat {input} > {output}"
+"""
+
+
+def chains(tmp_path: Path, snakefile: str = CHAINS) -> Workflow:
+    wf = Workflow(tmp_path / "wf")
+    wf.write("Snakefile", snakefile)
+    return wf
+
+
+def by_rule(bodies: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {b["TrainingJobName"].split("-")[0]: b for b in bodies}
+
+
+def keep_alives(bodies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {r: b["ResourceConfig"].get("KeepAlivePeriodInSeconds") for r, b in bodies.items()}
+
+
+@pytest.mark.slow
+def test_local_on_demand_chain_reuses_its_pool_and_a_spot_chain_keeps_none(tmp_path):
+    wf = chains(tmp_path)
+    plan = wf.run(*LOCAL_ARGS, "-n", "--logger", "sagemaker").stdout
+    rows = {line.split()[0]: line for line in plan.splitlines() if line.startswith("  ")}
+    assert "no, keep-alive 5m00s" in rows["a"] and "no, keep-alive 5m00s" in rows["b"]
+    assert "keep-alive" not in rows["c"] and "keep-alive" not in rows["d"]
+
+    proc = wf.run(*LOCAL_ARGS)
+    root = wf.path(".ssm_rules/jobs")
+    backend = LocalBackend(root)
+    jobs = by_rule([JobDir(p).read_request() for p in root.iterdir() if not p.name.startswith(".")])
+    assert keep_alives(jobs) == {"a": DEFAULT, "b": DEFAULT, "c": None, "d": None}
+    a, b = jobs["a"]["TrainingJobName"], jobs["b"]["TrainingJobName"]
+    a_pool = backend.describe(a, JobType.TRAINING)["WarmPoolStatus"]
+    assert a_pool["Status"] == "Reused" and a_pool["ReusedByJob"] == b
+    b_pool = backend.describe(b, JobType.TRAINING)["WarmPoolStatus"]
+    # ended by the run (UpdateTrainingJob), not left to idle for its 5 minutes
+    assert b_pool["Status"] == "Terminated" and b_pool["ResourceRetainedBillableTimeInSeconds"] < 60
+    text = proc.stdout + proc.stderr
+    assert f"job {b} ran on the warm pool of job {a} (rule a)" in text
+    assert f"ended the warm pool of job {b}" in text
+    for rule in ("c", "d"):
+        assert "WarmPoolStatus" not in backend.describe(
+            jobs[rule]["TrainingJobName"], JobType.TRAINING
+        )
+
+
+def created(api_calls: Any) -> dict[str, dict[str, Any]]:
+    return by_rule(
+        [json.loads(c.body) for c in api_calls.calls if c.operation == "CreateTrainingJob"]
+    )
+
+
+@pytest.mark.slow
+def test_aws_on_demand_chain_reuses_its_pool_and_ends_the_last(tmp_path, aws, bucket, api_calls):
+    wf = chains(tmp_path)
+    proc = wf.run(*aws_args(bucket), env=aws.env())
+    jobs = created(api_calls)
+    assert keep_alives(jobs) == {"a": DEFAULT, "b": DEFAULT, "c": None, "d": None}
+    a, b = jobs["a"]["TrainingJobName"], jobs["b"]["TrainingJobName"]
+    sm = aws.client("sagemaker")
+    a_pool = sm.describe_training_job(TrainingJobName=a)["WarmPoolStatus"]
+    assert a_pool["Status"] == "Reused" and a_pool["ReusedByJob"] == b
+    updates = [json.loads(c.body) for c in api_calls.calls if c.operation == "UpdateTrainingJob"]
+    assert updates == [{"TrainingJobName": b, "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}}]
+    assert sm.describe_training_job(TrainingJobName=b)["WarmPoolStatus"]["Status"] == "Terminated"
+    assert f"job {b} ran on the warm pool of job {a} (rule a)" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_aws_warm_pool_quota_refusal_falls_back_said_once(tmp_path, aws, bucket, api_calls):
+    aws.hook.warm_pool_quota = 0  # AWS's default
+    wf = chains(tmp_path, CHAINS.replace('"b.txt", "d.txt"', '"b.txt"'))
+    proc = wf.run(*aws_args(bucket), env=aws.env())
+    creates = [json.loads(c.body) for c in api_calls.calls if c.operation == "CreateTrainingJob"]
+    # a with its keep-alive (refused), a again without, then b without
+    assert [keep_alives(by_rule([body])) for body in creates] == [
+        {"a": DEFAULT},
+        {"a": None},
+        {"b": None},
+    ]
+    text = proc.stdout + proc.stderr
+    assert text.count("SageMaker refused a warm pool for ml.m5.large") == 1
+    assert "ml.m5.large for training warm pool usage" in text
+    assert api_calls.count("sagemaker", "UpdateTrainingJob") == 0
