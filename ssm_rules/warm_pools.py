@@ -233,8 +233,9 @@ class WarmPools:
         with self._lock:
             sent = self._sent.pop(status.name, 0)
             takers = [p for p in self._open.values() if spec.task_id in p.waiting]
+            for pool in takers:
+                pool.waiting.discard(spec.task_id)
         for pool in takers:
-            pool.waiting.discard(spec.task_id)
             state = self.backend.warm_pool(pool.name) or {}
             if state.get("ReusedByJob") == status.name:
                 self.log.info(
@@ -254,10 +255,9 @@ class WarmPools:
         followers = set(place.successors) if place and status.state is JobState.COMPLETED else set()
         pool = OpenPool(status.name, spec, followers)
         pool.counted = retained_seconds(status.extra)  # settled with the job already
-        if pool.waiting:
-            with self._lock:
-                self._open[status.name] = pool
-        else:  # no matching job follows: its instances would idle, billed
+        with self._lock:
+            self._open[status.name] = pool
+        if not pool.waiting:  # no matching job follows: its instances would idle, billed
             self._end(pool, status.extra.get("WarmPoolStatus"))
 
     def end_all(self) -> None:
@@ -277,9 +277,17 @@ class WarmPools:
     def _end(self, pool: OpenPool, state: Mapping[str, Any] | None = None) -> None:
         """UpdateTrainingJob KeepAlivePeriodInSeconds=0 if the pool is still Available
         (``state``: its WarmPoolStatus if just described)."""
+        with self._lock:  # two successors ending at once: one ends it
+            if self._open.get(pool.name) is not pool:
+                return
         if state is None:
             state = self.backend.warm_pool(pool.name) or {}
+        if not state.get("Status"):
+            return  # no status yet (SageMaker sets it as the job ends): again at end_all
         if state.get("Status") == "Available":
+            with self._lock:
+                if self._open.pop(pool.name, None) is not pool:
+                    return
             self.backend.end_warm_pool(pool.name)
             self.log.info(
                 f"rule {pool.spec.rule}: ended the warm pool of job {pool.name}: no matching "
@@ -290,7 +298,8 @@ class WarmPools:
 
     def _close(self, pool: OpenPool, state: Mapping[str, Any]) -> None:
         with self._lock:
-            self._open.pop(pool.name, None)
+            if self._open.get(pool.name) is pool:
+                del self._open[pool.name]
         retained = retained_seconds({"WarmPoolStatus": dict(state)})
         if retained > pool.counted:
             self.bill(pool.spec, retained - pool.counted)

@@ -301,6 +301,33 @@ def test_a_pool_whose_successor_never_comes_is_ended_at_shutdown(tmp_path):
     assert service.updates == ["train-1"]
 
 
+def test_fan_out_one_successor_takes_the_pool_the_other_starts_cold(tmp_path):
+    from dataclasses import replace
+
+    service = PoolService()
+    a = spec(tmp_path, spot=0)
+    b1, b2 = (replace(a, rule=r, task_id=r) for r in ("b1", "b2"))
+    plan = plan_pools(
+        [PlannedPool(s.task_id, KEY) for s in (a, b1, b2)],
+        [(a.task_id, "b1"), (a.task_id, "b2")],
+    )
+    log = Log()
+    pools = WarmPools(plan, service, log)
+    sent = {}
+    for s, name in ((a, "a-1"), (b1, "b1-1"), (b2, "b2-1")):
+        sent[name] = pools.decide(s)
+        pools.submit(service.submit, build_request(sent[name], place(name)))
+        if name == "a-1":
+            pools.ended(sent[name], service.finish(name))
+    for name in ("b1-1", "b2-1"):
+        pools.ended(sent[name], service.finish(name))
+    assert service.pools["a-1"]["ReusedByJob"] == "b1-1"
+    assert service.pools["b2-1"]["Status"] == "Terminated"  # b2 started cold, then ended
+    assert sorted(service.updates) == ["b1-1", "b2-1"]  # never a's, which b1 took
+    pools.end_all()
+    assert sorted(service.updates) == ["b1-1", "b2-1"]
+
+
 # --- the local backend's WarmPoolStatus -------------------------------------------------------
 
 
