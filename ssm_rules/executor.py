@@ -117,6 +117,7 @@ class Executor(RemoteExecutor):
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
+        self.warm_pools = WarmPools({}, self.ctx.backend, self.logger)  # the plan's: below
         self._check_plan()
 
     def _check_plan(self) -> None:
