@@ -47,7 +47,7 @@ from ssm_rules.requests import (
 )
 from ssm_rules.settings import ExecutorSettings
 from ssm_rules.spec import Channel, TaskSpec
-from ssm_rules.warm_pools import WarmPools
+from ssm_rules.warm_pools import WarmPools, keep_alive_of
 
 
 @dataclass
@@ -180,16 +180,18 @@ class Submitter:
         # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
         self.in_flight.track(place.job_name, request.job_type, spec.rule)
         if self.warm_pools is not None:  # falls back to no keep-alive if the quota refuses it
-            self.warm_pools.submit(ctx.backend.submit, request)
+            request = self.warm_pools.submit(ctx.backend.submit, request)
         else:
             ctx.backend.submit(request)
         # the name holds the wildcard values only as far as 63 characters allow: say them here
         wildcards = ", ".join(f"{k}={v}" for k, v in spec.wildcards)
+        keep = keep_alive_of(request)
         self.logger.info(
             f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
             f"{f'for {wildcards} ' if wildcards else ''}"
             f"({spec.instance.count} x {spec.instance.instance_type}"
-            f"{', spot' if spec.instance.spot else ''})"
+            f"{', spot' if spec.instance.spot else ''}"
+            f"{f', warm pool kept {keep // 60} min after it' if keep else ''})"
         )
         return Submission(spec, place, request.job_type)
 

@@ -198,9 +198,10 @@ class WarmPools:
             seconds = 0
         return with_keep_alive(spec, seconds)
 
-    def submit(self, submit: Callable[[JobRequest], None], request: JobRequest) -> None:
+    def submit(self, submit: Callable[[JobRequest], None], request: JobRequest) -> JobRequest:
         """Create the job; if the warm pool quota refuses its keep-alive, create it without
-        (said once per instance type): a pool saves start-up, never worth failing the job."""
+        (said once per instance type): a pool saves start-up, never worth failing the job.
+        Returns the request as created."""
         try:
             submit(request)
         except WarmPoolQuotaError as e:
@@ -219,6 +220,7 @@ class WarmPools:
             submit(request)
         with self._lock:
             self._sent[request.name] = keep_alive_of(request)
+        return request
 
     def ended(self, spec: TaskSpec, status: JobStatus) -> None:
         """A training job ended: learn which pool it reused, end the pools nothing will take,

@@ -76,10 +76,12 @@ def _write(root: Path, jobdir: JobDir, pool: dict[str, Any]) -> None:
         marker.unlink(missing_ok=True)
 
 
-def _advance(root: Path, jobdir: JobDir, request: dict[str, Any], doc: dict[str, Any]) -> dict:
+def _advance(
+    root: Path, jobdir: JobDir, request: dict[str, Any], doc: dict[str, Any]
+) -> dict[str, Any]:
     """The pool record now (created when the job ended, Terminated once its time ran out);
     caller holds the lock."""
-    pool = _read(jobdir) or {}
+    pool: dict[str, Any] = _read(jobdir) or {}
     state = JobState(doc["TrainingJobStatus"])
     if state.is_done and pool.get("Status", IN_USE) == IN_USE:
         internal = state is JobState.FAILED and str(doc.get("FailureReason", "")).startswith(
@@ -99,7 +101,9 @@ def _advance(root: Path, jobdir: JobDir, request: dict[str, Any], doc: dict[str,
     return pool
 
 
-def status(root: Path, jobdir: JobDir, request: dict[str, Any], doc: dict[str, Any]) -> dict | None:
+def status(
+    root: Path, jobdir: JobDir, request: dict[str, Any], doc: dict[str, Any]
+) -> dict[str, Any] | None:
     """The job's WarmPoolStatus, as DescribeTrainingJob shows it (None: it asked for none)."""
     if not keep_alive(request) and not (jobdir.path / POOL_FILE).exists():
         return None
