@@ -349,6 +349,15 @@ def pool_of(root: Path, jobdir: JobDir) -> dict[str, Any] | None:
     return local_pools.status(root, jobdir, jobdir.read_request(), jobdir.read_status())
 
 
+def test_local_warm_pool_quota_refuses_a_keep_alive_before_creating_anything(tmp_path, monkeypatch):
+    monkeypatch.setenv(local_pools.QUOTA_ENV, "0")
+    request = build_request(with_keep_alive(spec(tmp_path, spot=0), 300), place())
+    backend = LocalBackend(tmp_path / "jobs")
+    with pytest.raises(WarmPoolQuotaError, match="'ml.m5.large for training warm pool usage'"):
+        backend.submit(request)
+    assert not (tmp_path / "jobs").exists()  # the name stays free for the job without
+
+
 def test_local_pool_available_then_reused_by_a_matching_job(tmp_path):
     a = local_job(tmp_path, "a", 60)
     assert pool_of(tmp_path, a)["Status"] == "Available"

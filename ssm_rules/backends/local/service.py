@@ -53,6 +53,8 @@ class LocalBackend:
     # --- Create*Job ---------------------------------------------------------------------
     def submit(self, request: JobRequest) -> None:
         validate(request.job_type, request.body)
+        if request.job_type is JobType.TRAINING:
+            warm_pools.check_quota(request.body)
         name = request.name
         jobdir = JobDir(self.root / name)
         self.root.mkdir(parents=True, exist_ok=True)

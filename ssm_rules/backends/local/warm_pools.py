@@ -10,6 +10,9 @@ takes the oldest such pool at creation: that job's status becomes ``Reused`` wit
 keep-alive). ``ResourceRetainedBillableTimeInSeconds`` is the wall-clock time the pool was
 kept. UpdateTrainingJob sets a new keep-alive (0: Terminated now).
 
+``SSM_LOCAL_WARM_POOL_QUOTA=0`` refuses keep-alives as an account without a warm pool quota
+does (AWS's default), to rehearse the fallback.
+
 What is not: there are no instances to keep. A local job starts no slower without a pool, so
 reusing one saves nothing here; the accounting and the calls are what a test can check.
 
@@ -20,17 +23,21 @@ pools that may be Available (what a new job looks through), under ``<root>/.warm
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ssm_rules.backends.base import JobState, JobType
+from ssm_rules.backends.base import JobState, JobType, WarmPoolQuotaError
 from ssm_rules.backends.local.jobdir import JobDir, now_iso, read_json, write_json_atomic
 from ssm_rules.backends.local.validation import ValidationError
 from ssm_rules.warm_pools import KEEP_ALIVE, pool_key
 
+# The account's warm pool quota in instances, as a local rehearsal of AWS's (0 by default on
+# AWS; unset here: no limit): a keep-alive for more instances is refused as SageMaker does.
+QUOTA_ENV = "SSM_LOCAL_WARM_POOL_QUOTA"
 POOL_FILE = "warm_pool.json"
 INDEX_DIR = ".warm-pools"
 AVAILABLE, IN_USE, REUSED, TERMINATED = "Available", "InUse", "Reused", "Terminated"
@@ -118,6 +125,21 @@ def status(
     if pool.get("ReusedByJob"):
         out["ReusedByJob"] = pool["ReusedByJob"]
     return out
+
+
+def check_quota(request: dict[str, Any]) -> None:
+    """CreateTrainingJob with a keep-alive past the quota: SageMaker's ResourceLimitExceeded."""
+    quota = os.environ.get(QUOTA_ENV)
+    resources = request.get("ResourceConfig") or {}
+    wanted = int(resources.get("InstanceCount", 1))
+    if quota is None or not keep_alive(request) or wanted <= int(quota):
+        return
+    raise WarmPoolQuotaError(
+        f"ResourceLimitExceeded: The account-level service limit '{resources.get('InstanceType')}"
+        f" for training warm pool usage' is {int(quota)} Instances, with current utilization of "
+        f"0 Instances and a request delta of {wanted} Instances. Please use AWS Service Quotas "
+        "to request an increase for this quota."
+    )
 
 
 def claim(root: Path, name: str, request: dict[str, Any]) -> str | None:
