@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -141,6 +142,12 @@ def plan_of_jobs(checked: Sequence[tuple[Any, TaskSpec, JobRequest]]) -> dict[st
     return plan_pools(pools, edges)
 
 
+def still_to_follow(successors: frozenset[str], ended: AbstractSet[str]) -> frozenset[str]:
+    """The matching successors of a pool that may still take it: those whose job has not
+    ended yet (a successor that ended took this pool, another one, or none)."""
+    return successors - ended
+
+
 def with_keep_alive(spec: TaskSpec, seconds: int) -> TaskSpec:
     return replace(spec, instance=replace(spec.instance, keep_alive_seconds=seconds))
 
@@ -170,7 +177,7 @@ class OpenPool:
 
     name: str
     spec: TaskSpec
-    waiting: set[str]  # matching successors that have not ended yet
+    successors: frozenset[str]  # the matching jobs that may take it
     counted: float = 0.0  # retained seconds already counted in the cost
 
 
@@ -188,6 +195,7 @@ class WarmPools:
     _refused: dict[str, str] = field(default_factory=dict)  # instance type → SageMaker's error
     _sent: dict[str, int] = field(default_factory=dict)  # job name → keep-alive it was sent with
     _open: dict[str, OpenPool] = field(default_factory=dict)  # by job name
+    _done: set[str] = field(default_factory=set)  # tasks whose training job ended
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def decide(self, spec: TaskSpec) -> TaskSpec:
@@ -234,9 +242,9 @@ class WarmPools:
     def _ended(self, spec: TaskSpec, status: JobStatus) -> None:
         with self._lock:
             sent = self._sent.pop(status.name, 0)
-            takers = [p for p in self._open.values() if spec.task_id in p.waiting]
-            for pool in takers:
-                pool.waiting.discard(spec.task_id)
+            self._done.add(spec.task_id)
+            done = frozenset(self._done)
+            takers = [p for p in self._open.values() if spec.task_id in p.successors]
         for pool in takers:
             state = self.backend.warm_pool(pool.name) or {}
             if state.get("ReusedByJob") == status.name:
@@ -247,19 +255,19 @@ class WarmPools:
                 self._close(pool, state)
             elif state.get("Status") != "Available":
                 self._close(pool, state)  # expired, or taken by a job of another client
-            elif not pool.waiting:
+            elif not still_to_follow(pool.successors, done):
                 self._end(pool)
         if not sent:
             return
         place = self.plan.get(spec.task_id)
         # a job that did not complete has no successor to come (Snakemake runs none), though
         # SageMaker keeps a pool after an algorithm error
-        followers = set(place.successors) if place and status.state is JobState.COMPLETED else set()
-        pool = OpenPool(status.name, spec, followers)
+        completed = place is not None and status.state is JobState.COMPLETED
+        pool = OpenPool(status.name, spec, place.successors if completed else frozenset())
         pool.counted = retained_seconds(status.extra)  # settled with the job already
         with self._lock:
             self._open[status.name] = pool
-        if not pool.waiting:  # no matching job follows: its instances would idle, billed
+        if not still_to_follow(pool.successors, done):  # its instances would idle, billed
             self._end(pool, status.extra.get("WarmPoolStatus"))
 
     def end_all(self) -> None:

@@ -28,6 +28,7 @@ from ssm_rules.warm_pools import (
     WarmPools,
     plan_pools,
     pool_key,
+    still_to_follow,
     with_keep_alive,
 )
 from tests.e2e import LOCAL_ARGS, Workflow, aws_args
@@ -135,6 +136,14 @@ def test_fan_in_and_fan_out_link_every_matching_pair():
     )
     assert plan["a1"].successors == plan["a2"].successors == {"b"}
     assert plan["b"].successors == {"c1", "c2"}
+
+
+def test_a_pool_waits_for_the_successors_that_have_not_ended():
+    successors = frozenset({"b1", "b2"})
+    assert still_to_follow(successors, set()) == successors
+    assert still_to_follow(successors, {"b1", "x"}) == {"b2"}
+    assert not still_to_follow(successors, {"b1", "b2"})  # then the pool is ended
+    assert not still_to_follow(frozenset(), set())  # the last of a chain: ended as it ends
 
 
 # --- the resource and the request -------------------------------------------------------------
