@@ -31,6 +31,7 @@ from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogR
 from ssm_rules.budget import Budget
 from ssm_rules.context import RunContext, make_context
 from ssm_rules.dryrun import run_prices
+from ssm_rules.group import group_spec, members_in_order
 from ssm_rules.identity import (
     IDENTITY_TAG,
     TASK_TAG,
@@ -43,7 +44,7 @@ from ssm_rules.identity import (
 )
 from ssm_rules.images import image_uri
 from ssm_rules.jobview import JobView, view_of
-from ssm_rules.logs import render, write_log
+from ssm_rules.logs import log_texts, write_log
 from ssm_rules.objects import ObjectURI
 from ssm_rules.outcomes import Outcome, classify, why_it_ended
 from ssm_rules.placing import placement
@@ -52,6 +53,7 @@ from ssm_rules.requests import (
     Placement,
     adopted_placement,
     build_request,
+    has_task_file,
     job_name_prefix,
     task_description,
     task_file_uri,
@@ -142,14 +144,23 @@ class Executor(RemoteExecutor):
 
         requests: list[tuple[TaskSpec, Any]] = []
 
-        def check(job: Any, view: JobView) -> None:
-            spec = self._spec(view, plan=True)
+        def checked(spec: TaskSpec) -> tuple[TaskSpec, Any]:
             tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real ones
             request = build_request(spec, self._placement(spec, tags=tags, plan=True))
             self.ctx.validate(request)
-            requests.append((spec, request))
+            return spec, request
 
-        errors = plan_errors(self.workflow.dag, check)
+        def check(job: Any, view: JobView) -> None:
+            one = checked(self._spec(view, plan=True))
+            if self.workflow.dag.get_job_group(job) is None:  # else: in its group's job
+                requests.append(one)
+
+        errors = plan_errors(
+            self.workflow.dag,
+            check,
+            check_group=lambda group, spec: requests.append(checked(spec)),
+            spec=lambda view: self._spec(view, plan=True),
+        )
         if errors:
             raise refusal(errors)
         if self.settings.max_cost is not None:
@@ -162,14 +173,13 @@ class Executor(RemoteExecutor):
     # --- submission ---------------------------------------------------------------------
 
     def run_job(self, job: JobExecutorInterface) -> None:
-        """Submit the job (a group job: its first member). A failure is this job's error, not
-        the run's: Snakemake goes on with the others (and -k keeps going)."""
+        """Submit the job (a group job: one SageMaker job running its members, ssm_rules.group).
+        A failure is this job's error, not the run's: Snakemake goes on with the others (and
+        -k keeps going)."""
         try:
             members = _members(job)
-            views = [view_of(m) for m in members]
-            first_spec = self._spec(views[0])
-            for view in views[1:]:  # validate every member before sending anything
-                self._spec(view, plan=True)
+            specs = [self._spec(view_of(m)) for m in members]
+            first_spec = group_spec(job.groupid, specs) if job.is_group() else specs[0]
             forced = any(is_forced(self.workflow, m) for m in members)
             first = self._submit(first_spec, forced)
         except Exception as e:  # noqa: BLE001 — reported as this job's error, cause named
@@ -178,13 +188,19 @@ class Executor(RemoteExecutor):
         build_log = self._built.get(first.place.image_uri, "")  # the head of the rule's log
         tracked = Tracked(
             current=first,
-            pending=views[1:],
             forced=forced,
             finished_logs={uri: build_log for uri in first_spec.logs if build_log},
         )
         self.report_job_submission(
             SubmittedJobInfo(job=job, external_jobid=first.name, aux={AUX_KEY: tracked})
         )
+
+    def print_job_error(self, job_info: SubmittedJobInfo, msg: Any = None, **kwargs: Any) -> None:
+        if msg and job_info.job.is_group():
+            # Snakemake's GroupJob.log_error drops the message (it prints each member's
+            # "Error in rule" with none): the reason, naming the member, is said here
+            self.logger.error(str(msg).rstrip("\n"))
+        super().print_job_error(job_info, msg, **kwargs)
 
     def _spec(self, view: JobView, plan: bool = False) -> TaskSpec:
         return spec_of(view, self.settings, self.workflow, plan=plan)
@@ -224,7 +240,7 @@ class Executor(RemoteExecutor):
         if spec.clean_state and spec.state_prefix:
             n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
             self.logger.info(f"rule {spec.rule}: clean_state wiped {n} state objects")
-        if spec.job_type is JobType.PROCESSING:
+        if has_task_file(spec):
             uri = task_file_uri(place)
             task = task_description(spec, place.restore_state)
             staging.upload_text(ctx.store(uri), json.dumps(task), uri)
@@ -235,7 +251,7 @@ class Executor(RemoteExecutor):
         # the name holds the wildcard values only as far as 63 characters allow: say them here
         wildcards = ", ".join(f"{k}={v}" for k, v in spec.wildcards)
         self.logger.info(
-            f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
+            f"{spec.label}: submitted {request.job_type} job {place.job_name} "
             f"{f'for {wildcards} ' if wildcards else ''}"
             f"({spec.instance.count} x {spec.instance.instance_type}"
             f"{', spot' if spec.instance.spot else ''})"
@@ -345,6 +361,8 @@ class Executor(RemoteExecutor):
 
     def _code(self, spec: TaskSpec) -> tuple[str, str]:
         key = (spec.source_dir, spec.dependencies, spec.script_path)
+        if spec.members:  # a group's bundle holds every member's code
+            key += tuple((m.code_dir, m.spec.source_dir, m.spec.script_path) for m in spec.members)
         if key not in self._bundles:
             bundle = staging.code_bundle(spec)
             uri, uploaded = staging.upload_code(
@@ -471,7 +489,7 @@ class Executor(RemoteExecutor):
             why = why_it_ended(status, sub.job_type, sub.spec.instance)
             self.report_job_error(
                 info,
-                msg=f"rule {sub.spec.rule}: SageMaker {sub.job_type} job {sub.name} {why}\n"
+                msg=f"{sub.spec.label}: SageMaker {sub.job_type} job {sub.name} {why}\n"
                 + _log_tail(why, tail, sub.spec.logs),
             )
             return False
@@ -529,15 +547,15 @@ class Executor(RemoteExecutor):
                 sub.log_reader = self.ctx.backend.log_reader(sub.name, sub.job_type)
             new = sub.log_reader.read()
             sub.log_events.extend(new)
-            text = render(sub.name, sub.log_events)
+            texts = log_texts(sub.spec, sub.name, sub.log_events)
             if new or final:
-                for uri in sub.spec.logs:
+                for uri, text in texts.items():
                     write_log(self.ctx.store(uri), uri, t.finished_logs.get(uri, "") + text)
         except Exception as e:  # noqa: BLE001 — see docstring
             self.logger.warning(f"could not bring the log of job {sub.name} up to date: {e!r}")
-            text = render(sub.name, sub.log_events)
+            texts = log_texts(sub.spec, sub.name, sub.log_events)
         if final:
-            for uri in sub.spec.logs:
+            for uri, text in texts.items():
                 t.finished_logs[uri] = t.finished_logs.get(uri, "") + text
         return "\n".join(e.message for e in sub.log_events[-LOG_TAIL_LINES:])
 
@@ -601,6 +619,4 @@ def _log_tail(why: str, tail: str, logs: tuple[str, ...]) -> str:
 
 def _members(job: JobExecutorInterface) -> list[Any]:
     """A group job's members in dependency order; a single job alone."""
-    if job.is_group():
-        return [j for level in job.toposorted for j in sorted(level, key=lambda j: j.jobid)]
-    return [job]
+    return members_in_order(job) if job.is_group() else [job]

@@ -21,6 +21,7 @@ from snakemake_interface_common.exceptions import WorkflowError
 from ssm_rules._snakemake_internals import runs_here_by_rule
 from ssm_rules.backends.base import JobType
 from ssm_rules.context import RunContext
+from ssm_rules.group import group_spec, members_in_order
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.placing import placement
 from ssm_rules.pricing import Prices
@@ -43,14 +44,21 @@ def spec_of(
 
 
 def plan_errors(
-    dag: Any, check: Callable[[Any, JobView], None], jobs: Iterable[Any] | None = None
+    dag: Any,
+    check: Callable[[Any, JobView], None],
+    jobs: Iterable[Any] | None = None,
+    check_group: Callable[[Any, TaskSpec], None] | None = None,
+    spec: Callable[[JobView], TaskSpec] | None = None,
 ) -> dict[str, str]:
     """Rule name → the error of its first job that ``check(job, view)`` refuses, over the
     needrun jobs (or ``jobs``) that are to be SageMaker jobs (not ``localrules``, not
-    bodiless)."""
+    bodiless). With ``spec`` (a job's TaskSpec), each ``group:`` of them, which runs as one
+    job, is checked too (ssm_rules.group: its members must agree), and ``check_group(group
+    job, member specs)`` gets those that pass: "group <name>" → its error."""
     workflow = dag.workflow
     errors: dict[str, str] = {}
-    for job in dag.needrun_jobs() if jobs is None else jobs:
+    jobs = list(dag.needrun_jobs() if jobs is None else jobs)
+    for job in jobs:
         if runs_here_by_rule(workflow, job.rule) or job.rule.name in errors:
             continue
         try:
@@ -63,7 +71,36 @@ def plan_errors(
             check(job, view)
         except WorkflowError as e:
             errors[job.rule.name] = str(e)
+    if spec is not None:
+        errors.update(_group_errors(dag, jobs, errors, spec, check_group))
     return errors
+
+
+def _group_errors(
+    dag: Any,
+    jobs: list[Any],
+    errors: dict[str, str],
+    spec: Callable[[JobView], TaskSpec],
+    check_group: Callable[[Any, TaskSpec], None] | None,
+) -> dict[str, str]:
+    found: dict[str, str] = {}
+    seen: set[int] = set()
+    for job in jobs:
+        group = dag.get_job_group(job)
+        if group is None or id(group) in seen or f"group {group.groupid}" in found:
+            continue
+        seen.add(id(group))
+        members = members_in_order(group)
+        if any(m.rule.name in errors for m in members):
+            continue  # its rules' own errors say it already
+        try:
+            specs = [spec(view_of(m)) for m in members]
+            combined = group_spec(group.groupid, specs)
+            if check_group is not None:
+                check_group(group, combined)
+        except WorkflowError as e:
+            found[f"group {group.groupid}"] = str(e)
+    return found
 
 
 def refusal(errors: dict[str, str], dry_run: bool = False) -> WorkflowError:
@@ -86,10 +123,10 @@ def check_dry_run(settings: ExecutorSettings, dag: Any) -> None:
         if problem:
             raise WorkflowError(problem)
 
-    def check(job: Any, view: JobView) -> None:
-        spec_of(view, settings, workflow, plan=True)
+    def spec(view: JobView) -> TaskSpec:
+        return spec_of(view, settings, workflow, plan=True)
 
-    errors = plan_errors(dag, check)
+    errors = plan_errors(dag, lambda job, view: spec(view), spec=spec)
     if errors:
         raise refusal(errors, dry_run=True)
 
@@ -137,17 +174,28 @@ def check_jobs(
 
     planned: list[PlannedJob] = []
 
-    def check(job: Any, view: JobView) -> None:
-        spec = spec_of(view, settings, dag.workflow, plan=True)
+    def planned_job(job: Any, spec: TaskSpec) -> PlannedJob:
         tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real ones
         place = placement(ctx, spec, tags=tags, plan=True)
         request = build_request(spec, place)
         ctx.validate(request)
-        planned.append(
-            PlannedJob(spec, place.image_uri, dict(view.wildcards), reason(job), request)
-        )
+        return PlannedJob(spec, place.image_uri, dict(spec.wildcards), reason(job), request)
 
-    errors = plan_errors(dag, check, jobs)
+    def check(job: Any, view: JobView) -> None:
+        one = planned_job(job, spec_of(view, settings, dag.workflow, plan=True))
+        if dag.get_job_group(job) is None:  # a group's member: in its group's job
+            planned.append(one)
+
+    def check_group(group: Any, spec: TaskSpec) -> None:
+        planned.append(planned_job(members_in_order(group)[0], spec))
+
+    errors = plan_errors(
+        dag,
+        check,
+        jobs,
+        check_group=check_group,
+        spec=lambda view: spec_of(view, settings, dag.workflow, plan=True),
+    )
     if errors:
         raise refusal(errors)
     return planned

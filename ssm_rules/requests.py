@@ -132,6 +132,8 @@ def task_file_uri(place: Placement) -> str:
 
 def task_description(spec: TaskSpec, restore_state: bool = True) -> dict[str, Any]:
     """What the in-job launcher runs (contract.py documents the keys)."""
+    if spec.members:
+        return _group_task(spec, restore_state)
     kinds = {o.kind for o in spec.outputs}
     task: dict[str, Any] = {
         "kind": spec.kind,
@@ -162,6 +164,44 @@ def task_description(spec: TaskSpec, restore_state: bool = True) -> dict[str, An
     return task
 
 
+def has_task_file(spec: TaskSpec) -> bool:
+    """Whether the launcher reads the task from task_file_uri (else: a hyperparameter)."""
+    return spec.job_type is JobType.PROCESSING or bool(spec.members)
+
+
+def _group_task(spec: TaskSpec, restore_state: bool) -> dict[str, Any]:
+    """Version 2: the group's members, each a task of its own plus where its code, channels
+    and the inputs other members produce are (ssm_rules.group)."""
+    kinds = {o.kind for o in spec.outputs}
+    members = []
+    for m in spec.members:
+        task = task_description(m.spec, restore_state)  # its state restored as it starts
+        base = C.INPUT_DATA_DIR if spec.job_type is JobType.TRAINING else C.PROCESSING_INPUT_DIR
+        task.update(
+            rule=m.spec.rule,
+            label=", ".join([m.spec.rule, *(f"{k}={v}" for k, v in m.spec.wildcards)]),
+            code_dir=m.code_dir,
+            hps=dict(m.spec.hyperparameters),
+            env={str(k): str(v) for k, v in m.spec.options.environment.items()},
+            channels={c.name: f"{base}/{c.name}" for c in m.spec.channels},
+            links=[[link.path, link.target] for link in m.links],
+            handoffs=[[h.how, h.source, h.target] for h in m.handoffs],
+        )
+        members.append(task)
+    task = {
+        "version": C.GROUP_TASK_VERSION,
+        "kind": "group",
+        "group": spec.rule,
+        "job_type": str(spec.job_type),
+        "files": {o.job_path: o.member for o in spec.outputs if o.kind is OutputKind.FILE},
+        "state_dir": spec.state_output.job_path if spec.state_output else None,
+        "model": OutputKind.MODEL in kinds,
+        "output_data": OutputKind.OUTPUT_DATA in kinds,
+        "members": members,
+    }
+    return task
+
+
 def _data_type(ch: Channel) -> str:
     # a list of files is a ManifestFile: [{"prefix": "s3://b/p/"}, "key1", ...]; SageMaker
     # places each object at <channel>/<key> and shards the list across the instances
@@ -180,7 +220,6 @@ def _tags(spec: TaskSpec, place: Placement) -> list[dict[str, str]]:
 
 
 def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
-    task = json.dumps(task_description(spec), sort_keys=True)
     hps = {name: json.dumps(value) for name, value in spec.hyperparameters}
     # distributed training: the settings the framework container reads, as the SDK sends them
     hps.update({name: json.dumps(value) for name, value in spec.distribution_hps})
@@ -190,10 +229,11 @@ def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
             C.HP_SUBMIT_DIRECTORY: json.dumps(place.code_uri),
             C.HP_REGION: json.dumps(place.region),
             C.HP_CONTAINER_LOG_LEVEL: "20",
-            C.HP_TASK: json.dumps(task),
         }
     )
-    if len(hps[C.HP_TASK]) > 2500:
+    if not has_task_file(spec):
+        hps[C.HP_TASK] = json.dumps(json.dumps(task_description(spec), sort_keys=True))
+    if C.HP_TASK in hps and len(hps[C.HP_TASK]) > 2500:
         raise SpecError(
             f"rule {spec.rule}: the shell command and outputs take "
             f"{len(hps[C.HP_TASK])} characters as a hyperparameter (SageMaker allows "
@@ -240,6 +280,20 @@ def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
             }
             for ch in spec.channels
         ]
+    if has_task_file(spec):  # a group's task: channel ssm_task holds task.json
+        body.setdefault("InputDataConfig", []).append(
+            {
+                "ChannelName": C.TRAINING_TASK_CHANNEL,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": task_file_uri(place),
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "InputMode": "File",
+            }
+        )
     if instance.spot:
         body["StoppingCondition"]["MaxWaitTimeInSeconds"] = instance.max_wait_seconds
     if spec.state_prefix:

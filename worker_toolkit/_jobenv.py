@@ -28,16 +28,20 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def _training_env(env: dict[str, str], root: str) -> None:
+def _training_env(env: dict[str, str], root: str, task: dict[str, Any]) -> None:
     resource = u.read_json(c.RESOURCE_CONFIG_FILE) or {}
     _host_env(env, resource)
     env.setdefault(c.ENV_RESOURCE_CONFIG, _dumps(resource))
-    raw = u.read_json(c.HYPERPARAMETERS_FILE) or {}
-    hps = u.user_hps({k: u.decode_hp(v) for k, v in raw.items()})
+    if "hps" in task:  # a group member: its own, from the task (the job's are ssm_rules')
+        hps = u.user_hps(task["hps"])
+    else:
+        raw = u.read_json(c.HYPERPARAMETERS_FILE) or {}
+        hps = u.user_hps({k: u.decode_hp(v) for k, v in raw.items()})
     _hps_env(env, hps)
     data_config = u.read_json(c.INPUT_DATA_CONFIG_FILE) or {}
     channels = {name: u.reroot(f"{c.INPUT_DATA_DIR}/{name}", root) for name in data_config}
-    _channel_env(env, channels)
+    member = _member_channels(task)
+    _channel_env(env, channels if member is None else member)
     env.setdefault(c.ENV_INPUT_DATA_CONFIG, _dumps(data_config))
     env.setdefault(c.ENV_MODEL_DIR, c.MODEL_DIR)
     env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.OUTPUT_DATA_DIR)
@@ -52,7 +56,8 @@ def _processing_env(env: dict[str, str], task: dict[str, Any]) -> None:
     _host_env(env, resource)
     env.setdefault(c.ENV_RESOURCE_CONFIG, _dumps(resource))
     _hps_env(env, u.user_hps(task.get("hps") or {}))
-    _channel_env(env, u.processing_inputs())
+    member = _member_channels(task)
+    _channel_env(env, u.processing_inputs() if member is None else member)
     env.setdefault(c.ENV_MODEL_DIR, c.PROCESSING_MODEL_DIR)
     env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.PROCESSING_OUTPUT_DATA_DIR)
     env.setdefault(c.ENV_INPUT_DIR, c.PROCESSING_INPUT_DIR)
@@ -60,6 +65,12 @@ def _processing_env(env: dict[str, str], task: dict[str, Any]) -> None:
     config = u.read_json(c.PROCESSING_CONFIG_FILE) or {}
     name = env.get(c.ENV_PROCESSING_JOB_NAME) or config.get("ProcessingJobName", "")
     env.setdefault(c.ENV_JOB_NAME, name)
+
+
+def _member_channels(task: dict[str, Any]) -> dict[str, str] | None:
+    """A group member's channels (its own names, linked to the job's channels by the
+    launcher), or None for a job of one rule."""
+    return dict(task["channels"]) if "channels" in task else None
 
 
 def _host_env(env: dict[str, str], resource: dict[str, Any]) -> None:
@@ -149,10 +160,13 @@ def build_env(
 ) -> dict[str, str]:
     """The complete environment of the user program, whose args are ``args``."""
     env = dict(base)
+    if "channels" in task:  # a group member sees its own channels, not the whole job's
+        for key in [k for k in env if k.startswith(c.ENV_CHANNEL_PREFIX) or k == c.ENV_CHANNELS]:
+            del env[key]
     if task["job_type"] == "processing":
         _processing_env(env, task)
     else:
-        _training_env(env, root)
+        _training_env(env, root, task)
     env.setdefault(c.ENV_OUTPUT_DIR, c.OUTPUT_DIR)
     env.setdefault(c.ENV_NUM_CPUS, str(os.cpu_count() or 1))
     env.setdefault(c.ENV_NUM_GPUS, str(u.count_gpus()))

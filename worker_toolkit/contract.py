@@ -129,6 +129,22 @@ STOP_GRACE_SECONDS = 120  # StopTrainingJob: SIGTERM, then a 120-second window b
 #                              # processing: copied into state_dir before the program runs
 # }
 # <NAME> is the name upper-cased, every character other than A-Z/0-9 replaced by "_".
+# --- A group's one job (ssm_rules.group): task version 2 -------------------------------------
+# {"version": 2, "kind": "group", "group": name, "job_type": ..., "files"/"state_dir"/"model"/
+#  "output_data": as above, for the whole job (the members' union),
+#  "members": [ {a task as above (its "hps" also in training jobs), "rule", "label",
+#               "code_dir": its code below the bundle root, "env": its job(environment),
+#               "channels": {"<name>": "<its channel dir>"},
+#               "links": [[its channel dir, the job's channel dir], ...],
+#               "handoffs": [["copy"|"tar"|"tree", producer's path, input path], ...]}, ...]}
+# A training job has no room for it in a hyperparameter (2,500 characters): it arrives, as
+# a processing job's does, as a file, in the channel TRAINING_TASK_CHANNEL.
+GROUP_TASK_VERSION = 2
+TRAINING_TASK_CHANNEL = "ssm_task"
+TRAINING_TASK_DIR = f"{INPUT_DATA_DIR}/{TRAINING_TASK_CHANNEL}"
+# The launcher prints this line as each member starts: the client splits the job's log there,
+# so that each member's log: gets its own part.
+GROUP_MEMBER_MARK = "[ssm_launch] group member "
 ENV_INPUT_PREFIX = "SSM_INPUT_"
 ENV_OUTPUT_PREFIX = "SSM_OUTPUT_"
 TASK_KINDS = ("script", "shell")

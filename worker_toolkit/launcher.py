@@ -20,6 +20,7 @@ import collections
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,6 +105,9 @@ def _task_source(argv: list[str]) -> tuple[dict[str, Any] | None, str, list[str]
     hps = u.read_json(c.HYPERPARAMETERS_FILE)
     if isinstance(hps, dict) and c.HP_TASK in hps:
         return _parse_task(hps[c.HP_TASK]), "training", rest
+    task = u.read_json(f"{c.TRAINING_TASK_DIR}/{c.TASK_FILE_NAME}")  # a group's training job
+    if isinstance(task, dict):
+        return task, "training", rest
     task = u.read_json(f"{c.PROCESSING_TASK_DIR}/{c.TASK_FILE_NAME}")
     return (task if isinstance(task, dict) else None), "processing", rest
 
@@ -114,13 +118,56 @@ def load_task(argv: list[str], root: str) -> tuple[dict[str, Any], list[str]]:
     if task is None:
         raise LaunchError(
             f"no task description: expected --{c.HP_TASK} <json>, hyperparameter "
-            f"{c.HP_TASK!r} or {c.PROCESSING_TASK_DIR}/{c.TASK_FILE_NAME}"
+            f"{c.HP_TASK!r}, {c.TRAINING_TASK_DIR}/{c.TASK_FILE_NAME} or "
+            f"{c.PROCESSING_TASK_DIR}/{c.TASK_FILE_NAME}"
         )
     task = dict(task)
     task.setdefault("job_type", job_type)
+    if task.get("kind") == "group":
+        return _load_group(task, root), rest
     _validate(task)
     if task["job_type"] == "processing":
         rest = u.to_cmd_args(u.user_hps(task.get("hps") or {})) + rest
+    return _rerooted(task, root), rest
+
+
+def _load_group(task: dict[str, Any], root: str) -> dict[str, Any]:
+    """A group's task (version 2): each member validated and re-rooted as a task of its own."""
+    if task.get("version") != c.GROUP_TASK_VERSION:
+        raise LaunchError(
+            f"group task version {task.get('version')!r}: this launcher runs version "
+            f"{c.GROUP_TASK_VERSION}"
+        )
+    members = task.get("members")
+    if (
+        not isinstance(members, list)
+        or not members
+        or not all(isinstance(m, dict) for m in members)
+    ):
+        raise LaunchError("a group task needs a non-empty list of 'members'")
+    loaded = []
+    for member in members:
+        member = dict(member, job_type=task["job_type"])
+        _validate(member)
+        member = _rerooted(member, root)
+        member["channels"] = {n: u.reroot(p, root) for n, p in member.get("channels", {}).items()}
+        member["links"] = [
+            [u.reroot(a, root), u.reroot(b, root)] for a, b in member.get("links", [])
+        ]
+        member["handoffs"] = [
+            [how, u.reroot(a, root), u.reroot(b, root)] for how, a, b in member.get("handoffs", [])
+        ]
+        loaded.append(member)
+    task["members"] = loaded
+    task["files"] = {u.reroot(p, root): rel for p, rel in (task.get("files") or {}).items()}
+    for key in ("state_dir", "state_input"):
+        if task.get(key):
+            task[key] = u.reroot(task[key], root)
+    return task
+
+
+def _rerooted(task: dict[str, Any], root: str) -> dict[str, Any]:
+    """The task with every /opt/ml path re-rooted onto this container's real root."""
     task["files"] = {u.reroot(p, root): rel for p, rel in (task.get("files") or {}).items()}
     for key in ("inputs", "outputs"):
         task[key] = {name: u.reroot(p, root) for name, p in (task.get(key) or {}).items()}
@@ -133,7 +180,7 @@ def load_task(argv: list[str], root: str) -> tuple[dict[str, Any], list[str]]:
             task[key] = u.reroot(task[key], root)
     if task["kind"] == "shell":
         task["command"] = u.reroot_text(task["command"], root)
-    return task, rest
+    return task
 
 
 def _validate(task: dict[str, Any]) -> None:
@@ -367,14 +414,15 @@ def _code_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def _prepare(argv: list[str], root: str) -> tuple[dict[str, Any], list[str], dict[str, str]]:
-    task, args = load_task(argv, root)
-    env = _jobenv.build_env(task, root, _code_dir(), os.environ, args)
+def _program_env(
+    task: dict[str, Any], root: str, code_dir: Path, args: list[str]
+) -> dict[str, str]:
+    env = _jobenv.build_env(task, root, code_dir, os.environ, args)
     _jobenv.prepare_dirs(env, task, root)
     unpack_inputs(task, env)
     if task.get("snakemake") is not None:
         env[ENV_SNAKEMAKE] = json.dumps(_rerooted_snakemake(task["snakemake"], root))
-    return task, args, env
+    return env
 
 
 def _rerooted_snakemake(spec: dict[str, Any], root: str) -> dict[str, Any]:
@@ -397,7 +445,7 @@ def unpack_inputs(task: dict[str, Any], env: dict[str, str]) -> None:
         env[u.channel_env_name(name)] = extracted  # SSM_INPUT_<NAME> names it already
 
 
-def run_setup(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:
+def run_setup(task: dict[str, Any], code_dir: Path, env: dict[str, str], who: str = "") -> int:
     """``job(setup=...)``: the command runs on this instance before the program, in the code
     directory, its output in the log; what it exports (or unsets) is the program's
     environment, as aws-sagemaker-remote's ``source``d configuration script gives."""
@@ -410,7 +458,7 @@ def run_setup(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:
         argv = _jobenv.shell_argv(f"{setup}\nenv -0 > {shlex.quote(str(dump))}")
         rc, tail = run_program(argv, code_dir, env)
         if rc != 0:
-            write_failure(u.opt_ml_root(), failure_text(rc, f"setup {setup!r}", tail))
+            write_failure(u.opt_ml_root(), failure_text(rc, f"{who}setup {setup!r}", tail))
             return rc
         pairs = (item.split("=", 1) for item in dump.read_text().split("\0") if "=" in item)
         exported = {k: v for k, v in pairs if k not in _SHELL_OWN}
@@ -464,12 +512,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     root = u.opt_ml_root()
     try:
-        task, args, env = _prepare(argv, root)
+        task, args = load_task(argv, root)
+        if task["kind"] == "group":
+            return run_group(task, root)
+        env = _program_env(task, root, _code_dir(), args)
         cmd = build_command(task, _code_dir(), args)
     except (LaunchError, OSError, ValueError, KeyError) as exc:
-        _log(f"cannot start the task: {exc}")
-        write_failure(root, f"ExitCode {LAUNCH_ERROR_EXIT}: ssm_launch: {exc}\n")
-        return LAUNCH_ERROR_EXIT
+        return _cannot_start(root, exc)
     what = describe(task, args)
     install_failure = install_requirements(task, _code_dir(), env)
     if install_failure is not None:
@@ -498,3 +547,112 @@ def main(argv: list[str] | None = None) -> int:
         write_failure(root, f"ExitCode 1: {_shorten(what, 200)} | {reason}\n", overwrite=True)
         return 1
     return 0
+
+
+def _cannot_start(root: str, exc: BaseException, who: str = "") -> int:
+    _log(f"cannot start {who or 'the task'}: {exc}")
+    write_failure(root, f"ExitCode {LAUNCH_ERROR_EXIT}: {who}ssm_launch: {exc}\n")
+    return LAUNCH_ERROR_EXIT
+
+
+# --- a group's members, one after the other -------------------------------------------------
+def run_group(task: dict[str, Any], root: str) -> int:
+    """Run a group's members in order, each as it would run alone (its channels linked in,
+    the inputs other members made handed over, its own environment), stopping at the first
+    failure, whose failure file names the member. The outputs are handed to SageMaker's
+    upload once, after the last member."""
+    code_dir = _code_dir()
+    members = task["members"]
+    failure = install_requirements(task, code_dir, dict(os.environ))
+    if failure is not None:
+        write_failure(root, failure)
+        return 1
+    env = _jobenv.build_env(members[0], root, code_dir, os.environ)  # the host's SM_* values
+    for i, member in enumerate(members):
+        who = f"rule {member['label']} (member {i + 1}/{len(members)} of group {task['group']}): "
+        print(f"{c.GROUP_MEMBER_MARK}{i + 1}/{len(members)}: rule {member['label']}", flush=True)
+        rc = _run_member(member, root, code_dir / member["code_dir"], who)
+        if rc != 0:
+            return rc
+    if not _is_main_host(env):
+        return 0
+    warning = _outputs.empty_model_warning(task, env[c.ENV_MODEL_DIR], env[c.ENV_CURRENT_HOST])
+    if warning:
+        _log(warning)
+    try:
+        reason = finish(task, root)
+    except (OSError, ValueError) as exc:
+        reason = f"Handing over the outputs failed: {exc}"
+    if reason:
+        _log(reason)
+        write_failure(root, f"ExitCode 1: group {task['group']} | {reason}\n", overwrite=True)
+        return 1
+    return 0
+
+
+def _run_member(member: dict[str, Any], root: str, member_dir: Path, who: str) -> int:
+    args = u.to_cmd_args(u.user_hps(member.get("hps") or {}))  # its free args: build_command
+    if not member_dir.is_dir():  # a shell: rule without job(source_dir=...) ships no code
+        member_dir = _code_dir()
+    try:
+        _enter_member(member)
+        env = _program_env(member, root, member_dir, args)
+        env.update(member.get("env") or {})  # its job(environment=...)
+        # worker_toolkit sits at the bundle root, the member's code below it
+        env["PYTHONPATH"] = os.pathsep.join([str(member_dir), str(_code_dir()), env["PYTHONPATH"]])
+        cmd = build_command(member, member_dir, args)
+    except (LaunchError, OSError, ValueError, KeyError) as exc:
+        return _cannot_start(root, exc, who)
+    try:
+        rc = run_setup(member, member_dir, env, who)
+        if rc != 0:
+            return rc
+        what = who + describe(member, args)
+        _log(f"Invoking {member['kind']} ({member['job_type']} job): {shlex.join(cmd)}")
+        try:
+            rc, tail = run_program(cmd, member_dir, env)
+        except OSError as exc:
+            return _cannot_start(root, exc, who)
+        if rc != 0:
+            _log(f"program failed with exit code {rc}")
+            write_failure(root, failure_text(rc, what, tail))
+            return rc
+        missing = _outputs.missing_files(member["files"]) if _is_main_host(env) else []
+        if missing:
+            path, rel = missing[0]
+            reason = f"Missing output: the program did not write {rel!r}, expected at {path}"
+            _log(reason)
+            write_failure(root, f"ExitCode 1: {_shorten(what, 200)} | {reason}\n", overwrite=True)
+            return 1
+        return 0
+    finally:
+        _leave_member(member)
+
+
+def _enter_member(member: dict[str, Any]) -> None:
+    """The member's inputs where it reads them alone: its channel directories linked to the
+    job's channels, and what other members of the group produced for it handed over."""
+    for path, target in member["links"]:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, path, target_is_directory=True)
+    for how, source, target in member["handoffs"]:
+        if not os.path.lexists(source):
+            raise LaunchError(f"the group's earlier member left no {source} for input {target}")
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        if how == "copy":
+            shutil.copy2(source, target)
+        elif how == "tar":
+            _outputs.write_tar_gz(Path(source), Path(target))
+        else:
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+
+
+def _leave_member(member: dict[str, Any]) -> None:
+    """Undo _enter_member (and the unpacked inputs): the next member may name its own
+    inputs alike."""
+    dirs = [*member["channels"].values(), *(e for e, _ in (member.get("unpack") or {}).values())]
+    for path in dirs:
+        if os.path.islink(path):
+            os.unlink(path)
+        elif os.path.isdir(path):
+            shutil.rmtree(path)
