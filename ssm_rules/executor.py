@@ -316,7 +316,7 @@ class Executor(RemoteExecutor):
             if status not in same and status.state is JobState.IN_PROGRESS:
                 kind = "training" if spec.job_type is JobType.TRAINING else "processing"
                 self.logger.warning(
-                    f"rule {spec.rule}: job {status.name} of an earlier run (other code, inputs "
+                    f"{spec.label}: job {status.name} of an earlier run (other code, inputs "
                     "or params) is still running and writing this task's state; stop it if it "
                     f"is not wanted: aws sagemaker stop-{kind}-job --{kind}-job-name {status.name}"
                 )
@@ -325,7 +325,7 @@ class Executor(RemoteExecutor):
             if status.state is JobState.IN_PROGRESS and not forced:
                 self._track(status.name, spec.job_type)
                 self.logger.info(
-                    f"rule {spec.rule}: re-attaching to job {status.name}, still running with "
+                    f"{spec.label}: re-attaching to job {status.name}, still running with "
                     "the same code, inputs and parameters"
                 )
                 return Submission(spec, place, spec.job_type)
@@ -335,7 +335,7 @@ class Executor(RemoteExecutor):
                 and staging.carriers_present(self.ctx.store, spec, place)
             ):
                 self.logger.info(
-                    f"rule {spec.rule}: reusing job {status.name}, which completed with the same "
+                    f"{spec.label}: reusing job {status.name}, which completed with the same "
                     "code, inputs and parameters"
                 )
                 return Submission(spec, place, spec.job_type)
@@ -467,7 +467,7 @@ class Executor(RemoteExecutor):
     def _note_progress(self, sub: Submission, status: JobStatus | None) -> None:
         if status is not None and status.secondary and status.secondary != sub.secondary:
             sub.secondary = status.secondary
-            self.logger.info(f"rule {sub.spec.rule}: job {sub.name} {status.secondary}")
+            self.logger.info(f"{sub.spec.label}: job {sub.name} {status.secondary}")
 
     def _finish(self, info: SubmittedJobInfo, t: Tracked, status: JobStatus) -> bool:
         """Handle a job that ended. True when the Snakemake job is still active (next member

@@ -166,6 +166,8 @@ def _channel_dir(spec: TaskSpec, name: str) -> str:
 def _members(group: str, specs: Sequence[TaskSpec]) -> tuple[list[GroupMember], list[Channel]]:
     made = _producer_outputs(specs)
     code_dirs: dict[tuple[object, ...], str] = {}
+    # members reading the same data share its channel: SageMaker downloads it once
+    shared: dict[tuple[object, ...], Channel] = {}
     members: list[GroupMember] = []
     channels: list[Channel] = []
     for i, s in enumerate(specs):
@@ -185,6 +187,11 @@ def _members(group: str, specs: Sequence[TaskSpec]) -> tuple[list[GroupMember], 
             if producer is not None and producer[0] != i:
                 handoffs.append(_handoff(group, s, ch, producer[1], producer[2]))
                 continue
+            own_dir = _channel_dir(s, ch.name)
+            source = (ch.uri, ch.local_path, ch.parts, ch.sharded, ch.is_prefix)
+            if source in shared:
+                links.append(Link(own_dir, _channel_dir(s, shared[source].name)))
+                continue
             name = f"ssm_{i}_{ch.name}"
             if len(name) > 64:
                 raise _err(
@@ -193,18 +200,13 @@ def _members(group: str, specs: Sequence[TaskSpec]) -> tuple[list[GroupMember], 
                     "group's job (SageMaker allows 64 characters with our prefix "
                     f"{name[: -len(ch.name)]!r}): shorten it",
                 )
-            own_dir = _channel_dir(s, ch.name)
             group_dir = _channel_dir(s, name)
-            channels.append(
-                replace(
-                    ch,
-                    name=name,
-                    job_path=group_dir + ch.job_path[len(own_dir) :]
-                    if ch.job_path.startswith(own_dir)
-                    else group_dir,
-                    packed_path=None,
-                )
+            arrives = ch.packed_path or ch.job_path  # unpacked(...): the member extracts it
+            channel = replace(
+                ch, name=name, job_path=group_dir + arrives[len(own_dir) :], packed_path=None
             )
+            shared[source] = channel
+            channels.append(channel)
             links.append(Link(own_dir, group_dir))
         members.append(GroupMember(s, code_dir, tuple(links), tuple(handoffs)))
     return members, channels

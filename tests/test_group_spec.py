@@ -77,6 +77,26 @@ def test_the_group_job_holds_the_outside_inputs_and_every_members_outputs(tmp_pa
     assert g.logs == tuple(s.logs[0] for s in (a.spec, b.spec)) + c.spec.logs
 
 
+def test_members_reading_the_same_data_share_one_channel(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.txt").write_text("x")
+    a, b = (
+        spec(
+            tmp_path,
+            rule,
+            inputs=(io("", name, local_input("data/in.txt")),),
+            outputs=(io(f"out/{rule}.txt"),),
+        )
+        for rule, name in (("a", "data"), ("b", "table"))
+    )
+    g = group_spec("g", [a, b])
+    assert [ch.name for ch in g.channels] == ["ssm_0_data"]
+    assert [(link.path, link.target) for m in g.members for link in m.links] == [
+        ("/opt/ml/input/data/data", "/opt/ml/input/data/ssm_0_data"),
+        ("/opt/ml/input/data/table", "/opt/ml/input/data/ssm_0_data"),
+    ]
+
+
 def test_the_group_request_carries_its_task_as_a_file_not_a_hyperparameter(tmp_path: Path) -> None:
     g = group_spec("g", chain(tmp_path))
     place = Placement(

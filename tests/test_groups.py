@@ -99,10 +99,30 @@ def test_a_group_runs_as_one_local_job_and_promotes_every_member(tmp_path: Path)
     assert "a-says-hello ['[\"data\"]']" in a_log and "b-says-hello" not in a_log
     assert "b-says-hello" in b_log and "c-says-hello" not in b_log
     assert "c-says-hello ['--times', '3']" in c_log and "a-says-hello" not in c_log
-    # a second run: nothing to do
+    # outputs gone, same code, inputs and params: the group's completed job is reused
+    # (its identity covers every member), not run again
+    for rel in ("out/a.txt", "out/b/model.tar.gz", "out/c.txt"):
+        wf.path(rel).unlink()
     again = wf.run(*LOCAL_ARGS)
-    assert "Nothing to be done" in again.stdout + again.stderr
+    assert f"group g: reusing job {jobs[0].name}" in again.stderr
     assert len(_local_jobs(wf)) == 1
+    assert wf.path("out/c.txt").read_text() == "HELLO|hello|3\n"
+    # another param of one member is another job
+    wf.write("Snakefile", GROUP.replace("times=3", "times=4"))
+    wf.run(*LOCAL_ARGS)
+    assert len(_local_jobs(wf)) == 2
+    assert wf.path("out/c.txt").read_text() == "HELLO|hello|4\n"
+
+
+def test_a_processing_group_runs_as_one_local_job(tmp_path: Path) -> None:
+    wf = _workflow(tmp_path / "wf")
+    done = wf.run(*LOCAL_ARGS, "--default-resources", "job_type='processing'")
+    assert "group g: submitted processing job" in done.stderr
+    assert len(_local_jobs(wf)) == 1
+    assert wf.path("out/a.txt").read_text() == "hello\n"
+    assert _model_member(wf.path("out/b/model.tar.gz").read_bytes()) == "HELLO\n"
+    assert wf.path("out/c.txt").read_text() == "HELLO|hello|3\n"
+    assert "c-says-hello ['--times', '3']" in wf.path("logs/c.log").read_text()
 
 
 def test_a_failing_member_fails_the_group_naming_it_and_promotes_nothing(tmp_path: Path) -> None:
