@@ -42,6 +42,8 @@ def _training_env(env: dict[str, str], root: str, task: dict[str, Any]) -> None:
     channels = {name: u.reroot(f"{c.INPUT_DATA_DIR}/{name}", root) for name in data_config}
     member = _member_channels(task)
     _channel_env(env, channels if member is None else member)
+    if member is not None:  # its channels' entries, under its own names
+        data_config = _member_data_config(task, member, data_config)
     env.setdefault(c.ENV_INPUT_DATA_CONFIG, _dumps(data_config))
     env.setdefault(c.ENV_MODEL_DIR, c.MODEL_DIR)
     env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.OUTPUT_DATA_DIR)
@@ -71,6 +73,19 @@ def _member_channels(task: dict[str, Any]) -> dict[str, str] | None:
     """A group member's channels (its own names, linked to the job's channels by the
     launcher), or None for a job of one rule."""
     return dict(task["channels"]) if "channels" in task else None
+
+
+def _member_data_config(
+    task: dict[str, Any], member: dict[str, str], data_config: dict[str, Any]
+) -> dict[str, Any]:
+    """inputdataconfig.json as the member would see it alone: each of its channels linked to
+    one of the job's gets that channel's entry; one another member produced, a File entry."""
+    job_channel = {path: Path(target).name for path, target in task.get("links") or []}
+    file_entry = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
+    return {
+        name: data_config.get(job_channel.get(path, ""), file_entry)
+        for name, path in member.items()
+    }
 
 
 def _host_env(env: dict[str, str], resource: dict[str, Any]) -> None:
@@ -161,7 +176,8 @@ def build_env(
     """The complete environment of the user program, whose args are ``args``."""
     env = dict(base)
     if "channels" in task:  # a group member sees its own channels, not the whole job's
-        for key in [k for k in env if k.startswith(c.ENV_CHANNEL_PREFIX) or k == c.ENV_CHANNELS]:
+        own = (c.ENV_CHANNELS, c.ENV_INPUT_DATA_CONFIG)
+        for key in [k for k in env if k.startswith(c.ENV_CHANNEL_PREFIX) or k in own]:
             del env[key]
     if task["job_type"] == "processing":
         _processing_env(env, task)
