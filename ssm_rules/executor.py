@@ -151,9 +151,9 @@ class Executor(RemoteExecutor):
             return spec, request
 
         def check(job: Any, view: JobView) -> None:
-            one = checked(self._spec(view, plan=True))
-            if self.workflow.dag.get_job_group(job) is None:  # else: in its group's job
-                requests.append(one)
+            spec = self._spec(view, plan=True)
+            if self.workflow.dag.get_job_group(job) is None:  # else: its group's job's request
+                requests.append(checked(spec))
 
         errors = plan_errors(
             self.workflow.dag,

@@ -182,9 +182,9 @@ def check_jobs(
         return PlannedJob(spec, place.image_uri, dict(spec.wildcards), reason(job), request)
 
     def check(job: Any, view: JobView) -> None:
-        one = planned_job(job, spec_of(view, settings, dag.workflow, plan=True))
-        if dag.get_job_group(job) is None:  # a group's member: in its group's job
-            planned.append(one)
+        spec = spec_of(view, settings, dag.workflow, plan=True)
+        if dag.get_job_group(job) is None:  # a group's member: its group's job is planned
+            planned.append(planned_job(job, spec))
 
     def check_group(group: Any, spec: TaskSpec) -> None:
         planned.append(planned_job(members_in_order(group)[0], spec))
