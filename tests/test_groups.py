@@ -55,6 +55,9 @@ text = open(os.path.join(cfg.channel_data, "in.txt")).read().strip()
 assert text == open(snakemake.input.data).read().strip()
 print("a-says-hello", cfg.channels, cfg.hps, sorted(json.loads(cfg.input_data_config)))
 open(snakemake.output[0], "w").write(text + "\\n")
+# alone, what a rule without model(...) writes here is dropped: not in another member's model
+os.makedirs(cfg.model_dir, exist_ok=True)
+open(os.path.join(cfg.model_dir, "stray.txt"), "w").write("not b's")
 """
 
 C_PY = """
@@ -77,7 +80,9 @@ def _workflow(root: Path, snakefile: str = GROUP) -> Workflow:
 
 
 def _model_member(data: bytes) -> str:
+    """m.txt of b's model, which holds nothing else."""
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert [m.name for m in tar.getmembers() if m.isfile()] == ["m.txt"]
         member = tar.extractfile("m.txt")
         assert member is not None
         return member.read().decode()

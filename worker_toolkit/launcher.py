@@ -415,9 +415,13 @@ def _code_dir() -> Path:
 
 
 def _program_env(
-    task: dict[str, Any], root: str, code_dir: Path, args: list[str]
+    task: dict[str, Any],
+    root: str,
+    code_dir: Path,
+    args: list[str],
+    base: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    env = _jobenv.build_env(task, root, code_dir, os.environ, args)
+    env = _jobenv.build_env(task, root, code_dir, os.environ if base is None else base, args)
     _jobenv.prepare_dirs(env, task, root)
     unpack_inputs(task, env)
     if task.get("snakemake") is not None:
@@ -571,7 +575,7 @@ def run_group(task: dict[str, Any], root: str) -> int:
     for i, member in enumerate(members):
         who = f"rule {member['label']} (member {i + 1}/{len(members)} of group {task['group']}): "
         print(f"{c.GROUP_MEMBER_MARK}{i + 1}/{len(members)}: rule {member['label']}", flush=True)
-        rc = _run_member(member, root, code_dir / member["code_dir"], who)
+        rc = _run_member(member, root, code_dir / member["code_dir"], who, i)
         if rc != 0:
             return rc
     if not _is_main_host(env):
@@ -590,13 +594,13 @@ def run_group(task: dict[str, Any], root: str) -> int:
     return 0
 
 
-def _run_member(member: dict[str, Any], root: str, member_dir: Path, who: str) -> int:
+def _run_member(member: dict[str, Any], root: str, member_dir: Path, who: str, index: int) -> int:
     args = u.to_cmd_args(u.user_hps(member.get("hps") or {}))  # its free args: build_command
     if not member_dir.is_dir():  # a shell: rule without job(source_dir=...) ships no code
         member_dir = _code_dir()
     try:
         _enter_member(member)
-        env = _program_env(member, root, member_dir, args)
+        env = _program_env(member, root, member_dir, args, _member_base_env(member, index))
         env.update(member.get("env") or {})  # its job(environment=...)
         # worker_toolkit sits at the bundle root, the member's code below it
         env["PYTHONPATH"] = os.pathsep.join([str(member_dir), str(_code_dir()), env["PYTHONPATH"]])
@@ -627,6 +631,21 @@ def _run_member(member: dict[str, Any], root: str, member_dir: Path, who: str) -
         return 0
     finally:
         _leave_member(member)
+
+
+def _member_base_env(member: dict[str, Any], index: int) -> dict[str, str]:
+    """The container's environment for a member. A member that declares no model(...) (or
+    no output_data(...)) gets a model (output) directory of its own: what it writes there
+    would be dropped were it alone, and must not land in the model of the member that
+    declares one (a job has one SM_MODEL_DIR)."""
+    env = dict(os.environ)
+    private = f"{c.OPT_ML}/ssm_group/{index}"
+    if not member.get("model"):
+        env[c.ENV_MODEL_DIR] = f"{private}/model"
+    if not member.get("output_data"):
+        env[c.ENV_OUTPUT_DATA_DIR] = f"{private}/output"
+        env.pop(c.ENV_OUTPUT, None)  # SSM_OUTPUT follows SM_OUTPUT_DATA_DIR
+    return env
 
 
 def _enter_member(member: dict[str, Any]) -> None:
