@@ -235,3 +235,30 @@ def test_a_processing_group_keeps_its_inputs_under_processing(tmp_path: Path) ->
     place = Placement("g-1", "s3://b/c", {"ssm_0_data": "s3://b/d/"}, "s3://b/j", "i", "r", "x")
     inputs = build_request(g, place).body["ProcessingInputs"]
     assert [i["InputName"] for i in inputs] == ["code", "ssm_task", "ssm_0_data"]
+
+
+def test_group_components_put_one_rules_jobs_in_one_job(tmp_path: Path) -> None:
+    """--group-components g=2: Snakemake hands two chains of the same rules as one group."""
+    (tmp_path / "data").mkdir()
+    for s in "xy":
+        (tmp_path / "data" / f"{s}.txt").write_text(s)
+    a_x, a_y = (
+        spec(
+            tmp_path,
+            "a",
+            wildcards={"s": s},
+            inputs=(io("", "data", local_input(f"data/{s}.txt")),),
+            outputs=(io(f"out/{s}.txt"),),
+        )
+        for s in "xy"
+    )
+    g = group_spec("g", [a_x, a_y])
+    assert [ch.name for ch in g.channels] == ["ssm_0_data", "ssm_1_data"]
+    assert g.wildcards == (("s", "x"), ("s", "y"))
+    assert g.task_id != group_spec("g", [a_y, a_x]).task_id != a_x.task_id
+    with_models = [
+        spec(tmp_path, "t", wildcards={"s": s}, outputs=(io("", "m", model(f"m/{s}.tar.gz")),))
+        for s in "xy"
+    ]
+    with pytest.raises(SpecError, match=r"rule t \(s=x\) and rule t \(s=y\) both declare a model"):
+        group_spec("g", with_models)
