@@ -42,7 +42,7 @@ def test_a_completed_job_is_promoted_and_its_snakemake_job_succeeds():
 
 def test_a_completed_job_is_promoted_even_with_a_capacity_word_in_its_reason():
     # a Completed job is a success whatever else it reports
-    assert decide(ended(JobState.COMPLETED, NO_CAPACITY), facts()) == Promote(False)
+    assert decide(ended(JobState.COMPLETED, NO_CAPACITY), facts()) == Promote()
 
 
 @pytest.mark.parametrize("failures, attempt", [(0, 1), (1, 2)])
