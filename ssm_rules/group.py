@@ -149,7 +149,7 @@ def _producer_outputs(specs: Sequence[TaskSpec]) -> dict[str, tuple[int, OutputK
     return made
 
 
-def _handoff(group: str, spec: TaskSpec, ch: Channel, kind: OutputKind, source: str) -> Handoff:
+def _handoff(ch: Channel, kind: OutputKind, source: str) -> Handoff:
     target = ch.packed_path or ch.job_path  # unpacked(...): the launcher extracts it as usual
     if kind is OutputKind.FILE:
         return Handoff("copy", source, target)
@@ -185,7 +185,7 @@ def _members(group: str, specs: Sequence[TaskSpec]) -> tuple[list[GroupMember], 
                 )
             producer = made.get(ch.uri or "")
             if producer is not None and producer[0] != i:
-                handoffs.append(_handoff(group, s, ch, producer[1], producer[2]))
+                handoffs.append(_handoff(ch, producer[1], producer[2]))
                 continue
             own_dir = _channel_dir(s, ch.name)
             source = (ch.uri, ch.local_path, ch.parts, ch.sharded, ch.is_prefix)
