@@ -3,8 +3,8 @@ the Snakemake job it belongs to. No I/O here: the executor carries a decision ou
 
 The decisions, and what the executor does for each:
 
-- :class:`Promote`: the job completed; put its outputs in place, then start the group's
-  next member (``next_member``) or report the Snakemake job a success.
+- :class:`Promote`: the job completed; put its outputs in place and report the Snakemake job
+  (a group's too: its members ran inside the one job) a success.
 - :class:`RetrySpot`: no spot capacity (or spot waited past MaxWaitTimeInSeconds); submit
   the same task on spot again.
 - :class:`OnDemand`: the same, with the spot retries used up: submit it on-demand.
@@ -27,12 +27,11 @@ class JobFacts:
     job_type: JobType
     instance: Instance  # the ended job's (on-demand once the spot retries are used up)
     capacity_failures: int = 0  # jobs of this Snakemake job that got no spot capacity so far
-    members_left: int = 0  # group members still to run after this one
 
 
 @dataclass(frozen=True)
 class Promote:
-    next_member: bool  # a group member follows (else: the Snakemake job succeeded)
+    pass
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ def decide(status: JobStatus, facts: JobFacts) -> Decision:
         return RetrySpot(attempt, facts.instance.spot_retries, reason)
     if status.state is not JobState.COMPLETED:
         return Fail(why_it_ended(status, facts.job_type, facts.instance))
-    return Promote(next_member=facts.members_left > 0)
+    return Promote()
 
 
 def retry_spec(spec: TaskSpec, decision: Retry) -> TaskSpec:
@@ -81,21 +80,22 @@ def retry_spec(spec: TaskSpec, decision: Retry) -> TaskSpec:
     return spec
 
 
-def retry_message(rule: str, job: str, decision: Retry) -> str:
+def retry_message(who: str, job: str, decision: Retry) -> str:
+    """``who``: the job's TaskSpec.label ("rule train", "group g")."""
     how = (
         "on-demand"
         if isinstance(decision, OnDemand)
         else f"spot again ({decision.attempt}/{decision.retries})"
     )
-    return f"rule {rule}: job {job} got no spot capacity ({decision.reason}); retrying {how}"
+    return f"{who}: job {job} got no spot capacity ({decision.reason}); retrying {how}"
 
 
 def failure_message(
-    rule: str, job_type: JobType, job: str, why: str, tail: str, logs: tuple[str, ...]
+    who: str, job_type: JobType, job: str, why: str, tail: str, logs: tuple[str, ...]
 ) -> str:
-    """The error Snakemake prints for a job that ended without success: why, then the last
-    log lines (once)."""
-    return f"rule {rule}: SageMaker {job_type} job {job} {why}\n" + log_tail(why, tail, logs)
+    """The error Snakemake prints for a job that ended without success (``who``: the job's
+    TaskSpec.label): why, then the last log lines (once)."""
+    return f"{who}: SageMaker {job_type} job {job} {why}\n" + log_tail(why, tail, logs)
 
 
 def log_tail(why: str, tail: str, logs: tuple[str, ...]) -> str:

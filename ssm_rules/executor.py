@@ -1,10 +1,10 @@
 """The Snakemake executor: run_job / check_active_jobs / cancel_jobs. No AWS code here.
 
-A Snakemake job (or each member of a group job, one after the other) becomes a TaskSpec,
-is staged and submitted (ssm_rules.submission). When its SageMaker job ends, what to do is
-decided by ssm_rules.decisions; this module carries the decision out (promotion, the next
-submission) in a worker thread and maps it to Snakemake's report_job_* calls. Outputs are
-promoted only after the backend reports the job Completed.
+A Snakemake job (a group job: one SageMaker job running its members, ssm_rules.group)
+becomes a TaskSpec, is staged and submitted (ssm_rules.submission). When its SageMaker job
+ends, what to do is decided by ssm_rules.decisions; this module carries the decision out
+(promotion, a retry) in a worker thread and maps it to Snakemake's report_job_* calls.
+Outputs are promoted only after the backend reports the job Completed.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ from ssm_rules.decisions import (
     retry_spec,
 )
 from ssm_rules.dryrun import run_prices
+from ssm_rules.group import group_spec, members_in_order
 from ssm_rules.identity import identity, identity_tags
 from ssm_rules.jobview import JobView, view_of
-from ssm_rules.logs import render, write_log
+from ssm_rules.logs import log_texts, write_log
 from ssm_rules.objects import ObjectURI
 from ssm_rules.plan import PlannedJob, check_budget, plan_errors, refusal
 from ssm_rules.requests import build_request
@@ -69,8 +70,8 @@ SUBMIT_WORKERS = 4
 
 @dataclass(frozen=True)
 class Ended:
-    """What handling an ended job came to: still active (a group's next member or a retry
-    was submitted), a success, or an error to report."""
+    """What handling an ended job came to: still active (a retry was submitted), a success,
+    or an error to report."""
 
     still_active: bool = False
     error: str | None = None
@@ -82,11 +83,9 @@ SUCCEEDED = Ended()
 
 @dataclass
 class Tracked:
-    """A Snakemake job in flight: the SageMaker job running now and, for a group job, the
-    members still to run (each starts when the one before it has been promoted)."""
+    """A Snakemake job in flight: the SageMaker job running now (a retry replaces it)."""
 
     current: Submission
-    pending: list[JobView] = field(default_factory=list)
     forced: bool = False
     capacity_failures: int = 0
     finished_logs: dict[str, str] = field(default_factory=dict)  # log URI → earlier jobs' text
@@ -97,7 +96,6 @@ class Tracked:
             job_type=self.current.job_type,
             instance=self.current.spec.instance,
             capacity_failures=self.capacity_failures,
-            members_left=len(self.pending),
         )
 
 
@@ -142,17 +140,26 @@ class Executor(RemoteExecutor):
                 )
 
         requests: list[tuple[TaskSpec, Any]] = []
-        jobs: list[Any] = []
+        jobs: list[list[Any]] = []  # each request's Snakemake jobs (a group's: its members)
 
-        def check(job: Any, view: JobView) -> None:
-            spec = self.submitter.spec(view, plan=True)
+        def checked(planned_jobs: list[Any], spec: TaskSpec) -> None:
             tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real ones
             request = build_request(spec, self.submitter.placement(spec, tags=tags, plan=True))
             self.ctx.validate(request)
             requests.append((spec, request))
-            jobs.append(job)
+            jobs.append(planned_jobs)
 
-        errors = plan_errors(self.workflow.dag, check)
+        def check(job: Any, view: JobView) -> None:
+            spec = self.submitter.spec(view, plan=True)
+            if self.workflow.dag.get_job_group(job) is None:  # else: its group's job's request
+                checked([job], spec)
+
+        errors = plan_errors(
+            self.workflow.dag,
+            check,
+            check_group=lambda group, spec: checked(members_in_order(group), spec),
+            spec=lambda view: self.submitter.spec(view, plan=True),
+        )
         if errors:
             raise refusal(errors)
         if self.settings.max_cost is not None:
@@ -161,10 +168,11 @@ class Executor(RemoteExecutor):
             check_budget(planned, prices, self.settings.max_cost)
             self.submitter.budget = Budget(self.settings.max_cost, prices)
         self.ctx.authorize(requests)
-        # the warm pools of the plan's chains of on-demand training jobs (ssm_rules.warm_pools)
-        checked = [(job, spec, r) for job, (spec, r) in zip(jobs, requests, strict=True)]
+        # the warm pools of the plan's chains of on-demand training jobs (ssm_rules.warm_pools);
+        # a group is one job there too, followed by what follows any of its members
+        planned_pools = [(js, spec, r) for js, (spec, r) in zip(jobs, requests, strict=True)]
         self.warm_pools = WarmPools(
-            plan_of_jobs(checked), self.ctx.backend, self.logger, bill=self._bill_warm_pool
+            plan_of_jobs(planned_pools), self.ctx.backend, self.logger, bill=self._bill_warm_pool
         )
         self.submitter.warm_pools = self.warm_pools
 
@@ -201,14 +209,13 @@ class Executor(RemoteExecutor):
             raise
 
     def run_job(self, job: JobExecutorInterface) -> None:
-        """Submit the job (a group job: its first member). A failure is this job's error, not
-        the run's: Snakemake goes on with the others (and -k keeps going)."""
+        """Submit the job (a group job: one SageMaker job running its members, ssm_rules.group).
+        A failure is this job's error, not the run's: Snakemake goes on with the others (and
+        -k keeps going)."""
         try:
             members = _members(job)
-            views = [view_of(m) for m in members]
-            first_spec = self.submitter.spec(views[0])
-            for view in views[1:]:  # validate every member before sending anything
-                self.submitter.spec(view, plan=True)
+            specs = [self.submitter.spec(view_of(m)) for m in members]
+            first_spec = group_spec(job.groupid, specs) if job.is_group() else specs[0]
             forced = any(is_forced(self.workflow, m) for m in members)
             first = self.submitter.submit(first_spec, forced)
         except Exception as e:  # noqa: BLE001 — reported as this job's error, cause named
@@ -217,13 +224,19 @@ class Executor(RemoteExecutor):
         build_log = self.submitter.build_log(first.place.image_uri)  # the head of the rule's log
         tracked = Tracked(
             current=first,
-            pending=views[1:],
             forced=forced,
             finished_logs={uri: build_log for uri in first_spec.logs if build_log},
         )
         self.report_job_submission(
             SubmittedJobInfo(job=job, external_jobid=first.name, aux={AUX_KEY: tracked})
         )
+
+    def print_job_error(self, job_info: SubmittedJobInfo, msg: Any = None, **kwargs: Any) -> None:
+        if msg and job_info.job.is_group():
+            # Snakemake's GroupJob.log_error drops the message (it prints each member's
+            # "Error in rule" with none): the reason, naming the member, is said here
+            self.logger.error(str(msg).rstrip("\n"))
+        super().print_job_error(job_info, msg, **kwargs)
 
     # --- status: query, decide (ssm_rules.decisions), act ----------------------------------
 
@@ -314,7 +327,7 @@ class Executor(RemoteExecutor):
     def _note_progress(self, sub: Submission, status: JobStatus | None) -> None:
         if status is not None and status.secondary and status.secondary != sub.secondary:
             sub.secondary = status.secondary
-            self.logger.info(f"rule {sub.spec.rule}: job {sub.name} {status.secondary}")
+            self.logger.info(f"{sub.spec.label}: job {sub.name} {status.secondary}")
 
     def _end(self, t: Tracked, status: JobStatus) -> Ended:
         """Carry out the decision about a job that ended (in a worker thread). Nothing
@@ -326,7 +339,7 @@ class Executor(RemoteExecutor):
 
     def _act(self, t: Tracked, status: JobStatus) -> Ended:
         sub = t.current
-        rule = sub.spec.rule
+        who = sub.spec.label  # "rule train", or "group g"
         if sub.job_type is JobType.TRAINING:  # which pool it ran on; end pools nothing takes
             self.warm_pools.ended(sub.spec, status)
         tail = self._refresh_logs(t, final=True)
@@ -334,27 +347,24 @@ class Executor(RemoteExecutor):
         if isinstance(decision, Fail):
             why = decision.why
             return Ended(
-                error=failure_message(rule, sub.job_type, sub.name, why, tail, sub.spec.logs)
+                error=failure_message(who, sub.job_type, sub.name, why, tail, sub.spec.logs)
             )
         if isinstance(decision, RetrySpot | OnDemand):
-            self.logger.warning(retry_message(rule, status.name, decision))
+            self.logger.warning(retry_message(who, status.name, decision))
             t.capacity_failures = decision.attempt
             t.current = self.submitter.submit(retry_spec(sub.spec, decision), forced=True)
             return STILL_ACTIVE
         try:
             for warning in staging.promote_outputs(self.ctx.store, sub.spec, sub.place):
-                self.logger.warning(f"rule {rule}: {warning}")
+                self.logger.warning(f"{who}: {warning}")
         except staging.PromotionError as e:
-            return Ended(error=f"rule {rule}: {e}\n")
+            return Ended(error=f"{who}: {e}\n")
         except Exception as e:  # noqa: BLE001 — storage failing past its retries: this job's error
             return Ended(
-                error=f"rule {rule}: job {sub.name} completed, but putting its outputs in "
+                error=f"{who}: job {sub.name} completed, but putting its outputs in "
                 f"place failed: {_describe_error(e)}. Rerun to retry: the finished job is "
                 "reused, not run again.\n"
             )
-        if decision.next_member:
-            t.current = self.submitter.submit(self.submitter.spec(t.pending.pop(0)), t.forced)
-            return STILL_ACTIVE
         return SUCCEEDED
 
     def _refresh_logs(self, t: Tracked, final: bool = False) -> str:
@@ -371,18 +381,18 @@ class Executor(RemoteExecutor):
             new = sub.log_reader.read()
             sub.log_refreshed = now
             sub.log_events.extend(new)
-            text = render(sub.name, sub.log_events)
+            texts = log_texts(sub.spec, sub.name, sub.log_events)
             if new or final:
-                for uri in sub.spec.logs:
+                for uri, text in texts.items():
                     write_log(self.ctx.store(uri), uri, t.finished_logs.get(uri, "") + text)
         except LogBudgetSpent:
             return ""  # not read this round: still due, and first in line next round
         except Exception as e:  # noqa: BLE001 — see docstring
             sub.log_refreshed = now
             self.logger.warning(f"could not bring the log of job {sub.name} up to date: {e!r}")
-            text = render(sub.name, sub.log_events)
+            texts = log_texts(sub.spec, sub.name, sub.log_events)
         if final:
-            for uri in sub.spec.logs:
+            for uri, text in texts.items():
                 t.finished_logs[uri] = t.finished_logs.get(uri, "") + text
         return "\n".join(e.message for e in sub.log_events[-LOG_TAIL_LINES:])
 
@@ -399,10 +409,10 @@ class Executor(RemoteExecutor):
     # --- cancellation ------------------------------------------------------------------
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
-        in_flight = self.in_flight.cancel()  # no group member or retry starts after this
+        in_flight = self.in_flight.cancel()  # no retry starts after this
         for info in active_jobs:
             t: Tracked = info.aux[AUX_KEY]
-            if t.ending is None:  # else its job ended; a retry or next member is in in_flight
+            if t.ending is None:  # else its job ended; a retry is in in_flight
                 in_flight.setdefault(t.current.name, t.current.job_type)
         jobs = sorted(in_flight.items())
         if not jobs:
@@ -446,6 +456,4 @@ def _describe_error(e: BaseException) -> str:
 
 def _members(job: JobExecutorInterface) -> list[Any]:
     """A group job's members in dependency order; a single job alone."""
-    if job.is_group():
-        return [j for level in job.toposorted for j in sorted(level, key=lambda j: j.jobid)]
-    return [job]
+    return members_in_order(job) if job.is_group() else [job]

@@ -42,7 +42,7 @@ def identity_parts(
     """What the identity is made of, as JSON values (also recorded beside the task state, to
     say what differs when a job resumes from state another job wrote)."""
     i = spec.instance
-    return {
+    parts = {
         "task": spec.task_id,
         "type": str(spec.job_type),
         "code": code_sha256,
@@ -55,6 +55,13 @@ def identity_parts(
         "inputs": sorted(input_versions.items()),
         "outputs": [[str(o.kind), o.uri] for o in spec.outputs],
     }
+    if spec.members:  # a group's job: every member's body, params and options count
+        parts["members"] = [
+            [m.spec.task_id, m.spec.kind, m.spec.program, m.spec.command]
+            + [[[k, v] for k, v in m.spec.hyperparameters], repr(m.spec.options)]
+            for m in spec.members
+        ]
+    return parts
 
 
 # identity part → how the user reads it

@@ -21,6 +21,7 @@ from snakemake_interface_common.exceptions import WorkflowError
 from ssm_rules._snakemake_internals import declared_resources, needrun_jobs, runs_here_by_rule
 from ssm_rules.backends.base import JobType
 from ssm_rules.context import RunContext
+from ssm_rules.group import group_spec, members_in_order
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.placing import placement
 from ssm_rules.pricing import Prices
@@ -44,14 +45,21 @@ def spec_of(
 
 
 def plan_errors(
-    dag: Any, check: Callable[[Any, JobView], None], jobs: Iterable[Any] | None = None
+    dag: Any,
+    check: Callable[[Any, JobView], None],
+    jobs: Iterable[Any] | None = None,
+    check_group: Callable[[Any, TaskSpec], None] | None = None,
+    spec: Callable[[JobView], TaskSpec] | None = None,
 ) -> dict[str, str]:
     """Rule name → the error of its first job that ``check(job, view)`` refuses, over the
     needrun jobs (or ``jobs``) that are to be SageMaker jobs (not ``localrules``, not
-    bodiless)."""
+    bodiless). With ``spec`` (a job's TaskSpec), each ``group:`` of them, which runs as one
+    job, is checked too (ssm_rules.group: its members must agree), and ``check_group(group
+    job, member specs)`` gets those that pass: "group <name>" → its error."""
     workflow = dag.workflow
     errors: dict[str, str] = {}
-    for job in needrun_jobs(dag) if jobs is None else jobs:
+    jobs = list(needrun_jobs(dag) if jobs is None else jobs)
+    for job in jobs:
         if runs_here_by_rule(workflow, job.rule) or job.rule.name in errors:
             continue
         try:
@@ -64,7 +72,36 @@ def plan_errors(
             check(job, view)
         except WorkflowError as e:
             errors[job.rule.name] = str(e)
+    if spec is not None:
+        errors.update(_group_errors(dag, jobs, errors, spec, check_group))
     return errors
+
+
+def _group_errors(
+    dag: Any,
+    jobs: list[Any],
+    errors: dict[str, str],
+    spec: Callable[[JobView], TaskSpec],
+    check_group: Callable[[Any, TaskSpec], None] | None,
+) -> dict[str, str]:
+    found: dict[str, str] = {}
+    seen: set[int] = set()
+    for job in jobs:
+        group = dag.get_job_group(job)
+        if group is None or id(group) in seen or f"group {group.groupid}" in found:
+            continue
+        seen.add(id(group))
+        members = members_in_order(group)
+        if any(m.rule.name in errors for m in members):
+            continue  # its rules' own errors say it already
+        try:
+            specs = [spec(view_of(m)) for m in members]
+            combined = group_spec(group.groupid, specs)
+            if check_group is not None:
+                check_group(group, combined)
+        except WorkflowError as e:
+            found[f"group {group.groupid}"] = str(e)
+    return found
 
 
 def refusal(errors: dict[str, str], dry_run: bool = False) -> WorkflowError:
@@ -87,10 +124,10 @@ def check_dry_run(settings: ExecutorSettings, dag: Any) -> None:
         if problem:
             raise WorkflowError(problem)
 
-    def check(job: Any, view: JobView) -> None:
-        spec_of(view, settings, workflow, plan=True)
+    def spec(view: JobView) -> TaskSpec:
+        return spec_of(view, settings, workflow, plan=True)
 
-    errors = plan_errors(dag, check)
+    errors = plan_errors(dag, lambda job, view: spec(view), spec=spec)
     if errors:
         raise refusal(errors, dry_run=True)
 
@@ -136,26 +173,42 @@ def check_jobs(
     submit); nothing is uploaded. All rules' errors at once, none submitted."""
     from ssm_rules.identity import identity, identity_tags
 
-    checked: list[tuple[Any, TaskSpec, Any, Any, dict[str, str]]] = []
+    # (its Snakemake jobs: one, or a group's members; spec; placement; request)
+    checked: list[tuple[list[Any], TaskSpec, Any, Any]] = []
 
-    def check(job: Any, view: JobView) -> None:
-        spec = spec_of(view, settings, dag.workflow, plan=True)
+    def plan(jobs: list[Any], spec: TaskSpec) -> None:
         tags = identity_tags(spec, identity(spec, "", {}))  # as long as the real ones
         place = placement(ctx, spec, tags=tags, plan=True)
         request = build_request(spec, place)
         ctx.validate(request)
-        checked.append((job, spec, place, request, dict(view.wildcards)))
+        checked.append((jobs, spec, place, request))
 
-    errors = plan_errors(dag, check, jobs)
+    def check(job: Any, view: JobView) -> None:
+        spec = spec_of(view, settings, dag.workflow, plan=True)
+        if dag.get_job_group(job) is None:  # a group's member: its group's job is planned
+            plan([job], spec)
+
+    def check_group(group: Any, spec: TaskSpec) -> None:
+        plan(members_in_order(group), spec)
+
+    errors = plan_errors(
+        dag,
+        check,
+        jobs,
+        check_group=check_group,
+        spec=lambda view: spec_of(view, settings, dag.workflow, plan=True),
+    )
     if errors:
         raise refusal(errors)
     # the warm pools of the chains among them: the keep-alive each request is sent with
-    pools = plan_of_jobs([(job, spec, request) for job, spec, _, request, _ in checked])
+    pools = plan_of_jobs([(jobs, spec, request) for jobs, spec, _, request in checked])
     planned = []
-    for job, spec, place, _, wildcards in checked:
+    for jobs, spec, place, _ in checked:
         spec = with_keep_alive(spec, pools[spec.task_id].keep_alive_seconds)
         request = build_request(spec, place)
-        planned.append(PlannedJob(spec, place.image_uri, wildcards, reason(job), request))
+        planned.append(
+            PlannedJob(spec, place.image_uri, dict(spec.wildcards), reason(jobs[0]), request)
+        )
     return planned
 
 

@@ -19,7 +19,7 @@ from ssm_rules.backends.base import JobRequest, JobType
 from ssm_rules.objects import ObjectURI
 from ssm_rules.spec import Channel, OutputKind, SpecError, TaskSpec
 from worker_toolkit import contract as C
-from worker_toolkit.task import TaskDescription
+from worker_toolkit.task import GroupTaskDescription, MemberTask, TaskDescription
 
 # ContainerEntrypoint items are limited to 256 characters: unpack the code bundle with sh/tar
 # (in every framework image) and hand over to our launcher. SSM_OPT_ML_ROOT is only set by the
@@ -135,8 +135,13 @@ def task_file_uri(place: Placement) -> str:
     return str(ObjectURI.parse(place.jobs_uri).join(place.job_name, C.TASK_FILE_NAME))
 
 
-def task_description(spec: TaskSpec, restore_state: bool = True) -> TaskDescription:
-    """What the in-job launcher runs (worker_toolkit.task documents the fields)."""
+def task_description(
+    spec: TaskSpec, restore_state: bool = True
+) -> TaskDescription | GroupTaskDescription:
+    """What the in-job launcher runs (worker_toolkit.task documents the fields): one rule's
+    task (version 1), or a group's (version 2)."""
+    if spec.members:
+        return _group_task(spec, restore_state)
     kinds = {o.kind for o in spec.outputs}
     processing = spec.job_type is JobType.PROCESSING
     return TaskDescription(
@@ -162,6 +167,44 @@ def task_description(spec: TaskSpec, restore_state: bool = True) -> TaskDescript
     )
 
 
+def has_task_file(spec: TaskSpec) -> bool:
+    """Whether the launcher reads the task from task_file_uri (else: a hyperparameter)."""
+    return spec.job_type is JobType.PROCESSING or bool(spec.members)
+
+
+def _group_task(spec: TaskSpec, restore_state: bool) -> GroupTaskDescription:
+    """Version 2: the group's members, each a task of its own plus where its code, channels
+    and the inputs other members produce are (ssm_rules.group)."""
+    kinds = {o.kind for o in spec.outputs}
+    base = C.INPUT_DATA_DIR if spec.job_type is JobType.TRAINING else C.PROCESSING_INPUT_DIR
+    members = []
+    for m in spec.members:
+        alone = task_description(m.spec, restore_state)  # its state restored as it starts
+        assert isinstance(alone, TaskDescription)
+        members.append(
+            MemberTask.of(
+                alone,
+                rule=m.spec.rule,
+                label=", ".join([m.spec.rule, *(f"{k}={v}" for k, v in m.spec.wildcards)]),
+                code_dir=m.code_dir,
+                hps=dict(m.spec.hyperparameters),
+                env={str(k): str(v) for k, v in m.spec.options.environment.items()},
+                channels={c.name: f"{base}/{c.name}" for c in m.spec.channels},
+                links=tuple((link.path, link.target) for link in m.links),
+                handoffs=tuple((h.how, h.source, h.target) for h in m.handoffs),
+            )
+        )
+    return GroupTaskDescription(
+        group=spec.rule,
+        job_type=str(spec.job_type),
+        files={o.job_path: o.member for o in spec.outputs if o.kind is OutputKind.FILE},
+        state_dir=spec.state_output.job_path if spec.state_output else None,
+        model=OutputKind.MODEL in kinds,
+        output_data=OutputKind.OUTPUT_DATA in kinds,
+        members=tuple(members),
+    )
+
+
 def _data_type(ch: Channel) -> str:
     # a list of files is a ManifestFile: [{"prefix": "s3://b/p/"}, "key1", ...]; SageMaker
     # places each object at <channel>/<key> and shards the list across the instances
@@ -180,7 +223,6 @@ def _tags(spec: TaskSpec, place: Placement) -> list[dict[str, str]]:
 
 
 def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
-    task = task_description(spec).to_json()
     hps = {name: json.dumps(value) for name, value in spec.hyperparameters}
     # distributed training: the settings the framework container reads, as the SDK sends them
     hps.update({name: json.dumps(value) for name, value in spec.distribution_hps})
@@ -190,10 +232,11 @@ def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
             C.HP_SUBMIT_DIRECTORY: json.dumps(place.code_uri),
             C.HP_REGION: json.dumps(place.region),
             C.HP_CONTAINER_LOG_LEVEL: "20",
-            C.HP_TASK: json.dumps(task),
         }
     )
-    if len(hps[C.HP_TASK]) > 2500:
+    if not has_task_file(spec):
+        hps[C.HP_TASK] = json.dumps(task_description(spec).to_json())
+    if C.HP_TASK in hps and len(hps[C.HP_TASK]) > 2500:
         raise SpecError(
             f"rule {spec.rule}: the shell command and outputs take "
             f"{len(hps[C.HP_TASK])} characters as a hyperparameter (SageMaker allows "
@@ -240,6 +283,20 @@ def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
             }
             for ch in spec.channels
         ]
+    if has_task_file(spec):  # a group's task: channel ssm_task holds task.json
+        body.setdefault("InputDataConfig", []).append(
+            {
+                "ChannelName": C.TRAINING_TASK_CHANNEL,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": task_file_uri(place),
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "InputMode": "File",
+            }
+        )
     if instance.spot:
         body["StoppingCondition"]["MaxWaitTimeInSeconds"] = instance.max_wait_seconds
     if instance.keep_alive_seconds:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from snakemake_interface_common.exceptions import WorkflowError
 
@@ -33,6 +33,9 @@ from ssm_rules.rules import (
     state_prefix,
 )
 from worker_toolkit import contract as C
+
+if TYPE_CHECKING:
+    from ssm_rules.group import GroupMember
 
 # SageMaker's limits (CreateTrainingJob / CreateProcessingJob API reference).
 MAX_TRAINING_CHANNELS = 20
@@ -174,6 +177,13 @@ class TaskSpec:
     distribution_hps: tuple[tuple[str, Any], ...] = ()
     dockerfile: Path | None = None  # job(dockerfile=...): the build context of the job's image
     wildcards: tuple[tuple[str, str], ...] = ()  # (name, value), in the rule's order
+    # a group's one job (kind "group"): its members in dependency order (ssm_rules.group)
+    members: tuple[GroupMember, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How messages name the job: its rule, or a group's name."""
+        return f"group {self.rule}" if self.members else f"rule {self.rule}"
 
     @property
     def named_outputs(self) -> list[tuple[str, Output]]:

@@ -73,14 +73,31 @@ def _tree(root: Path, prefix: str) -> list[tuple[str, Path]]:
     return found
 
 
-def code_bundle(spec: TaskSpec) -> CodeBundle:
+def _code_files(spec: TaskSpec, prefix: str = "") -> dict[str, Path]:
     files: dict[str, Path] = {}
     if spec.source_dir is not None:
-        files.update(_tree(spec.source_dir, ""))
+        files.update(_tree(spec.source_dir, prefix))
     for dep in spec.dependencies:
-        files.update(_tree(dep, f"{dep.name}/"))
+        files.update(_tree(dep, f"{prefix}{dep.name}/"))
     if spec.script_path is not None:
-        files[spec.script_path.name] = spec.script_path
+        files[prefix + spec.script_path.name] = spec.script_path
+    return files
+
+
+def code_bundle(spec: TaskSpec) -> CodeBundle:
+    """A group's job: each member's code in its own directory (``GroupMember.code_dir``),
+    and at the root the requirements.txt the members share, which SageMaker installs."""
+    if spec.members:
+        from ssm_rules.group import requirements_file
+
+        files = {}
+        for m in spec.members:
+            files.update(_code_files(m.spec, m.code_dir + "/"))
+        requirements = requirements_file(spec)
+        if requirements is not None:
+            files[requirements.name] = requirements
+    else:
+        files = _code_files(spec)
     # ours last: the launcher and worker_toolkit always are what this version ships
     files.update(_tree(TOOLKIT_DIR, "worker_toolkit/"))
     files[C.LAUNCHER_PROGRAM] = TOOLKIT_DIR / C.LAUNCHER_PROGRAM

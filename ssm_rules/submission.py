@@ -3,7 +3,7 @@ a job of the same identity or create one (building its image first).
 
 :class:`Submitter` holds what one run caches (code bundles, synced inputs, built images)
 and :class:`InFlight` the SageMaker jobs a Ctrl-C must stop. Both are used from Snakemake's
-main thread (``run_job``) and from the executor's worker threads (a group's next member, a
+main thread (``run_job``, its submitter threads) and from the executor's worker threads (a
 spot retry): each guards its state with a lock.
 """
 
@@ -42,6 +42,7 @@ from ssm_rules.requests import (
     Placement,
     adopted_placement,
     build_request,
+    has_task_file,
     job_name_prefix,
     task_description,
     task_file_uri,
@@ -176,7 +177,7 @@ class Submitter:
         if spec.clean_state and spec.state_prefix:
             n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
             self.logger.info(f"rule {spec.rule}: clean_state wiped {n} state objects")
-        if spec.job_type is JobType.PROCESSING:
+        if has_task_file(spec):
             uri = task_file_uri(place)
             task = task_description(spec, place.restore_state)
             staging.upload_text(ctx.store(uri), task.to_json(), uri)
@@ -191,7 +192,7 @@ class Submitter:
         wildcards = ", ".join(f"{k}={v}" for k, v in spec.wildcards)
         keep = keep_alive_of(request)
         self.logger.info(
-            f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
+            f"{spec.label}: submitted {request.job_type} job {place.job_name} "
             f"{f'for {wildcards} ' if wildcards else ''}"
             f"({spec.instance.count} x {spec.instance.instance_type}"
             f"{', spot' if spec.instance.spot else ''}"
@@ -261,7 +262,7 @@ class Submitter:
             if status not in same and status.state is JobState.IN_PROGRESS:
                 kind = "training" if spec.job_type is JobType.TRAINING else "processing"
                 self.logger.warning(
-                    f"rule {spec.rule}: job {status.name} of an earlier run (other code, inputs "
+                    f"{spec.label}: job {status.name} of an earlier run (other code, inputs "
                     "or params) is still running and writing this task's state; stop it if it "
                     f"is not wanted: aws sagemaker stop-{kind}-job --{kind}-job-name {status.name}"
                 )
@@ -270,7 +271,7 @@ class Submitter:
             if status.state is JobState.IN_PROGRESS and not forced:
                 self.in_flight.track(status.name, spec.job_type, spec.rule)
                 self.logger.info(
-                    f"rule {spec.rule}: re-attaching to job {status.name}, still running with "
+                    f"{spec.label}: re-attaching to job {status.name}, still running with "
                     "the same code, inputs and parameters"
                 )
                 return Submission(spec, place, spec.job_type)
@@ -280,7 +281,7 @@ class Submitter:
                 and staging.carriers_present(self.ctx.store, spec, place)
             ):
                 self.logger.info(
-                    f"rule {spec.rule}: reusing job {status.name}, which completed with the same "
+                    f"{spec.label}: reusing job {status.name}, which completed with the same "
                     "code, inputs and parameters"
                 )
                 return Submission(spec, place, spec.job_type)
@@ -306,6 +307,8 @@ class Submitter:
 
     def _code(self, spec: TaskSpec) -> tuple[str, str]:
         key = (spec.source_dir, spec.dependencies, spec.script_path)
+        if spec.members:  # a group's bundle holds every member's code
+            key += tuple((m.code_dir, m.spec.source_dir, m.spec.script_path) for m in spec.members)
         with self._lock:
             if key not in self._bundles:
                 bundle = staging.code_bundle(spec)

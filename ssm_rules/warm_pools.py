@@ -128,18 +128,26 @@ def plan_pools(
     return plan
 
 
-def plan_of_jobs(checked: Sequence[tuple[Any, TaskSpec, JobRequest]]) -> dict[str, PoolPlan]:
-    """:func:`plan_pools` of the planned (Snakemake job, spec, request as checked), the
-    edges read off Snakemake's DAG."""
+def plan_of_jobs(
+    checked: Sequence[tuple[Sequence[Any], TaskSpec, JobRequest]],
+) -> dict[str, PoolPlan]:
+    """:func:`plan_pools` of the planned SageMaker jobs: (their Snakemake jobs, spec, request
+    as checked), the edges read off Snakemake's DAG. A group's one job (ssm_rules.group) has
+    its members as Snakemake jobs: it waits for what any member waits for outside the group,
+    and what waits for any member from outside follows it."""
     from ssm_rules._snakemake_internals import dependency_edges
 
-    task_of = {job: spec.task_id for job, spec, _ in checked}
-    edges = [(task_of[a], task_of[b]) for a, b in dependency_edges(list(task_of))]
+    task_of = {job: spec.task_id for jobs, spec, _ in checked for job in jobs}
+    edges = {
+        (task_of[a], task_of[b])
+        for a, b in dependency_edges(list(task_of))
+        if task_of[a] != task_of[b]  # within a group: one job
+    }
     pools = [
         PlannedPool(spec.task_id, pool_key(req.job_type, req.body), spec.instance.keep_alive_mins)
         for _, spec, req in checked
     ]
-    return plan_pools(pools, edges)
+    return plan_pools(pools, sorted(edges))
 
 
 def still_to_follow(successors: frozenset[str], ended: AbstractSet[str]) -> frozenset[str]:
@@ -249,8 +257,8 @@ class WarmPools:
             state = self.backend.warm_pool(pool.name) or {}
             if state.get("ReusedByJob") == status.name:
                 self.log.info(
-                    f"rule {spec.rule}: job {status.name} ran on the warm pool of job "
-                    f"{pool.name} (rule {pool.spec.rule}): no instance start-up"
+                    f"{spec.label}: job {status.name} ran on the warm pool of job "
+                    f"{pool.name} ({pool.spec.label}): no instance start-up"
                 )
                 self._close(pool, state)
             elif state.get("Status") != "Available":
@@ -300,7 +308,7 @@ class WarmPools:
                     return
             self.backend.end_warm_pool(pool.name)
             self.log.info(
-                f"rule {pool.spec.rule}: ended the warm pool of job {pool.name}: no matching "
+                f"{pool.spec.label}: ended the warm pool of job {pool.name}: no matching "
                 "job follows"
             )
             state = self.backend.warm_pool(pool.name) or state

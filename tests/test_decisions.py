@@ -28,8 +28,8 @@ ON_DEMAND = SPOT.on_demand()
 NO_CAPACITY = "CapacityError: Unable to provision requested ML compute capacity."
 
 
-def facts(instance=SPOT, failures=0, members_left=0, job_type=JobType.TRAINING):
-    return JobFacts(job_type, instance, failures, members_left)
+def facts(instance=SPOT, failures=0, job_type=JobType.TRAINING):
+    return JobFacts(job_type, instance, failures)
 
 
 def ended(state, reason=None, secondary="", **extra):
@@ -37,16 +37,12 @@ def ended(state, reason=None, secondary="", **extra):
 
 
 def test_a_completed_job_is_promoted_and_its_snakemake_job_succeeds():
-    assert decide(ended(JobState.COMPLETED), facts()) == Promote(next_member=False)
-
-
-def test_a_completed_group_member_is_promoted_then_the_next_one_starts():
-    assert decide(ended(JobState.COMPLETED), facts(members_left=2)) == Promote(next_member=True)
+    assert decide(ended(JobState.COMPLETED), facts()) == Promote()
 
 
 def test_a_completed_job_is_promoted_even_with_a_capacity_word_in_its_reason():
     # a Completed job is a success whatever else it reports
-    assert decide(ended(JobState.COMPLETED, NO_CAPACITY), facts()) == Promote(False)
+    assert decide(ended(JobState.COMPLETED, NO_CAPACITY), facts()) == Promote()
 
 
 @pytest.mark.parametrize("failures, attempt", [(0, 1), (1, 2)])
@@ -98,11 +94,6 @@ def test_a_job_at_max_run_fails_naming_max_run_mins():
     assert isinstance(decision, Fail) and "max_run_mins=60" in decision.why
 
 
-def test_a_failed_group_member_fails_the_group_without_starting_the_next():
-    decision = decide(ended(JobState.FAILED, "ClientError: bad input"), facts(members_left=1))
-    assert decision == Fail("Failed: ClientError: bad input")
-
-
 def test_a_processing_job_stopped_at_its_limit_fails_naming_max_run_mins():
     status = ended(
         JobState.STOPPED,
@@ -128,14 +119,14 @@ def test_an_on_demand_retry_drops_spot_and_its_wait_time(tmp_path):
 
 
 def test_the_retry_message_says_which_attempt_or_on_demand():
-    assert retry_message("train", "j1", RetrySpot(1, 2, "x")) == (
+    assert retry_message("rule train", "j1", RetrySpot(1, 2, "x")) == (
         "rule train: job j1 got no spot capacity (x); retrying spot again (1/2)"
     )
-    assert retry_message("train", "j1", OnDemand(3, "x")).endswith("retrying on-demand")
+    assert retry_message("rule train", "j1", OnDemand(3, "x")).endswith("retrying on-demand")
 
 
 def test_the_failure_message_names_rule_job_and_why_then_the_log_tail():
-    msg = failure_message("train", JobType.TRAINING, "j1", "Failed: boom", "a\nb", ())
+    msg = failure_message("rule train", JobType.TRAINING, "j1", "Failed: boom", "a\nb", ())
     assert msg == "rule train: SageMaker training job j1 Failed: boom\nLast log lines:\na\nb\n"
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from ssm_rules.warm_pools import (
     DEFAULT_KEEP_ALIVE_MINS,
     PlannedPool,
     WarmPools,
+    plan_of_jobs,
     plan_pools,
     pool_key,
     still_to_follow,
@@ -144,6 +146,33 @@ def test_a_pool_waits_for_the_successors_that_have_not_ended():
     assert still_to_follow(successors, {"b1", "x"}) == {"b2"}
     assert not still_to_follow(successors, {"b1", "b2"})  # then the pool is ended
     assert not still_to_follow(frozenset(), set())  # the last of a chain: ended as it ends
+
+
+@dataclass(eq=False)
+class DagJob:
+    """What the planning reads of a Snakemake job: its DAG's ``dependencies`` (job → {its
+    producer jobs: files})."""
+
+    name: str
+    dag: Any
+
+
+def test_a_group_is_one_job_followed_by_what_follows_any_member(tmp_path):
+    """a → group g (b → c) → d, and e reads b, a member in the middle: g takes a's pool and
+    keeps one for d and e; the edge b → c inside g is none."""
+    dag = SimpleNamespace(dependencies={})
+    a, b, c, d, e = (DagJob(name, dag) for name in "abcde")
+    dag.dependencies = {b: {a: {"a.txt"}}, c: {b: {"b.txt"}}, d: {c: {"c.txt"}}, e: {b: {"b.txt"}}}
+    on_demand = spec(tmp_path, spot=0)
+    request = JobRequest(JobType.TRAINING, body())
+
+    def planned(task: str, *jobs: DagJob) -> tuple[tuple[DagJob, ...], Any, JobRequest]:
+        return jobs, replace(on_demand, task_id=task), request
+
+    plan = plan_of_jobs([planned("a", a), planned("g", b, c), planned("d", d), planned("e", e)])
+    assert plan["a"].successors == {"g"}
+    assert plan["g"].successors == {"d", "e"}
+    assert {t: p.keep_alive_seconds for t, p in plan.items()} == dict.fromkeys("agde", DEFAULT)
 
 
 # --- the resource and the request -------------------------------------------------------------

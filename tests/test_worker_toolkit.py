@@ -32,7 +32,7 @@ from ssm_rules.requests import PROCESSING_ENTRYPOINT  # noqa: E402
 from worker_toolkit import _common, _jobenv, _outputs, hyperparameters, worker_lib  # noqa: E402
 from worker_toolkit import contract as c  # noqa: E402
 from worker_toolkit.launcher import failure_text, launcher_template_path  # noqa: E402
-from worker_toolkit.task import TASK_VERSION, TaskDescription  # noqa: E402
+from worker_toolkit.task import SUPPORTED_VERSIONS, TASK_VERSION, TaskDescription  # noqa: E402
 
 PACKAGE_DIR = Path(worker_toolkit.__file__).resolve().parent
 RUN_TIMEOUT = 20
@@ -453,11 +453,12 @@ def test_task_of_an_unknown_version_is_refused_before_the_program_runs(tmp_path:
     root = tmp_path / "optml"
     code = _make_bundle(tmp_path / "code", {})
     marker = tmp_path / "ran"
-    task = _task(kind="shell", command=f"touch {marker}", version=TASK_VERSION + 1)
+    unknown = max(SUPPORTED_VERSIONS) + 1
+    task = _task(kind="shell", command=f"touch {marker}", version=unknown)
     proc = _launch(code, _task_arg(task), _clean_env(root))
     assert proc.returncode == 2 and not marker.exists()
     failure = (root / "output" / "failure").read_text()
-    assert f"task description version {TASK_VERSION + 1} is not one this launcher reads" in failure
+    assert f"task description version {unknown} is not one this launcher reads" in failure
 
 
 # --- launcher: processing ------------------------------------------------------------------------

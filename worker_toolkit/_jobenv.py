@@ -19,22 +19,28 @@ from typing import Any
 from . import _common as u
 from . import contract as c
 from . import hyperparameters as hp
-from .task import TaskDescription
+from .task import MemberTask, TaskDescription
 
 # Sub-directory of worker_toolkit holding the ``task_toolkit`` shim for pre-0.9 workers.
 COMPAT_DIR = Path(__file__).resolve().parent / "_compat"
 
 
-def _training_env(env: dict[str, str], root: str) -> None:
+def _training_env(env: dict[str, str], root: str, task: TaskDescription) -> None:
     resource = u.read_json(c.RESOURCE_CONFIG_FILE) or {}
     _host_env(env, resource)
     env.setdefault(c.ENV_RESOURCE_CONFIG, hp.env_value(resource))
-    raw = u.read_json(c.HYPERPARAMETERS_FILE) or {}
-    hps = hp.user_hps(hp.decode(raw))
+    if isinstance(task, MemberTask):  # a group member: its own, from the task (the job's
+        hps = hp.user_hps(task.hps)  # hyperparameters are ssm_rules')
+    else:
+        raw = u.read_json(c.HYPERPARAMETERS_FILE) or {}
+        hps = hp.user_hps(hp.decode(raw))
     _hps_env(env, hps)
     data_config = u.read_json(c.INPUT_DATA_CONFIG_FILE) or {}
-    channels = {name: u.reroot(f"{c.INPUT_DATA_DIR}/{name}", root) for name in data_config}
-    _channel_env(env, channels)
+    if isinstance(task, MemberTask):  # its channels' entries, under its own names
+        _channel_env(env, dict(task.channels))
+        data_config = _member_data_config(task, data_config)
+    else:
+        _channel_env(env, {n: u.reroot(f"{c.INPUT_DATA_DIR}/{n}", root) for n in data_config})
     env.setdefault(c.ENV_INPUT_DATA_CONFIG, hp.env_value(data_config))
     env.setdefault(c.ENV_MODEL_DIR, c.MODEL_DIR)
     env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.OUTPUT_DATA_DIR)
@@ -49,7 +55,10 @@ def _processing_env(env: dict[str, str], task: TaskDescription) -> None:
     _host_env(env, resource)
     env.setdefault(c.ENV_RESOURCE_CONFIG, hp.env_value(resource))
     _hps_env(env, hp.user_hps(task.hps))
-    _channel_env(env, u.processing_inputs())
+    # a group member sees its own channels (linked to the job's by the launcher)
+    _channel_env(
+        env, dict(task.channels) if isinstance(task, MemberTask) else u.processing_inputs()
+    )
     env.setdefault(c.ENV_MODEL_DIR, c.PROCESSING_MODEL_DIR)
     env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.PROCESSING_OUTPUT_DATA_DIR)
     env.setdefault(c.ENV_INPUT_DIR, c.PROCESSING_INPUT_DIR)
@@ -57,6 +66,17 @@ def _processing_env(env: dict[str, str], task: TaskDescription) -> None:
     config = u.read_json(c.PROCESSING_CONFIG_FILE) or {}
     name = env.get(c.ENV_PROCESSING_JOB_NAME) or config.get("ProcessingJobName", "")
     env.setdefault(c.ENV_JOB_NAME, name)
+
+
+def _member_data_config(task: MemberTask, data_config: dict[str, Any]) -> dict[str, Any]:
+    """inputdataconfig.json as the member would see it alone: each of its channels linked to
+    one of the job's gets that channel's entry; one another member produced, a File entry."""
+    job_channel = {path: Path(target).name for path, target in task.links}
+    file_entry = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
+    return {
+        name: data_config.get(job_channel.get(path, ""), file_entry)
+        for name, path in task.channels.items()
+    }
 
 
 def _host_env(env: dict[str, str], resource: dict[str, Any]) -> None:
@@ -146,10 +166,14 @@ def build_env(
 ) -> dict[str, str]:
     """The complete environment of the user program, whose args are ``args``."""
     env = dict(base)
+    if isinstance(task, MemberTask):  # a group member sees its own channels, not the job's
+        own = (c.ENV_CHANNELS, c.ENV_INPUT_DATA_CONFIG)
+        for key in [k for k in env if k.startswith(c.ENV_CHANNEL_PREFIX) or k in own]:
+            del env[key]
     if task.job_type == "processing":
         _processing_env(env, task)
     else:
-        _training_env(env, root)
+        _training_env(env, root, task)
     env.setdefault(c.ENV_OUTPUT_DIR, c.OUTPUT_DIR)
     env.setdefault(c.ENV_NUM_CPUS, str(os.cpu_count() or 1))
     env.setdefault(c.ENV_NUM_GPUS, str(u.count_gpus()))

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import _common as u
 from . import contract as c
 from ._tarballs import tree_entries, write_tar_gz_file
-from .task import TaskDescription
+from .task import GroupTaskDescription, TaskDescription
 
 
 def missing_files(files: dict[str, str]) -> list[tuple[str, str]]:
@@ -68,7 +68,9 @@ def write_tar_gz(src: Path, dest: Path) -> None:
     write_tar_gz_file(tree_entries(src), dest)
 
 
-def empty_model_warning(task: TaskDescription, model_dir: str, host: str) -> str | None:
+def empty_model_warning(
+    task: TaskDescription | GroupTaskDescription, model_dir: str, host: str
+) -> str | None:
     """The warning for a rule that declares ``model(...)`` when the program wrote nothing to
     SM_MODEL_DIR: SageMaker still uploads a model.tar.gz, an empty one, and the job succeeds;
     the model was most likely written somewhere else (the working directory, /tmp)."""

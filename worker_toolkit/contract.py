@@ -118,6 +118,14 @@ STOP_GRACE_SECONDS = 120  # StopTrainingJob: SIGTERM, then a 120-second window b
 # <NAME> is the name upper-cased, every character other than A-Z/0-9 replaced by "_".
 ENV_INPUT_PREFIX = "SSM_INPUT_"
 ENV_OUTPUT_PREFIX = "SSM_OUTPUT_"
+# A group's one job (ssm_rules.group) has a task of version 2 (task.py GroupTaskDescription).
+# A training job has no room for it in a hyperparameter (2,500 characters): it arrives, as
+# a processing job's does, as a file, in the channel TRAINING_TASK_CHANNEL.
+TRAINING_TASK_CHANNEL = "ssm_task"
+TRAINING_TASK_DIR = f"{INPUT_DATA_DIR}/{TRAINING_TASK_CHANNEL}"
+# The launcher prints this line as each member starts: the client splits the job's log there,
+# so that each member's log: gets its own part.
+GROUP_MEMBER_MARK = "[ssm_launch] group member "
 TASK_KINDS = ("script", "shell")
 JOB_TYPES = ("training", "processing")
 

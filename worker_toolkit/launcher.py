@@ -20,14 +20,16 @@ import collections
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from . import _common as u
 from . import _jobenv, _outputs
@@ -36,7 +38,9 @@ from . import hyperparameters as hp
 from ._requirements import REQUIREMENTS_FILE, failing_line, install_failure_text
 from ._tarballs import extract_tarball
 from .snakemake_script import ENV_SNAKEMAKE
-from .task import TaskDescription, TaskError
+from .task import GroupTaskDescription, MemberTask, TaskDescription, TaskError, parse_task
+
+T = TypeVar("T", bound=TaskDescription)
 
 __all__ = ["LaunchError", "launcher_template_path", "load_task", "main"]
 
@@ -106,6 +110,9 @@ def _task_source(argv: list[str]) -> tuple[dict[str, Any] | None, str, list[str]
     hps = u.read_json(c.HYPERPARAMETERS_FILE)
     if isinstance(hps, dict) and c.HP_TASK in hps:
         return _parse_task(hps[c.HP_TASK]), "training", rest
+    task = u.read_json(f"{c.TRAINING_TASK_DIR}/{c.TASK_FILE_NAME}")  # a group's training job
+    if isinstance(task, dict):
+        return task, "training", rest
     task = u.read_json(f"{c.PROCESSING_TASK_DIR}/{c.TASK_FILE_NAME}")
     return (task if isinstance(task, dict) else None), "processing", rest
 
@@ -116,19 +123,43 @@ def load_task(argv: list[str], root: str) -> tuple[TaskDescription, list[str]]:
     if data is None:
         raise LaunchError(
             f"no task description: expected --{c.HP_TASK} <json>, hyperparameter "
-            f"{c.HP_TASK!r} or {c.PROCESSING_TASK_DIR}/{c.TASK_FILE_NAME}"
+            f"{c.HP_TASK!r}, {c.TRAINING_TASK_DIR}/{c.TASK_FILE_NAME} or "
+            f"{c.PROCESSING_TASK_DIR}/{c.TASK_FILE_NAME}"
         )
     try:
-        task = TaskDescription.from_dict({"job_type": job_type, **data})
+        task = parse_task({"job_type": job_type, **data})
     except TaskError as exc:
         raise LaunchError(str(exc)) from exc
+    if isinstance(task, GroupTaskDescription):
+        return _rerooted_group(task, root), rest
     if task.job_type == "processing":
         rest = hp.to_cmd_args(hp.user_hps(task.hps)) + rest
     return _rerooted(task, root), rest
 
 
-def _rerooted(task: TaskDescription, root: str) -> TaskDescription:
-    """The task with its /opt/ml paths where this container has /opt/ml."""
+def _rerooted_group(task: GroupTaskDescription, root: str) -> GroupTaskDescription:
+    """A group's task (version 2) with each member's /opt/ml paths re-rooted as a task of its
+    own, and its channels, links and hand-overs too."""
+    members = tuple(
+        _rerooted(member, root).replace(
+            channels={n: u.reroot(p, root) for n, p in member.channels.items()},
+            links=tuple((u.reroot(a, root), u.reroot(b, root)) for a, b in member.links),
+            handoffs=tuple(
+                (how, u.reroot(a, root), u.reroot(b, root)) for how, a, b in member.handoffs
+            ),
+        )
+        for member in task.members
+    )
+    return task.replace(
+        members=members,
+        files={u.reroot(p, root): rel for p, rel in task.files.items()},
+        state_dir=u.reroot(task.state_dir, root) if task.state_dir else task.state_dir,
+    )
+
+
+def _rerooted(task: T, root: str) -> T:
+    """The task (a group's member too) with its /opt/ml paths where this container has
+    /opt/ml."""
     return task.replace(
         files={u.reroot(p, root): rel for p, rel in task.files.items()},
         inputs={name: u.reroot(p, root) for name, p in task.inputs.items()},
@@ -332,7 +363,7 @@ def write_failure(root: str, text: str, overwrite: bool = False) -> None:
 
 
 # --- after success -------------------------------------------------------------------------
-def finish(task: TaskDescription, root: str) -> str | None:
+def finish(task: TaskDescription | GroupTaskDescription, root: str) -> str | None:
     """Check and hand over the declared outputs; the failure reason, or None when all is well."""
     missing = _outputs.missing_files(task.files)
     if missing:
@@ -357,14 +388,19 @@ def _code_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def _prepare(argv: list[str], root: str) -> tuple[TaskDescription, list[str], dict[str, str]]:
-    task, args = load_task(argv, root)
-    env = _jobenv.build_env(task, root, _code_dir(), os.environ, args)
+def _program_env(
+    task: TaskDescription,
+    root: str,
+    code_dir: Path,
+    args: list[str],
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    env = _jobenv.build_env(task, root, code_dir, os.environ if base is None else base, args)
     _jobenv.prepare_dirs(env, task, root)
     unpack_inputs(task, env)
     if task.snakemake is not None:
         env[ENV_SNAKEMAKE] = json.dumps(_rerooted_snakemake(task.snakemake, root))
-    return task, args, env
+    return env
 
 
 def _rerooted_snakemake(spec: dict[str, Any], root: str) -> dict[str, Any]:
@@ -387,7 +423,7 @@ def unpack_inputs(task: TaskDescription, env: dict[str, str]) -> None:
         env[u.channel_env_name(name)] = extracted  # SSM_INPUT_<NAME> names it already
 
 
-def run_setup(task: TaskDescription, code_dir: Path, env: dict[str, str]) -> int:
+def run_setup(task: TaskDescription, code_dir: Path, env: dict[str, str], who: str = "") -> int:
     """``job(setup=...)``: the command runs on this instance before the program, in the code
     directory, its output in the log; what it exports (or unsets) is the program's
     environment, as aws-sagemaker-remote's ``source``d configuration script gives."""
@@ -400,7 +436,7 @@ def run_setup(task: TaskDescription, code_dir: Path, env: dict[str, str]) -> int
         argv = _jobenv.shell_argv(f"{setup}\nenv -0 > {shlex.quote(str(dump))}")
         rc, tail = run_program(argv, code_dir, env)
         if rc != 0:
-            write_failure(u.opt_ml_root(), failure_text(rc, f"setup {setup!r}", tail))
+            write_failure(u.opt_ml_root(), failure_text(rc, f"{who}setup {setup!r}", tail))
             return rc
         pairs = (item.split("=", 1) for item in dump.read_text().split("\0") if "=" in item)
         exported = {k: v for k, v in pairs if k not in _SHELL_OWN}
@@ -412,7 +448,9 @@ def run_setup(task: TaskDescription, code_dir: Path, env: dict[str, str]) -> int
 _SHELL_OWN = frozenset({"_", "SHLVL", "PWD", "OLDPWD", "BASH_EXECUTION_STRING"})
 
 
-def install_requirements(task: TaskDescription, code_dir: Path, env: dict[str, str]) -> str | None:
+def install_requirements(
+    task: TaskDescription | GroupTaskDescription, code_dir: Path, env: dict[str, str]
+) -> str | None:
     """Processing jobs: ``pip install -r requirements.txt`` from the code bundle, as the
     training toolkit does before a training job's entry point (on training jobs that toolkit
     already did it, so nothing is done here). The local backend sets SSM_LOCAL_BACKEND: it
@@ -454,12 +492,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     root = u.opt_ml_root()
     try:
-        task, args, env = _prepare(argv, root)
+        task, args = load_task(argv, root)
+        if isinstance(task, GroupTaskDescription):
+            return run_group(task, root)
+        env = _program_env(task, root, _code_dir(), args)
         cmd = build_command(task, _code_dir(), args)
     except (LaunchError, OSError, ValueError, KeyError) as exc:
-        _log(f"cannot start the task: {exc}")
-        write_failure(root, f"ExitCode {LAUNCH_ERROR_EXIT}: ssm_launch: {exc}\n")
-        return LAUNCH_ERROR_EXIT
+        return _cannot_start(root, exc)
     what = describe(task, args)
     install_failure = install_requirements(task, _code_dir(), env)
     if install_failure is not None:
@@ -488,3 +527,127 @@ def main(argv: list[str] | None = None) -> int:
         write_failure(root, f"ExitCode 1: {_shorten(what, 200)} | {reason}\n", overwrite=True)
         return 1
     return 0
+
+
+def _cannot_start(root: str, exc: BaseException, who: str = "") -> int:
+    _log(f"cannot start {who or 'the task'}: {exc}")
+    write_failure(root, f"ExitCode {LAUNCH_ERROR_EXIT}: {who}ssm_launch: {exc}\n")
+    return LAUNCH_ERROR_EXIT
+
+
+# --- a group's members, one after the other -------------------------------------------------
+def run_group(task: GroupTaskDescription, root: str) -> int:
+    """Run a group's members in order, each as it would run alone (its channels linked in,
+    the inputs other members made handed over, its own environment), stopping at the first
+    failure, whose failure file names the member. The outputs are handed to SageMaker's
+    upload once, after the last member."""
+    code_dir = _code_dir()
+    members = task.members
+    failure = install_requirements(task, code_dir, dict(os.environ))
+    if failure is not None:
+        write_failure(root, failure)
+        return 1
+    env = _jobenv.build_env(members[0], root, code_dir, os.environ)  # the host's SM_* values
+    for i, member in enumerate(members):
+        who = f"rule {member.label} (member {i + 1}/{len(members)} of group {task.group}): "
+        print(f"{c.GROUP_MEMBER_MARK}{i + 1}/{len(members)}: rule {member.label}", flush=True)
+        rc = _run_member(member, root, code_dir / member.code_dir, who, i)
+        if rc != 0:
+            return rc
+    if not _is_main_host(env):
+        return 0
+    warning = _outputs.empty_model_warning(task, env[c.ENV_MODEL_DIR], env[c.ENV_CURRENT_HOST])
+    if warning:
+        _log(warning)
+    try:
+        reason = finish(task, root)
+    except (OSError, ValueError) as exc:
+        reason = f"Handing over the outputs failed: {exc}"
+    if reason:
+        _log(reason)
+        write_failure(root, f"ExitCode 1: group {task.group} | {reason}\n", overwrite=True)
+        return 1
+    return 0
+
+
+def _run_member(member: MemberTask, root: str, member_dir: Path, who: str, index: int) -> int:
+    args = hp.to_cmd_args(hp.user_hps(member.hps))  # its free args: build_command
+    if not member_dir.is_dir():  # a shell: rule without job(source_dir=...) ships no code
+        member_dir = _code_dir()
+    try:
+        _enter_member(member)
+        env = _program_env(member, root, member_dir, args, _member_base_env(member, index))
+        env.update(member.env)  # its job(environment=...)
+        # worker_toolkit sits at the bundle root, the member's code below it
+        env["PYTHONPATH"] = os.pathsep.join([str(member_dir), str(_code_dir()), env["PYTHONPATH"]])
+        cmd = build_command(member, member_dir, args)
+    except (LaunchError, OSError, ValueError, KeyError) as exc:
+        return _cannot_start(root, exc, who)
+    try:
+        rc = run_setup(member, member_dir, env, who)
+        if rc != 0:
+            return rc
+        what = who + describe(member, args)
+        _log(f"Invoking {member.kind} ({member.job_type} job): {shlex.join(cmd)}")
+        try:
+            rc, tail = run_program(cmd, member_dir, env)
+        except OSError as exc:
+            return _cannot_start(root, exc, who)
+        if rc != 0:
+            _log(f"program failed with exit code {rc}")
+            write_failure(root, failure_text(rc, what, tail))
+            return rc
+        missing = _outputs.missing_files(member.files) if _is_main_host(env) else []
+        if missing:
+            path, rel = missing[0]
+            reason = f"Missing output: the program did not write {rel!r}, expected at {path}"
+            _log(reason)
+            write_failure(root, f"ExitCode 1: {_shorten(what, 200)} | {reason}\n", overwrite=True)
+            return 1
+        return 0
+    finally:
+        _leave_member(member)
+
+
+def _member_base_env(member: MemberTask, index: int) -> dict[str, str]:
+    """The container's environment for a member. A member that declares no model(...) (or
+    no output_data(...)) gets a model (output) directory of its own: what it writes there
+    would be dropped were it alone, and must not land in the model of the member that
+    declares one (a job has one SM_MODEL_DIR)."""
+    env = dict(os.environ)
+    private = f"{c.OPT_ML}/ssm_group/{index}"
+    if not member.model:
+        env[c.ENV_MODEL_DIR] = f"{private}/model"
+    if not member.output_data:
+        env[c.ENV_OUTPUT_DATA_DIR] = f"{private}/output"
+        env.pop(c.ENV_OUTPUT, None)  # SSM_OUTPUT follows SM_OUTPUT_DATA_DIR
+    return env
+
+
+def _enter_member(member: MemberTask) -> None:
+    """The member's inputs where it reads them alone: its channel directories linked to the
+    job's channels, and what other members of the group produced for it handed over."""
+    for path, target in member.links:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, path, target_is_directory=True)
+    for how, source, target in member.handoffs:
+        if not os.path.lexists(source):
+            raise LaunchError(f"the group's earlier member left no {source} for input {target}")
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        if how == "copy":
+            shutil.copy2(source, target)
+        elif how == "tar":
+            _outputs.write_tar_gz(Path(source), Path(target))
+        else:
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+
+
+def _leave_member(member: MemberTask) -> None:
+    """Undo _enter_member (and the unpacked inputs): the next member may name its own
+    inputs alike."""
+    dirs = [*member.channels.values(), *(extracted for extracted, _ in member.unpack.values())]
+    for path in dirs:
+        if os.path.islink(path):
+            os.unlink(path)
+        elif os.path.isdir(path):
+            shutil.rmtree(path)

@@ -7,6 +7,11 @@ sides import this one class, so a key cannot be spelled two ways; ``version`` sa
 of the description a client wrote, and a launcher refuses a version it does not know instead of
 guessing at keys it would silently ignore (the model: sagemaker-training-toolkit's ``params.py``
 names every key of its contract once).
+
+Version 1 (``TaskDescription``) is one rule's job. Version 2 (``GroupTaskDescription``) is a
+Snakemake ``group:`` run as one job (ssm_rules.group): the whole job's outputs and its members
+in order, each a ``MemberTask``, a version-1 task plus where the group's job keeps that
+member's code and inputs. ``parse_task`` reads either.
 """
 
 from __future__ import annotations
@@ -14,16 +19,29 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from . import contract as c
 
 # Version 1: the keys below. Bump it when a key changes meaning or a new key must not be ignored
 # by an older launcher; add the new version to SUPPORTED_VERSIONS where the launcher reads it.
 TASK_VERSION = 1
-SUPPORTED_VERSIONS = (TASK_VERSION,)
+GROUP_TASK_VERSION = 2  # a group's one job: GroupTaskDescription
+SUPPORTED_VERSIONS = (TASK_VERSION, GROUP_TASK_VERSION)
+# how a member's input that another member produced reaches it (MemberTask.handoffs)
+HANDOFF_KINDS = ("copy", "tar", "tree")  # a file; a model/output directory as a tarball; a folder
 
-__all__ = ["SUPPORTED_VERSIONS", "TASK_VERSION", "TaskDescription", "TaskError"]
+__all__ = [
+    "GROUP_TASK_VERSION",
+    "HANDOFF_KINDS",
+    "SUPPORTED_VERSIONS",
+    "TASK_VERSION",
+    "GroupTaskDescription",
+    "MemberTask",
+    "TaskDescription",
+    "TaskError",
+    "parse_task",
+]
 
 
 class TaskError(ValueError):
@@ -58,15 +76,12 @@ class TaskDescription:
         _check(self)
 
     # --- JSON -------------------------------------------------------------------------------
+    _NOT_IN_JSON: ClassVar[frozenset[str]] = frozenset()
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, leaving out what is empty (a shorter ``ssm_task`` hyperparameter:
         SageMaker caps a value at 2,500 characters)."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in _ALWAYS or value not in (None, "", (), {}, False):
-                out[f.name] = _plain(value)
-        return out
+        return _to_dict(self, self._NOT_IN_JSON)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -75,26 +90,28 @@ class TaskDescription:
     def from_dict(cls, data: Any) -> TaskDescription:
         """The description in ``data``; TaskError names what is wrong (an unknown version first:
         its other keys may mean something else)."""
-        if not isinstance(data, dict):
-            raise TaskError(f"the task description must be a JSON object, got {data!r:.200}")
+        _require_object(data, "the task description")
         version = data.get("version")
-        if version not in SUPPORTED_VERSIONS:
+        if version == GROUP_TASK_VERSION:
             raise TaskError(
-                f"task description version {version!r} is not one this launcher reads "
-                f"(it reads {', '.join(map(str, SUPPORTED_VERSIONS))}): the job's worker_toolkit "
-                "is older than the ssm_rules that wrote the task; resubmit with the code bundle "
-                "of the same ssm_rules"
+                f"task description version {version} is a group's job (GroupTaskDescription), "
+                "not one rule's: read it with parse_task"
             )
-        known = {f.name for f in dataclasses.fields(cls)}
+        if version not in SUPPORTED_VERSIONS:
+            raise TaskError(_unknown_version(version))
+        return cls._from_values(data, f"task description version {version}")
+
+    @classmethod
+    def _from_values(cls, data: dict[str, Any], what: str) -> Any:
+        known = {f.name for f in dataclasses.fields(cls)} - cls._NOT_IN_JSON
         unknown = sorted(set(data) - known)
         if unknown:
             raise TaskError(
-                f"task description version {version}: unknown keys {unknown} (a newer client "
-                "must raise the version)"
+                f"{what}: unknown keys {unknown} (a newer client must raise the version)"
             )
         missing = [key for key in ("kind", "job_type") if key not in data]
         if missing:
-            raise TaskError(f"the task description has no {' or '.join(map(repr, missing))}")
+            raise TaskError(f"{what} has no {' or '.join(map(repr, missing))}")
         values = dict(data)
         if "args" in values:
             values["args"] = tuple(_list(values, "args"))
@@ -103,25 +120,170 @@ class TaskDescription:
                 name: tuple(pair) if isinstance(pair, list) else pair
                 for name, pair in _dict(values, "unpack").items()
             }
-        return cls(**values)
+        return cls(**cls._from_json_values(values))
+
+    @classmethod
+    def _from_json_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The fields whose JSON spelling differs from their type (a subclass's own)."""
+        return values
 
     @classmethod
     def from_json(cls, text: str) -> TaskDescription:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise TaskError(f"the task description is not JSON ({exc}): {text!r:.200}") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(_loads(text))
 
     def replace(self, **changes: Any) -> TaskDescription:
         return dataclasses.replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class MemberTask(TaskDescription):
+    """One member of a group's job (version 2): its task as it would run alone (``hps`` in
+    training jobs too: the job's hyperparameters are ssm_rules'), plus where the group's job
+    keeps its code and inputs. No ``version`` of its own: the group's says it."""
+
+    rule: str = ""
+    label: str = ""  # the rule and its wildcards, as messages name the member
+    code_dir: str = ""  # its code, relative to the bundle root
+    env: dict[str, str] = field(default_factory=dict)  # its job(environment=...)
+    channels: dict[str, str] = field(default_factory=dict)  # input → its channel dir, as alone
+    # (its channel dir, the group job's channel dir it is linked to)
+    links: tuple[tuple[str, str], ...] = ()
+    # (how: HANDOFF_KINDS, the producing member's in-job output, this member's input path)
+    handoffs: tuple[tuple[str, str, str], ...] = ()
+
+    _NOT_IN_JSON: ClassVar[frozenset[str]] = frozenset({"version"})
+
+    def __post_init__(self) -> None:
+        _check(self)
+        _check_member(self)
+
+    @classmethod
+    def of(cls, task: TaskDescription, **extra: Any) -> MemberTask:
+        """``task`` (one rule's) as a member, with the member's own fields ``extra``."""
+        own = {f.name: getattr(task, f.name) for f in dataclasses.fields(TaskDescription)}
+        return cls(**{**own, **extra})
+
+    @classmethod
+    def from_dict(cls, data: Any) -> MemberTask:
+        _require_object(data, "a group member of the task description")
+        return cls._from_values(data, "a group member of the task description")
+
+    @classmethod
+    def _from_json_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+        for key in ("links", "handoffs"):
+            if key in values:
+                values[key] = tuple(
+                    tuple(item) if isinstance(item, list) else item for item in _list(values, key)
+                )
+        return values
+
+
+@dataclass(frozen=True)
+class GroupTaskDescription:
+    """A group's one job (version 2): its members in the order they run, and the job's
+    outputs (the members' union: plain files, whether it has a model / output data, the state
+    folder), which the launcher hands to SageMaker's upload once, after the last member."""
+
+    group: str  # the group's name
+    job_type: str  # "training" | "processing": every member's
+    members: tuple[MemberTask, ...]
+    files: dict[str, str] = field(default_factory=dict)
+    state_dir: str | None = None
+    model: bool = False
+    output_data: bool = False
+    kind: str = "group"
+    version: int = GROUP_TASK_VERSION
+
+    def __post_init__(self) -> None:
+        _check_group(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self, frozenset())
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> GroupTaskDescription:
+        _require_object(data, "the task description")
+        version = data.get("version")
+        if version != GROUP_TASK_VERSION:
+            raise TaskError(
+                _unknown_version(version)
+                if version not in SUPPORTED_VERSIONS
+                else f"task description version {version} is one rule's, not a group's"
+            )
+        what = f"task description version {version}"
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TaskError(
+                f"{what}: unknown keys {unknown} (a newer client must raise the version)"
+            )
+        missing = [key for key in ("group", "job_type", "members") if key not in data]
+        if missing:
+            raise TaskError(f"{what} has no {' or '.join(map(repr, missing))}")
+        members = _list(data, "members")
+        loaded = []
+        for i, member in enumerate(members):
+            try:
+                loaded.append(MemberTask.from_dict(member))
+            except TaskError as exc:
+                raise TaskError(f"{what}, member {i + 1}: {exc}") from exc
+        return cls(**{**data, "members": tuple(loaded)})
+
+    @classmethod
+    def from_json(cls, text: str) -> GroupTaskDescription:
+        return cls.from_dict(_loads(text))
+
+    def replace(self, **changes: Any) -> GroupTaskDescription:
+        return dataclasses.replace(self, **changes)
+
+
+def parse_task(data: Any) -> TaskDescription | GroupTaskDescription:
+    """The description in ``data``, of the shape its version says (TaskError if none)."""
+    if isinstance(data, dict) and data.get("version") == GROUP_TASK_VERSION:
+        return GroupTaskDescription.from_dict(data)
+    return TaskDescription.from_dict(data)
+
+
 _ALWAYS = frozenset({"version", "kind", "job_type"})
 
 
+def _to_dict(description: Any, left_out: frozenset[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(description):
+        value = getattr(description, f.name)
+        if f.name not in left_out and (f.name in _ALWAYS or value not in (None, "", (), {}, False)):
+            out[f.name] = _plain(value)
+    return out
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise TaskError(f"the task description is not JSON ({exc}): {text!r:.200}") from exc
+
+
+def _require_object(data: Any, what: str) -> None:
+    if not isinstance(data, dict):
+        raise TaskError(f"{what} must be a JSON object, got {data!r:.200}")
+
+
+def _unknown_version(version: Any) -> str:
+    return (
+        f"task description version {version!r} is not one this launcher reads "
+        f"(it reads {', '.join(map(str, SUPPORTED_VERSIONS))}): the job's worker_toolkit "
+        "is older than the ssm_rules that wrote the task; resubmit with the code bundle "
+        "of the same ssm_rules"
+    )
+
+
 def _plain(value: Any) -> Any:
-    """JSON's spelling of a field value (tuples are lists)."""
+    """JSON's spelling of a field value (tuples are lists, descriptions objects)."""
+    if isinstance(value, TaskDescription):
+        return value.to_dict()
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -173,3 +335,58 @@ def _check(task: TaskDescription) -> None:
             raise TaskError(f"task {key!r} must be true or false, got {getattr(task, key)!r}")
     if task.snakemake is not None and not isinstance(task.snakemake, dict):
         raise TaskError(f"task 'snakemake' must be a JSON object, got {task.snakemake!r:.200}")
+
+
+def _is_str_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(map(_is_str, (*value, *value.values())))
+
+
+def _check_member(task: MemberTask) -> None:
+    if not task.rule or not _is_str(task.rule):
+        raise TaskError(f"a group member needs its 'rule' (a name), got {task.rule!r:.200}")
+    for key in ("label", "code_dir"):
+        if not _is_str(getattr(task, key)):
+            raise TaskError(f"member {task.rule}: {key!r} must be a string")
+    for key in ("env", "channels"):
+        if not _is_str_dict(getattr(task, key)):
+            raise TaskError(
+                f"member {task.rule}: {key!r} must map names to strings, got "
+                f"{getattr(task, key)!r:.200}"
+            )
+    for link in task.links:
+        if not (isinstance(link, tuple) and len(link) == 2 and all(map(_is_str, link))):
+            raise TaskError(f"member {task.rule}: a link must be [path, target], got {link!r:.200}")
+    for handoff in task.handoffs:
+        if not (
+            isinstance(handoff, tuple)
+            and len(handoff) == 3
+            and all(map(_is_str, handoff))
+            and handoff[0] in HANDOFF_KINDS
+        ):
+            raise TaskError(
+                f"member {task.rule}: a handoff must be [one of {HANDOFF_KINDS}, source, "
+                f"target], got {handoff!r:.200}"
+            )
+
+
+def _check_group(task: GroupTaskDescription) -> None:
+    if task.kind != "group":
+        raise TaskError(f"a group's task has kind 'group', got {task.kind!r}")
+    if not task.group or not _is_str(task.group):
+        raise TaskError(f"a group's task needs its 'group' (a name), got {task.group!r:.200}")
+    if task.job_type not in c.JOB_TYPES:
+        raise TaskError(f"job_type must be one of {c.JOB_TYPES}, got {task.job_type!r}")
+    if not task.members or not all(isinstance(m, MemberTask) for m in task.members):
+        raise TaskError(f"group {task.group}: its task needs a non-empty list of 'members'")
+    odd = [m.rule for m in task.members if m.job_type != task.job_type]
+    if odd:
+        raise TaskError(
+            f"group {task.group}: members {odd} are not of the job's type {task.job_type!r}"
+        )
+    if not _is_str_dict(task.files):
+        raise TaskError(f"task 'files' must be a JSON object, got {task.files!r:.200}")
+    if task.state_dir is not None and not _is_str(task.state_dir):
+        raise TaskError(f"task 'state_dir' must be a path, got {task.state_dir!r:.200}")
+    for key in ("model", "output_data"):
+        if not isinstance(getattr(task, key), bool):
+            raise TaskError(f"task {key!r} must be true or false, got {getattr(task, key)!r}")

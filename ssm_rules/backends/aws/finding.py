@@ -56,8 +56,8 @@ class JobFinder:
 
     def find(self, job_type: JobType, name_prefix: str, tags: dict[str, str]) -> Found:
         key = (JobType(job_type), name_prefix)
-        # one lookup at a time: the status thread (a group's next member) and Snakemake's
-        # main thread may ask for the same prefix at once
+        # one lookup at a time: the status thread (a spot retry) and Snakemake's main thread
+        # may ask for the same prefix at once
         with self._lock:
             entry = self._cache.get(key)
             if entry is None or self.clock() - entry[0] > self.ttl:

@@ -52,6 +52,10 @@ from worker_toolkit.hyperparameters import decode
 log = logging.getLogger("ssm_rules.local.runner")
 
 CHECKPOINT_SYNC_ENV = "SSM_LOCAL_CHECKPOINT_SYNC_SECONDS"
+# A simulated SageMaker start-up, for benchmarks (benchmarks/group_vs_ungrouped.py): the
+# runner stays this many seconds in Starting, as a real job waits minutes for its instances
+# and image before it downloads its inputs. Default 0: the local backend starts at once.
+COLD_START_ENV = "SSM_LOCAL_COLD_START_SECONDS"
 TAIL_LINES = 10
 
 
@@ -176,6 +180,7 @@ class JobRun:
 
     def _run(self) -> tuple[JobState, str | None, str]:
         self.check_stop()
+        self._cold_start()
         self.enter(status.DOWNLOADING)
         try:
             self._prepare()
@@ -199,6 +204,13 @@ class JobRun:
             self._interrupt()
             verdict = self._watch()
         return verdict
+
+    def _cold_start(self) -> None:
+        """Wait COLD_START_ENV seconds (a stop request ends the wait)."""
+        until = time.monotonic() + float(os.environ.get(COLD_START_ENV) or 0)
+        while time.monotonic() < until:
+            self.check_stop()
+            time.sleep(min(0.05, max(0.0, until - time.monotonic())))
 
     def _interrupt(self) -> None:
         """Managed spot reclaimed the instances: the hosts get SIGTERM and the grace period,
