@@ -495,6 +495,58 @@ def test_local_on_demand_chain_reuses_its_pool_and_the_plan_shows_it(tmp_path):
     assert f"ended the warm pool of job {b}" in text
 
 
+GROUP_CHAIN = """
+rule all:
+    input: "d.txt"
+
+rule a:
+    output: "a.txt"
+    resources: spot=0
+    shell: "echo a > {output}"
+
+rule b:
+    input: "a.txt"
+    output: "b.txt"
+    resources: spot=0
+    group: "g"
+    shell: "cat {input} > {output}; echo b >> {output}"
+
+rule c:
+    input: "b.txt"
+    output: "c.txt"
+    resources: spot=0
+    group: "g"
+    shell: "cat {input} > {output}; echo c >> {output}"
+
+rule d:
+    input: "c.txt"
+    output: "d.txt"
+    resources: spot=0
+    shell: "cat {input} > {output}; echo d >> {output}"
+"""
+
+
+@pytest.mark.slow
+def test_local_chain_through_a_group_reuses_the_pools_of_its_one_job(tmp_path):
+    """A group is one job in the pool planning: it takes a's pool and keeps one for d."""
+    wf = chains(tmp_path, GROUP_CHAIN)
+    plan = wf.run(*LOCAL_ARGS, "-n", "--logger", "sagemaker").stdout
+    rows = {line.split()[0]: line for line in plan.splitlines() if line.startswith("  ")}
+    assert all("no, keep-alive 5m00s" in rows[r] for r in "agd"), plan
+    proc = wf.run(*LOCAL_ARGS)
+    assert wf.path("d.txt").read_text() == "a\nb\nc\nd\n"
+    root = wf.path(".ssm_rules/jobs")
+    backend = LocalBackend(root)
+    jobs = by_rule([JobDir(p).read_request() for p in root.iterdir() if not p.name.startswith(".")])
+    assert keep_alives(jobs) == {"a": DEFAULT, "g": DEFAULT, "d": DEFAULT}
+    a, g, d = (jobs[r]["TrainingJobName"] for r in "agd")
+    assert backend.describe(a, JobType.TRAINING)["WarmPoolStatus"]["ReusedByJob"] == g
+    assert backend.describe(g, JobType.TRAINING)["WarmPoolStatus"]["ReusedByJob"] == d
+    text = proc.stdout + proc.stderr
+    assert f"group g: job {g} ran on the warm pool of job {a} (rule a)" in text
+    assert f"rule d: job {d} ran on the warm pool of job {g} (group g)" in text
+
+
 def created(api_calls: Any) -> dict[str, dict[str, Any]]:
     return by_rule(
         [json.loads(c.body) for c in api_calls.calls if c.operation == "CreateTrainingJob"]
