@@ -29,8 +29,9 @@ from ssm_rules._snakemake_internals import (
     is_forced,
 )
 from ssm_rules.backends.base import JobState, JobStatus
+from ssm_rules.backends.context import RunContext
+from ssm_rules.backends.registry import run_context
 from ssm_rules.budget import Budget
-from ssm_rules.context import RunContext, make_context
 from ssm_rules.decisions import (
     Fail,
     JobFacts,
@@ -104,7 +105,7 @@ class Executor(RemoteExecutor):
         left = scratch.use(Path.cwd() / self.settings.local_root)
         if left:
             self.logger.debug(f"removed the scratch files of {len(left)} killed client(s)")
-        self.ctx: RunContext = make_context(self.settings, Path.cwd(), self.logger)
+        self.ctx: RunContext = run_context(self.settings, Path.cwd(), self.logger)
         hide_empty_shell_commands()  # our script: jobs would each print "Shell command: None"
         if self.settings.poll_interval is not None:
             self.next_seconds_between_status_checks = self.settings.poll_interval

@@ -20,8 +20,8 @@ from snakemake_interface_common.exceptions import WorkflowError
 
 from ssm_rules import docker_images, manifest_file, staging
 from ssm_rules.backends.base import JobState, JobType, LogEvent, LogReader
+from ssm_rules.backends.context import RunContext
 from ssm_rules.budget import Budget
-from ssm_rules.context import RunContext
 from ssm_rules.identity import (
     IDENTITY_TAG,
     TASK_TAG,

@@ -31,7 +31,7 @@ from ssm_rules import aws_clients
 from ssm_rules.backends.aws.context import aws_context
 from ssm_rules.backends.aws.errors import StatusError, SubmitError
 from ssm_rules.backends.base import JobRequest, JobState, JobType
-from ssm_rules.context import RunContext
+from ssm_rules.backends.context import RunContext
 from ssm_rules.objects import ObjectStoreError
 from ssm_rules.settings import ExecutorSettings
 from tests.e2e import Workflow

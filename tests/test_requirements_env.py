@@ -22,7 +22,7 @@ import pytest
 from ssm_rules.backends.base import JobState
 from ssm_rules.backends.local import LocalBackend
 from ssm_rules.backends.local import requirements_env as renv
-from ssm_rules.context import local_context
+from ssm_rules.backends.local.context import local_context
 from ssm_rules.settings import ExecutorSettings
 from tests.e2e import LOCAL_ARGS, Workflow
 from tests.test_local_backend import code_tar, log_text, members, run, training
