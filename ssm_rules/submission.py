@@ -243,7 +243,7 @@ class Submitter:
         still running is an orphan of an earlier run: say so, with how to stop it."""
         prefix = job_name_prefix(spec.rule)
         found = self.ctx.backend.find(spec.job_type, prefix, {TASK_TAG: spec.task_id[:256]})
-        same = [s for s in found if s.extra.get("Tags", {}).get(IDENTITY_TAG) == ident]
+        same = [s for s in found if s.tags.get(IDENTITY_TAG) == ident]
         for status in found:
             if status not in same and status.state is JobState.IN_PROGRESS:
                 kind = "training" if spec.job_type is JobType.TRAINING else "processing"

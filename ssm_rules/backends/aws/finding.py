@@ -89,8 +89,8 @@ def find_processing(client: Any, name_prefix: str, tags: dict[str, str]) -> Foun
 
 
 def _with_tags(status: JobStatus, tags: list[dict[str, str]]) -> JobStatus:
-    """The job's tags ride along in ``extra["Tags"]`` (the executor compares identities)."""
-    return replace(status, extra={**status.extra, "Tags": {t["Key"]: t["Value"] for t in tags}})
+    """The job's tags ride along (the executor compares identities)."""
+    return replace(status, tags={t["Key"]: t["Value"] for t in tags})
 
 
 def _tags_of(client: Any, arn: str) -> list[dict[str, str]]:

@@ -131,7 +131,7 @@ class LocalBackend:
                 doc = self._current(path.name, job_type)
                 st = status.to_job_status(job_type, doc, JobDir(path).stop_requested)
                 # the job's tags ride along, as Search returns them (the executor compares them)
-                found.append((doc["CreationTime"], replace(st, extra={**st.extra, "Tags": have})))
+                found.append((doc["CreationTime"], replace(st, tags=have)))
         return [st for _, st in sorted(found, key=lambda item: item[0], reverse=True)]
 
     # --- Stop*Job -----------------------------------------------------------------------
