@@ -226,7 +226,9 @@ def aws_context(
     )
     return RunContext(
         backend_name="aws",
-        backend=AwsBackend.for_region(region, logger=say),
+        backend=AwsBackend.for_region(
+            region, logger=say, max_submit_rate=settings.max_submit_rate
+        ),
         root=root,
         region=region,
         role_arn=arn,
