@@ -13,6 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from snakemake_interface_common.exceptions import WorkflowError
+
+
+class BackendError(WorkflowError):
+    """The root of what both backends raise: a run they cannot set up (region, credentials,
+    role, bucket), a request refused (before sending, or by the service), a job not found,
+    a status that cannot be read. Callers catch this one class; each message names the value
+    and what to write instead, and Snakemake prints a WorkflowError without a traceback.
+    The aws backend's are in ``aws/errors.py``, the local backend's in ``local/validation.py``
+    (named after SageMaker's own error codes)."""
+
 
 class JobType(enum.StrEnum):
     TRAINING = "training"
