@@ -1,6 +1,8 @@
-"""Never lose work or money (local backend): re-attach, spot interruptions and capacity,
-clean cancellation. Each asserts how many SageMaker jobs were created (job records in the
-local backend) and what the outputs and task state are afterwards."""
+"""Never lose work or money (local backend): reuse after a kill, forced reruns, the task
+state kept, resumed, wiped or warned about, orphans named. Each asserts how many SageMaker
+jobs were created (job records in the local backend) and what the outputs and task state are
+afterwards. The scenarios both backends share (re-attach, spot capacity and interruptions,
+Ctrl-C, detach) are in test_contract.py, run against each backend."""
 
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from tests.e2e import LOCAL_ARGS, Workflow, wait_for
 
 pytestmark = pytest.mark.slow
 ARGS = LOCAL_ARGS
-GRACE = {"SSM_STOP_GRACE_SECONDS": "3"}
 
 STATEFUL = """
 from ssm_rules import state, job
@@ -127,18 +128,6 @@ def rerun_until(proc: subprocess.Popen[str], text: str, then: Callable[[], None]
     return "".join(lines)
 
 
-def test_rerun_adopts_the_job_still_running(tmp_path):
-    wf = workflow(tmp_path, steps=2)
-    gate = tmp_path / "gate"
-    wf.write("train.py", gated(TRAIN_PY, gate))
-    start_and_kill_client(wf)
-    # no --rerun-incomplete needed: the output never existed
-    out = rerun_until(wf.popen(*ARGS), "re-attaching to job", gate.touch)
-    assert "re-attaching to job" in out
-    assert len(jobs(wf)) == 1  # zero extra CreateTrainingJob
-    assert wf.path("out.txt").read_text() == "steps=2\n"
-
-
 def test_rerun_incomplete_reuses_the_job_that_completed_meanwhile(tmp_path):
     wf = workflow(tmp_path, steps=2)
     start_and_kill_client(wf)
@@ -162,83 +151,11 @@ def test_forcerun_does_not_reuse(tmp_path):
     assert len(jobs(wf)) == 4 and "reusing job" not in out.stderr
 
 
-def test_spot_interruption_resumes_from_task_state(tmp_path):
-    wf = workflow(tmp_path, steps=8)
-    faults = wf.write(
-        "faults.json",
-        json.dumps({"train": {"spot_interruptions": 1, "interrupt_after_seconds": 1.2}}),
-    )
-    wf.run(*ARGS, env={"SSM_LOCAL_FAULTS": str(faults), **GRACE})
-    assert len(jobs(wf)) == 1  # managed spot restarts the same job
-    transitions = [t["Status"] for t in job_status(wf)[0]["SecondaryStatusTransitions"]]
-    assert "Interrupted" in transitions and transitions[-1] == "Completed"
-    log = wf.path("train.log").read_text()
-    assert "saved at step" in log  # the script got SIGTERM and time to save
-    resumed = [
-        int(line.split()[-1]) for line in log.splitlines() if line.startswith("starting at step")
-    ]
-    assert resumed[0] == 0 and resumed[-1] > 0  # the restart began from the saved state
-    assert wf.path("out.txt").read_text() == "steps=8\n"
-
-
-def test_no_spot_capacity_retries_then_falls_back_to_on_demand_with_state(tmp_path):
-    wf = workflow(tmp_path, steps=2)
-    wf.write("runs/state/algo-1/progress.json", json.dumps({"step": 1}))  # earlier progress
-    faults = wf.write("faults.json", json.dumps({"train": {"spot_capacity": False}}))
-    out = wf.run(*ARGS, env={"SSM_LOCAL_FAULTS": str(faults)})
-    spot = [r["EnableManagedSpotTraining"] for r in jobs(wf)]
-    assert sorted(spot) == [False, True, True]  # spot_retries=1: two spot tries, then on-demand
-    assert "retrying on-demand" in out.stderr
-    assert "starting at step 1" in wf.path("train.log").read_text()  # state carried over
-    assert wf.path("out.txt").read_text() == "steps=2\n"
-
-
 def test_user_error_is_never_retried_as_capacity(tmp_path):
     wf = workflow(tmp_path)
     wf.write("train.py", "raise SystemExit(5)\n")
     proc = wf.run(*ARGS, check=False)
     assert proc.returncode != 0 and len(jobs(wf)) == 1
-
-
-def test_ctrl_c_stops_every_job_and_waits_for_it(tmp_path):
-    wf = Workflow(tmp_path)
-    wf.write("Snakefile", slow_jobs(3))
-    client = wf.popen(*ARGS, env=GRACE)
-    wait_for(
-        lambda: (
-            len(jobs(wf)) == 3
-            and all(s.get("SecondaryStatus") == "Training" for s in job_status(wf))
-        )
-    )
-    client.send_signal(signal.SIGINT)
-    output = client.communicate(timeout=120)[0]
-    assert "stopping 3 SageMaker job(s)" in output
-    # the client exits only once each job is Stopping or Stopped (StopTrainingJob accepted)
-    assert {s["TrainingJobStatus"] for s in job_status(wf)} <= {"Stopping", "Stopped"}
-    wait_for(lambda: [s["TrainingJobStatus"] for s in job_status(wf)] == ["Stopped"] * 3)
-    assert not list(tmp_path.glob("o*.txt"))
-
-
-def test_detach_leaves_jobs_running_and_says_how_to_reattach(tmp_path):
-    wf = Workflow(tmp_path)
-    wf.write(
-        "Snakefile",
-        """
-rule slow:
-    output: "o.txt"
-    resources: spot=0
-    shell: "sleep 3; echo ok > {output}"
-""",
-    )
-    client = wf.popen(*ARGS, "--sagemaker-detach")
-    wait_for(lambda: jobs(wf) and job_status(wf)[0].get("SecondaryStatus") == "Training")
-    client.send_signal(signal.SIGINT)
-    output = client.communicate(timeout=60)[0]
-    assert "leaving 1 SageMaker job(s) running" in output and "same snakemake command" in output
-    assert job_status(wf)[0]["TrainingJobStatus"] == "InProgress"
-    wf.run(*ARGS, "--unlock")
-    wf.run(*ARGS)  # re-attaches and promotes
-    assert len(jobs(wf)) == 1 and wf.path("o.txt").read_text() == "ok\n"
 
 
 def test_failed_job_keeps_its_state_and_the_next_run_resumes(tmp_path):
