@@ -7,6 +7,7 @@ after the backend reports the job Completed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -62,6 +63,7 @@ from ssm_rules.spec import Channel, TaskSpec
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
 STOP_WAIT_SECONDS = 120
+STARTUP_SLEEP_SECONDS = 0.05
 MAX_FAILED_POLLS = 10  # consecutive status rounds that fail (after botocore's own retries)
 
 
@@ -437,6 +439,36 @@ class Executor(RemoteExecutor):
                 self._budget.settle(t.current.spec, status)
             if self._finish(info, t, status):
                 yield info
+
+    async def sleep(self) -> None:
+        """Between status rounds. Snakemake sleeps the whole interval; a backend that can
+        tell when a job ends (local: its runner exits) ends the wait then, so a successor is
+        submitted at once instead of a poll interval later. After a failed round, the whole
+        interval: a backend that cannot answer is not asked again right away."""
+        ctx = getattr(self, "ctx", None)
+        if ctx is None:
+            # Snakemake starts the status thread before __post_init__: no jobs yet, and the
+            # interval (--sagemaker-poll-interval) is not set yet either
+            await asyncio.sleep(STARTUP_SLEEP_SECONDS)
+            return
+        wait_for_end = getattr(ctx.backend, "wait_for_end", None)
+        if wait_for_end is None or self._failed_polls:
+            await super().sleep()
+            return
+        with self.lock:  # Snakemake's list of the jobs still running after the last round
+            names = [info.aux[AUX_KEY].current.name for info in self.active_jobs]
+        await asyncio.to_thread(wait_for_end, names, self.next_seconds_between_status_checks)
+
+    def shutdown(self) -> None:
+        """Snakemake joins the status thread: wake it from its wait rather than let the
+        run's end wait out the interval."""
+        with self.lock:
+            self.wait = False
+        ctx = getattr(self, "ctx", None)  # None: __post_init__ failed
+        wake = getattr(ctx.backend, "wake", None) if ctx is not None else None
+        if wake is not None:
+            wake()
+        super().shutdown()
 
     def _track(self, name: str, job_type: JobType) -> None:
         with self._in_flight_lock:

@@ -130,6 +130,33 @@ rule slow:
     assert wf.path("slow.txt").read_text() == "done\n"
 
 
+def test_a_job_end_wakes_the_status_check_whatever_the_interval(tmp_path):
+    """The client learns of a local job's end when its runner exits, not at the next status
+    round: a chain of three jobs (each submitted once the one before was promoted) and the
+    run's end wait out none of the 600 s between status checks."""
+    wf = workflow(
+        tmp_path,
+        """
+rule all:
+    input: "c.txt"
+rule a:
+    output: "a.txt"
+    shell: "echo a > {output}"
+rule b:
+    input: "a.txt"
+    output: "b.txt"
+    shell: "cat {input} > {output}; echo b >> {output}"
+rule c:
+    input: "b.txt"
+    output: "c.txt"
+    shell: "cat {input} > {output}; echo c >> {output}"
+""",
+    )
+    # a run that slept between rounds would take 4 x 600 s: subprocess.run's timeout ends it
+    wf.run(*ARGS, "--seconds-between-status-checks", "600", timeout=300)
+    assert wf.path("c.txt").read_text() == "a\nb\nc\n"
+
+
 def test_log_is_written_while_the_job_runs(tmp_path):
     wf = workflow(
         tmp_path,
