@@ -100,12 +100,15 @@ def start_and_kill_client(wf: Workflow, *extra: str, env: dict[str, str] | None 
     wf.run(*ARGS, "--unlock")  # Snakemake's own lock survives a SIGKILL
 
 
-def gated(train_py: str, gate: Path) -> str:
-    """The worker, finishing only once ``gate`` exists (the job's processes see this
-    machine's files): still running when a second client starts, however loaded the machine."""
-    last = 'pathlib.Path(os.environ["SSM_OUTPUT_OUT"])'
+def gated(
+    train_py: str, gate: Path, before: str = 'pathlib.Path(os.environ["SSM_OUTPUT_OUT"])'
+) -> str:
+    """The worker, going on past the line starting with ``before`` (by default: finishing)
+    only once ``gate`` exists (the job's processes see this machine's files): still running
+    when a second client starts, however loaded the machine."""
     wait = f"while not pathlib.Path({str(gate)!r}).exists():\n    time.sleep(0.1)\n"
-    return train_py.replace(last, wait + last)
+    assert train_py.count(f"\n{before}") == 1, before
+    return train_py.replace(f"\n{before}", f"\n{wait}{before}")
 
 
 def rerun_until(proc: subprocess.Popen[str], text: str, then: Callable[[], None]) -> str:
@@ -280,11 +283,16 @@ def test_clean_state_wipes_the_state_first(tmp_path):
 
 
 def test_orphan_of_an_earlier_run_with_other_params_is_named_with_how_to_stop_it(tmp_path):
-    wf = workflow(tmp_path, steps=200)  # 60 s: still running on a loaded machine
-    # the orphan saves no checkpoint while the test runs: the new job starts from step 0
-    start_and_kill_client(wf, env={"SSM_LOCAL_CHECKPOINT_SYNC_SECONDS": "600"})
+    wf = workflow(tmp_path, steps=2)
+    # The orphan makes no step, so it writes no task state that its checkpoint syncs could
+    # hand to the new job, and runs until it is stopped (its gate never opens), however
+    # loaded the machine.
+    gate = tmp_path / "gate"
+    wf.write("train.py", gated(TRAIN_PY, gate, before="while done <"))
+    start_and_kill_client(wf)
+    wf.write("train.py", TRAIN_PY)  # ungated: the new job runs through
     snakefile = wf.path("Snakefile")
-    snakefile.write_text(snakefile.read_text().replace("steps=200", "steps=1"))
+    snakefile.write_text(snakefile.read_text().replace("steps=2", "steps=1"))
     try:
         out = wf.run(*ARGS)
         orphan = jobs(wf)[0]["TrainingJobName"]
