@@ -459,16 +459,23 @@ class Executor(RemoteExecutor):
             names = [info.aux[AUX_KEY].current.name for info in self.active_jobs]
         await asyncio.to_thread(wait_for_end, names, self.next_seconds_between_status_checks)
 
+    def report_job_submission(self, job_info: SubmittedJobInfo, register_job: bool = True) -> None:
+        super().report_job_submission(job_info, register_job)
+        self._wake_status_check()  # a job to watch: the next wait must include it
+
     def shutdown(self) -> None:
         """Snakemake joins the status thread: wake it from its wait rather than let the
         run's end wait out the interval."""
         with self.lock:
             self.wait = False
-        ctx = getattr(self, "ctx", None)  # None: __post_init__ failed
+        self._wake_status_check()
+        super().shutdown()
+
+    def _wake_status_check(self) -> None:
+        ctx = getattr(self, "ctx", None)  # None: __post_init__ has not run (or failed)
         wake = getattr(ctx.backend, "wake", None) if ctx is not None else None
         if wake is not None:
             wake()
-        super().shutdown()
 
     def _track(self, name: str, job_type: JobType) -> None:
         with self._in_flight_lock:

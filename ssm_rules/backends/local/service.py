@@ -96,7 +96,6 @@ class LocalBackend:
             st.finish(JobState.FAILED, reason)
             jobdir.write_status(st.doc)
             raise RuntimeError(f"{RUNNER_NOT_STARTED} for {name} (exit {rc}):\n{tail}")
-        self.wake()
 
     # --- Describe*Job -------------------------------------------------------------------
     def describe(self, name: str, job_type: JobType) -> dict[str, Any]:
@@ -141,7 +140,7 @@ class LocalBackend:
         return [st for _, st in sorted(found, key=lambda item: item[0], reverse=True)]
 
     def wait_for_end(self, names: Sequence[str], timeout: float) -> None:
-        """Block until one of the named jobs may have ended, a job was submitted, or
+        """Block until one of the named jobs may have ended, :meth:`wake` was called, or
         ``timeout`` passed: what the client does between status rounds. A job has ended
         when its runner exits (it writes the final status, then exits), and that wakes us
         at once, so a successor is submitted without waiting out a fixed poll interval."""
