@@ -4,12 +4,12 @@ Run from the repository root (no AWS, no Docker)::
 
     .venv/bin/python benchmarks/local_overhead.py [--jobs 20]
 
-The same Snakefile of no-op ``shell:`` rules runs twice side by side in one run: with plain
-Snakemake (``--cores``, each job a local shell) and on the local backend (each job a local
-SageMaker training job: a runner, its /opt/ml sandbox, the launcher, the outputs promoted).
-``serial`` chains the jobs (each needs the one before), ``parallel`` makes them independent
-(``--jobs 4``). Ours runs with ``profiles/local``, as a user would. The figure of interest is the overhead per job, (ours - plain) / N, which
-includes learning of each job's end (the status rounds) and submitting the next.
+The same Snakefile of no-op ``shell:`` rules runs side by side in one run: with plain
+Snakemake (``--cores``: each job a local shell) and with ``profiles/local``, as a user runs
+it (each job a local SageMaker training job: a runner, its /opt/ml sandbox, the launcher,
+the outputs promoted). ``serial`` chains the jobs (each needs the one before), ``parallel``
+makes them independent (``--jobs 4``). The figure of interest is the overhead per job,
+(ours - plain) / N: it includes learning of each job's end and submitting the next.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ PARALLEL_JOBS = 4
 
 
 def snakefile(n: int, serial: bool) -> str:
-    rules = ['rule all:\n    input: "out/j%d.txt"\n' % (n - 1) if serial else ""]
-    if not serial:
-        rules = ["rule all:\n    input: [f'out/j{i}.txt' for i in range(%d)]\n" % n]
+    targets = [f"out/j{n - 1}.txt"] if serial else [f"out/j{i}.txt" for i in range(n)]
+    rules = [f"rule all:\n    input: {targets!r}\n"]
     for i in range(n):
         dep = f'    input: "out/j{i - 1}.txt"\n' if serial and i else ""
         rules.append(
