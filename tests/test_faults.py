@@ -466,6 +466,7 @@ SPRINKLED = [
 ]
 
 
+@pytest.mark.slow  # a snakemake run
 def test_snakemake_run_completes_through_sprinkled_faults(
     tmp_path: Path, aws: MotoServer, bucket: str, api_calls: ApiCalls
 ) -> None:
@@ -510,6 +511,7 @@ def print_table(faults: list[Any], api_calls: ApiCalls) -> None:
     ],
     ids=["CreateTrainingJob", "ListTrainingJobs", "CopyObject", "PutObject"],
 )
+@pytest.mark.slow  # a snakemake run
 def test_snakemake_run_ends_with_a_clear_error_on_a_persistent_fault(
     service: str,
     operation: str,
@@ -533,6 +535,7 @@ def test_snakemake_run_ends_with_a_clear_error_on_a_persistent_fault(
     assert not _keys(aws, bucket, "x/train/")  # nothing of train was promoted
 
 
+@pytest.mark.slow  # a snakemake run
 def test_completed_job_without_its_artifacts_is_a_clear_rule_error(
     tmp_path: Path, aws: MotoServer, bucket: str
 ) -> None:
@@ -581,6 +584,7 @@ def _bundle_bytes(aws: MotoServer, bucket: str) -> bytes:
     return data
 
 
+@pytest.mark.slow  # a snakemake run
 def test_credentials_never_leave_the_client_and_s3_calls_check_the_owner(
     tmp_path: Path,
     aws: MotoServer,

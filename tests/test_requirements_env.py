@@ -266,6 +266,7 @@ open(snakemake.output[0], "w").write(tinypkg.VERSION)
 """
 
 
+@pytest.mark.slow  # a snakemake run
 def test_processing_and_training_rules_share_one_install(tmp_path: Path, wheels: Path) -> None:
     """Through Snakemake and the plugin: the script's directory is the job's code; its
     requirements.txt is installed once for both rules (same hash), which run at the same
