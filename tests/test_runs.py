@@ -71,22 +71,22 @@ rule fail:
 
 
 def test_forcerun_never_accepts_the_old_output(tmp_path):
+    # the job's processes see this machine's files: a flag of this test's own (a shared path
+    # in /tmp would be another run's to delete)
+    flag = tmp_path / "fail-yes"
     wf = workflow(
-        tmp_path,
-        """
+        tmp_path / "wf",
+        f"""
 rule r:
     output: "v.txt"
-    shell: "test -e /tmp/ssm-never-exists-{config[fail]} && exit 4; echo new > {output}"
+    shell: "test -e {tmp_path}/fail-{{config[fail]}} && exit 4; echo new > {{output}}"
 """,
     )
     wf.run(*ARGS, "--config", "fail=no")
     assert wf.path("v.txt").read_text() == "new\n"
     wf.write("v.txt", "old\n")
-    Path("/tmp/ssm-never-exists-yes").touch()
-    try:
-        proc = wf.run(*ARGS, "--config", "fail=yes", "--forcerun", "r", check=False)
-    finally:
-        Path("/tmp/ssm-never-exists-yes").unlink()
+    flag.touch()
+    proc = wf.run(*ARGS, "--config", "fail=yes", "--forcerun", "r", check=False)
     assert proc.returncode != 0
     assert not wf.path("v.txt").exists()  # the stale "old" can never pass as this run's result
 
