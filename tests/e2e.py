@@ -31,7 +31,9 @@ def aws_args(bucket: str) -> tuple[str, ...]:
     )
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 60) -> None:
+def wait_for(predicate: Callable[[], object], timeout: float = 300) -> None:
+    """Until ``predicate()`` holds. The timeout only ends a test that is stuck: it is no
+    measure of speed (a snakemake client takes a minute to start on a loaded machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -122,7 +122,7 @@ def rerun_until(proc: subprocess.Popen[str], text: str, then: Callable[[], None]
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any(text in line for line in lines), timeout=120)
+        wait_for(lambda: any(text in line for line in lines), timeout=300)
     finally:
         then()
     proc.wait(timeout=120)

@@ -325,12 +325,12 @@ rule stuck:
     try:
         wf.run(*ARGS, "bg.txt", env=env)
         assert wf.path("bg.txt").read_text() == "done\n"
-        wait_for(lambda: not _processes_with(marker), timeout=5)  # completion kills them
+        wait_for(lambda: not _processes_with(marker), timeout=120)  # completion kills them
         client = wf.popen(*ARGS, "stuck.txt", env=env)
         wait_for(lambda: _processes_with(marker + "-stuck"))
         client.send_signal(signal.SIGINT)  # stop: SIGTERM is ignored, SIGKILL must reach all
         client.communicate(timeout=60)
-        wait_for(lambda: not _processes_with(marker), timeout=15)
+        wait_for(lambda: not _processes_with(marker), timeout=120)
     finally:
         for pid in _processes_with(marker):
             os.kill(pid, signal.SIGKILL)
