@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,13 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from ssm_rules import scratch, staging
+from ssm_rules import aws_clients, scratch, staging
 from ssm_rules._snakemake_internals import (
     forget_storage_folders,
     hide_empty_shell_commands,
     is_forced,
 )
-from ssm_rules.backends.base import JobState, JobStatus
+from ssm_rules.backends.base import JobState, JobStatus, LogBudgetSpent
 from ssm_rules.budget import Budget
 from ssm_rules.context import RunContext, make_context
 from ssm_rules.decisions import (
@@ -62,6 +62,9 @@ MAX_FAILED_POLLS = 10  # consecutive status rounds that fail (after botocore's o
 # round. Enough for a usual promotion, short against the status interval.
 END_WAIT_SECONDS = 2.0
 END_WORKERS = 4  # jobs whose ends are handled at once
+# Jobs submitted at once: one job's staging (uploads, deletes) overlaps another's Create,
+# which the backend spaces to --sagemaker-max-submit-rate anyway.
+SUBMIT_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class Executor(RemoteExecutor):
             self.ctx, self.settings, self.workflow, self.logger, self.in_flight
         )
         self._workers = ThreadPoolExecutor(END_WORKERS, thread_name_prefix="ssm-rules-end")
+        self._submitters = ThreadPoolExecutor(SUBMIT_WORKERS, thread_name_prefix="ssm-rules-submit")
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
@@ -157,6 +161,32 @@ class Executor(RemoteExecutor):
 
     # --- submission (ssm_rules.submission) ------------------------------------------------
 
+    def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
+        """The jobs Snakemake found ready together, submitted a few at once (the interface
+        allows it: each job is still reported on its own), returning once each is submitted
+        or reported failed, as the one-by-one default does.
+
+        Ctrl-C (KeyboardInterrupt in Snakemake's main thread, which waits here) keeps the
+        guarantees of one-by-one submission: from that moment no submission may register a
+        job (InFlight refuses it, so nothing is created after the interrupt) and the
+        submissions not started are dropped; the ones past registration finish their
+        Create before Snakemake's cancel_jobs, which stops every job registered."""
+        for job in jobs:
+            self.run_job_pre(job)  # Snakemake's "rule ...:" block, in order, from this thread
+        if len(jobs) < 2:
+            for job in jobs:
+                self.run_job(job)
+            return
+        futures = [self._submitters.submit(self.run_job, job) for job in jobs]
+        try:
+            wait(futures)
+        except BaseException:
+            self.in_flight.cancel()
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise
+
     def run_job(self, job: JobExecutorInterface) -> None:
         """Submit the job (a group job: its first member). A failure is this job's error, not
         the run's: Snakemake goes on with the others (and -k keeps going)."""
@@ -196,13 +226,14 @@ class Executor(RemoteExecutor):
             return
         tracked: list[Tracked] = [info.aux[AUX_KEY] for info in active_jobs]
         statuses = await self._poll([t for t in tracked if t.ending is None])
+        running: list[Tracked] = []
         for info, t in zip(active_jobs, tracked, strict=True):
             if t.ending is not None:
                 continue  # its end is being handled: below
             status = statuses.get(t.current.name)
             if status is None or not status.is_done:
                 self._note_progress(t.current, status)
-                self._refresh_logs(t)
+                running.append(t)
                 yield info
                 continue
             self.in_flight.untrack(t.current.name)
@@ -211,6 +242,10 @@ class Executor(RemoteExecutor):
             t.ending = self._workers.submit(self._end, t, status)
             # an end handled past this round's wait is reported in the round it wakes
             t.ending.add_done_callback(lambda _: self._wake_status_check())
+        # least recently read first: when the backend's log calls of the round run out, the
+        # jobs left out are the first served next round (round robin)
+        for t in sorted(running, key=lambda t: t.current.log_refreshed):
+            self._refresh_logs(t)
         ending = [asyncio.wrap_future(t.ending) for t in tracked if t.ending is not None]
         if ending:  # most ends take well under this: reported in the round they ended
             await asyncio.wait(ending, timeout=END_WAIT_SECONDS)
@@ -252,25 +287,34 @@ class Executor(RemoteExecutor):
         return statuses
 
     async def sleep(self) -> None:
-        """Between status rounds. Snakemake sleeps the whole interval; a backend that can
-        tell when a job ends (local: its runner exits) ends the wait then, so a successor is
-        submitted at once instead of a poll interval later. After a failed round, the whole
-        interval: a backend that cannot answer is not asked again right away."""
+        """The wait between status rounds.
+
+        A backend that can tell when a job ends (local: its runner exits) ends the wait then,
+        so a successor is submitted at once, not a poll interval later; a submission wakes it
+        too (the next wait must include the new job). After a failed round, the whole
+        interval: a backend that cannot answer is not asked again right away.
+
+        Otherwise the interval is read again every half second: RemoteExecutor.__init__
+        (snakemake-interface-executor-plugins 9) starts the status thread before it calls
+        ``__post_init__``, so the first sleep began before ``--sagemaker-poll-interval`` was
+        set, with Snakemake's ``--seconds-between-status-checks`` (the sagemaker profile's
+        30 s), and the first status round came about 30 s after start.
+        """
         ctx = getattr(self, "ctx", None)
-        if ctx is None:
-            # Snakemake starts the status thread before __post_init__: no jobs yet, and the
-            # interval (--sagemaker-poll-interval) is not set yet either
+        if ctx is None:  # __post_init__ is still running: no job yet
             await asyncio.sleep(STARTUP_SLEEP_SECONDS)
             return
         wait_for_end = getattr(ctx.backend, "wait_for_end", None)
-        if wait_for_end is None or self._failed_polls:
-            await super().sleep()
+        if wait_for_end is not None and not self._failed_polls:
+            with self.lock:  # Snakemake's list of the jobs still running after the last round
+                tracked: list[Tracked] = [info.aux[AUX_KEY] for info in self.active_jobs]
+            # a job whose end is being handled is over (its runner gone): its handling wakes us
+            names = [t.current.name for t in tracked if t.ending is None]
+            await asyncio.to_thread(wait_for_end, names, self.next_seconds_between_status_checks)
             return
-        with self.lock:  # Snakemake's list of the jobs still running after the last round
-            tracked: list[Tracked] = [info.aux[AUX_KEY] for info in self.active_jobs]
-        # a job whose end is being handled is over (its runner gone): its handling wakes us
-        names = [t.current.name for t in tracked if t.ending is None]
-        await asyncio.to_thread(wait_for_end, names, self.next_seconds_between_status_checks)
+        started = time.monotonic()
+        while (left := started + self.next_seconds_between_status_checks - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.5))
 
     def report_job_submission(self, job_info: SubmittedJobInfo, register_job: bool = True) -> None:
         super().report_job_submission(job_info, register_job)
@@ -284,6 +328,9 @@ class Executor(RemoteExecutor):
         self._wake_status_check()
         super().shutdown()  # the status thread has stopped: no end is handed over any more
         self._workers.shutdown(wait=True)  # as the status thread did, finish what was begun
+        self._submitters.shutdown(wait=True)
+        if self.ctx.backend_name == "aws":  # ours only: the S3 storage plugin has its own clients
+            self.logger.info(f"ssm_rules made {aws_clients.CALLS.summary()} to AWS")
 
     def _wake_status_check(self) -> None:
         ctx = getattr(self, "ctx", None)  # None: __post_init__ has not run (or failed)
@@ -343,17 +390,20 @@ class Executor(RemoteExecutor):
         now = time.monotonic()
         if not final and now - sub.log_refreshed < self.log_refresh_seconds:
             return ""
-        sub.log_refreshed = now
         try:
             if sub.log_reader is None:
                 sub.log_reader = self.ctx.backend.log_reader(sub.name, sub.job_type)
             new = sub.log_reader.read()
+            sub.log_refreshed = now
             sub.log_events.extend(new)
             text = render(sub.name, sub.log_events)
             if new or final:
                 for uri in sub.spec.logs:
                     write_log(self.ctx.store(uri), uri, t.finished_logs.get(uri, "") + text)
+        except LogBudgetSpent:
+            return ""  # not read this round: still due, and first in line next round
         except Exception as e:  # noqa: BLE001 — see docstring
+            sub.log_refreshed = now
             self.logger.warning(f"could not bring the log of job {sub.name} up to date: {e!r}")
             text = render(sub.name, sub.log_events)
         if final:
