@@ -75,15 +75,21 @@ def workflow(tmp_path: Path, steps: int = 3, spot: int = 1) -> Workflow:
 
 
 def jobs(wf: Workflow) -> list[dict]:
-    root = wf.root / ".ssm_rules" / "jobs"
-    if not root.exists():
-        return []
-    return [json.loads((d / "request.json").read_text()) for d in sorted(root.iterdir())]
+    return _records(wf, "request.json")
 
 
 def job_status(wf: Workflow) -> list[dict]:
+    return _records(wf, "status.json")
+
+
+def _records(wf: Workflow, name: str) -> list[dict]:
+    """Each job's record, of the jobs created so far: a job being created (its directory
+    made, its files not yet written, atomically) is not one yet."""
     root = wf.root / ".ssm_rules" / "jobs"
-    return [json.loads((d / "status.json").read_text()) for d in sorted(root.iterdir())]
+    if not root.exists():
+        return []
+    files = [d / name for d in sorted(root.iterdir())]
+    return [json.loads(f.read_text()) for f in files if f.exists()]
 
 
 def start_and_kill_client(wf: Workflow, *extra: str, env: dict[str, str] | None = None) -> None:
@@ -209,8 +215,8 @@ def test_ctrl_c_stops_every_job_and_waits_for_it(tmp_path):
     client = wf.popen(*ARGS, env=GRACE)
     wait_for(
         lambda: (
-            len(jobs(wf)) == 3
-            and all(s.get("SecondaryStatus") == "Training" for s in job_status(wf))
+            len(statuses := job_status(wf)) == 3
+            and all(s.get("SecondaryStatus") == "Training" for s in statuses)
         )
     )
     client.send_signal(signal.SIGINT)
@@ -224,13 +230,14 @@ def test_ctrl_c_stops_every_job_and_waits_for_it(tmp_path):
 
 def test_detach_leaves_jobs_running_and_says_how_to_reattach(tmp_path):
     wf = Workflow(tmp_path)
+    gate = tmp_path / "gate"  # the job runs until it opens: still running after the client
     wf.write(
         "Snakefile",
-        """
+        f"""
 rule slow:
     output: "o.txt"
     resources: spot=0
-    shell: "sleep 3; echo ok > {output}"
+    shell: "while [ ! -e {gate} ]; do sleep 0.1; done; echo ok > {{output}}"
 """,
     )
     client = wf.popen(*ARGS, "--sagemaker-detach")
@@ -239,6 +246,7 @@ rule slow:
     output = client.communicate(timeout=60)[0]
     assert "leaving 1 SageMaker job(s) running" in output and "same snakemake command" in output
     assert job_status(wf)[0]["TrainingJobStatus"] == "InProgress"
+    gate.touch()
     wf.run(*ARGS, "--unlock")
     wf.run(*ARGS)  # re-attaches and promotes
     assert len(jobs(wf)) == 1 and wf.path("o.txt").read_text() == "ok\n"
