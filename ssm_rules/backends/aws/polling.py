@@ -144,6 +144,7 @@ def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
             "ProcessingStartTime",  # with ProcessingEndTime: what a processing job is billed
             "ResourceConfig",  # the plan's history matches earlier jobs on it
             "FinalMetricDataList",
+            "WarmPoolStatus",  # a warm pool kept after the job (ssm_rules.warm_pools)
         ),
     )
 
