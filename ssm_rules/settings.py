@@ -21,13 +21,25 @@ def _meta(help: str, **extra: object) -> dict:
     return {"help": help, "env_var": False, "required": False, **extra}
 
 
+def comma_list(value: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` → ``("a", "b", "c")``: the ids of a comma-separated setting."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _ids(help: str) -> dict:
+    # Snakemake hands the option's string to parse_func and turns the value back into one
+    # with unparse_func (snakemake_interface_common's plugin registry requires both).
+    return _meta(help, parse_func=comma_list, unparse_func=",".join)
+
+
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
     backend: str = field(
         default="local",
         metadata=_meta(
             "Where jobs run: 'local' runs each SageMaker request on this machine "
-            "(no AWS, no Docker); 'aws' submits it to Amazon SageMaker."
+            "(no AWS, no Docker); 'aws' submits it to Amazon SageMaker.",
+            choices=BACKENDS,  # argparse refuses another value, naming the choices
         ),
     )
     region: Optional[str] = field(
@@ -77,11 +89,11 @@ class ExecutorSettings(ExecutorSettingsBase):
     kms_key: Optional[str] = field(
         default=None, metadata=_meta("KMS key id or ARN for job volumes and outputs.")
     )
-    subnets: Optional[str] = field(
-        default=None, metadata=_meta("Comma-separated VPC subnet ids for the jobs.")
+    subnets: Optional[tuple] = field(
+        default=None, metadata=_ids("Comma-separated VPC subnet ids for the jobs.")
     )
-    security_group_ids: Optional[str] = field(
-        default=None, metadata=_meta("Comma-separated security group ids for the jobs.")
+    security_group_ids: Optional[tuple] = field(
+        default=None, metadata=_ids("Comma-separated security group ids for the jobs.")
     )
     local_root: str = field(
         default=".ssm_rules",
@@ -148,13 +160,18 @@ class ExecutorSettings(ExecutorSettingsBase):
             raise WorkflowError(
                 f"--sagemaker-max-cost {self.max_cost:g} is not a budget: write USD > 0"
             )
+        # constructed in Python rather than from the command line: the same ids
+        if isinstance(self.subnets, str):
+            self.subnets = comma_list(self.subnets)
+        if isinstance(self.security_group_ids, str):
+            self.security_group_ids = comma_list(self.security_group_ids)
         if self.prefix.startswith("/") or self.prefix.endswith("/"):
             self.prefix = self.prefix.strip("/")
 
     @property
     def subnet_list(self) -> list[str]:
-        return [s for s in (self.subnets or "").split(",") if s]
+        return list(self.subnets or ())
 
     @property
     def security_group_list(self) -> list[str]:
-        return [s for s in (self.security_group_ids or "").split(",") if s]
+        return list(self.security_group_ids or ())
