@@ -15,9 +15,7 @@ worst case of this job must stay within the budget. Spent is what SageMaker bill
 
 from __future__ import annotations
 
-import datetime
 import threading
-from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
 
@@ -28,28 +26,18 @@ from ssm_rules.spec import TaskSpec
 from ssm_rules.warm_pools import retained_seconds
 
 
-def _timestamp(value: Any) -> float | None:
-    if isinstance(value, datetime.datetime):
-        return value.timestamp()
-    if isinstance(value, str) and value:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    return None
-
-
-def billed_instance_seconds(job_type: JobType, count: int, extra: dict[str, Any]) -> float:
+def billed_instance_seconds(status: JobStatus, job_type: JobType, count: int) -> float:
     """Instance-seconds SageMaker bills for an ended job (see the module docstring)."""
     if job_type is JobType.TRAINING:
-        seconds = extra.get("BillableTimeInSeconds")
+        seconds = status.billable_seconds
         if seconds is None:
-            seconds = extra.get("TrainingTimeInSeconds") or 0
+            seconds = status.training_seconds or 0
         # a warm pool kept after the job is billed too ("ResourceRetainedBillableTimeInSeconds
         # * InstanceCount", WarmPoolStatus)
-        return (float(seconds) + retained_seconds(extra)) * count
-    start = _timestamp(extra.get("ProcessingStartTime"))
-    end = _timestamp(extra.get("ProcessingEndTime"))
-    if start is None or end is None:
+        return (float(seconds) + retained_seconds(status.extra)) * count
+    if status.start_time is None or status.end_time is None:
         return 0.0
-    return max(0.0, end - start) * count
+    return max(0.0, (status.end_time - status.start_time).total_seconds()) * count
 
 
 class Budget:
@@ -86,7 +74,7 @@ class Budget:
     def settle(self, spec: TaskSpec, status: JobStatus) -> None:
         """A job ended: its reservation becomes what it was billed."""
         price = self.prices.price(spec.job_type, spec.instance.instance_type) or 0.0
-        seconds = billed_instance_seconds(spec.job_type, spec.instance.count, status.extra)
+        seconds = billed_instance_seconds(status, spec.job_type, spec.instance.count)
         with self._lock:
             self._running.pop(status.name, None)
             self.spent += price * seconds / 3600

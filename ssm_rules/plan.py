@@ -20,7 +20,7 @@ from snakemake_interface_common.exceptions import WorkflowError
 
 from ssm_rules._snakemake_internals import declared_resources, needrun_jobs, runs_here_by_rule
 from ssm_rules.backends.base import JobType
-from ssm_rules.context import RunContext
+from ssm_rules.backends.context import RunContext
 from ssm_rules.group import group_spec, members_in_order
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.placing import placement

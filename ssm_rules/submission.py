@@ -20,8 +20,8 @@ from snakemake_interface_common.exceptions import WorkflowError
 
 from ssm_rules import docker_images, manifest_file, staging
 from ssm_rules.backends.base import JobState, JobType, LogEvent, LogReader
+from ssm_rules.backends.context import RunContext
 from ssm_rules.budget import Budget
-from ssm_rules.context import RunContext
 from ssm_rules.digests import CACHE_FILE, DigestCache
 from ssm_rules.identity import (
     IDENTITY_TAG,
@@ -257,7 +257,7 @@ class Submitter:
         still running is an orphan of an earlier run: say so, with how to stop it."""
         prefix = job_name_prefix(spec.rule)
         found = self.ctx.backend.find(spec.job_type, prefix, {TASK_TAG: spec.task_id[:256]})
-        same = [s for s in found if s.extra.get("Tags", {}).get(IDENTITY_TAG) == ident]
+        same = [s for s in found if s.tags.get(IDENTITY_TAG) == ident]
         for status in found:
             if status not in same and status.state is JobState.IN_PROGRESS:
                 kind = "training" if spec.job_type is JobType.TRAINING else "processing"

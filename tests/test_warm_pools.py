@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, WarmPoolQuotaError
+from ssm_rules.backends.base import (
+    JobRequest,
+    JobState,
+    JobStatus,
+    JobType,
+    WarmPoolQuotaError,
+    typed_fields,
+)
 from ssm_rules.backends.local import LocalBackend
 from ssm_rules.backends.local import warm_pools as local_pools
 from ssm_rules.backends.local.jobdir import JobDir, now_iso, write_json_atomic
@@ -215,7 +222,10 @@ def test_cost_counts_the_retained_time_of_a_pool(tmp_path):
         "WarmPoolStatus": {"Status": "Reused", "ResourceRetainedBillableTimeInSeconds": 50},
     }
     # "ResourceRetainedBillableTimeInSeconds * InstanceCount" (WarmPoolStatus)
-    assert billed_instance_seconds(JobType.TRAINING, 2, extra) == 300
+    status = JobStatus(
+        "j", JobState.COMPLETED, **typed_fields(JobType.TRAINING, extra), extra=extra
+    )
+    assert billed_instance_seconds(status, JobType.TRAINING, 2) == 300
     table = PriceTable("us-east-1", datetime.date.today(), {"Training:ml.m5.large": 3.6})
     budget = Budget(10.0, Prices(table))
     budget.add_retained(spec(tmp_path, spot=0, instance_count=2), 100)  # a pool kept 100 s more
@@ -258,7 +268,9 @@ class PoolService:
         if keep.get("KeepAlivePeriodInSeconds"):
             self.pools[name] = {"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0}
             extra["WarmPoolStatus"] = dict(self.pools[name])
-        return JobStatus(name, JobState.COMPLETED, extra=extra)
+        return JobStatus(
+            name, JobState.COMPLETED, **typed_fields(JobType.TRAINING, extra), extra=extra
+        )
 
     def warm_pool(self, name: str) -> dict[str, Any] | None:
         pool = self.pools.get(name)

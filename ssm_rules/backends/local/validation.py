@@ -11,19 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 from ssm_rules.aws_names import job_name_problem
-from ssm_rules.backends.base import JobType
+from ssm_rules.backends.base import BackendError, JobType
 from ssm_rules.objects import ObjectURI, ObjectURIError
 from worker_toolkit import contract
 
 DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 
 
-class LocalSageMakerError(Exception):
+class LocalSageMakerError(BackendError):
     """Base of the errors the local service raises for a request."""
 
 
 class ValidationError(LocalSageMakerError, ValueError):
-    """SageMaker's ValidationException."""
+    """SageMaker's ValidationException; the message starts with that code, as the other
+    local errors' do and as the aws backend quotes SageMaker's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"ValidationException: {message}")
 
 
 class ResourceInUse(LocalSageMakerError, ValueError):
