@@ -117,8 +117,11 @@ def _task_source(argv: list[str]) -> tuple[dict[str, Any] | None, str, list[str]
     return (task if isinstance(task, dict) else None), "processing", rest
 
 
-def load_task(argv: list[str], root: str) -> tuple[TaskDescription, list[str]]:
-    """The validated task with every /opt/ml path re-rooted, and the user's args."""
+def load_task(
+    argv: list[str], root: str
+) -> tuple[TaskDescription | GroupTaskDescription, list[str]]:
+    """The validated task (one rule's, or a group's) with every /opt/ml path re-rooted, and
+    the user's args."""
     data, job_type, rest = _task_source(argv)
     if data is None:
         raise LaunchError(
