@@ -25,7 +25,7 @@ from ssm_rules.pricing import Prices
 from ssm_rules.spec import TaskSpec
 
 
-def _timestamp(value: Any) -> float | None:
+def timestamp(value: Any) -> float | None:
     if isinstance(value, datetime.datetime):
         return value.timestamp()
     if isinstance(value, str) and value:
@@ -40,8 +40,8 @@ def billed_instance_seconds(job_type: JobType, count: int, extra: dict[str, Any]
         if seconds is None:
             seconds = extra.get("TrainingTimeInSeconds") or 0
         return float(seconds) * count
-    start = _timestamp(extra.get("ProcessingStartTime"))
-    end = _timestamp(extra.get("ProcessingEndTime"))
+    start = timestamp(extra.get("ProcessingStartTime"))
+    end = timestamp(extra.get("ProcessingEndTime"))
     if start is None or end is None:
         return 0.0
     return max(0.0, end - start) * count

@@ -28,6 +28,7 @@ from ssm_rules._snakemake_internals import (
     is_forced,
 )
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogEvent, LogReader
+from ssm_rules.board import Board
 from ssm_rules.budget import Budget
 from ssm_rules.context import RunContext, make_context
 from ssm_rules.dryrun import run_prices
@@ -72,7 +73,6 @@ class Submission:
     spec: TaskSpec
     place: Placement
     job_type: JobType
-    secondary: str = ""  # last SecondaryStatus seen, to log changes once
     log_reader: LogReader | None = None
     log_events: list[LogEvent] = field(default_factory=list)
     log_refreshed: float = 0.0  # time.monotonic() of the last read
@@ -121,7 +121,22 @@ class Executor(RemoteExecutor):
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
         self._budget: Budget | None = None  # with --sagemaker-max-cost
+        self._prices = run_prices(self.ctx)
+        self._board = self._new_board()
         self._check_plan()
+
+    def _new_board(self) -> Board:
+        """The live board and the run record (ssm_rules.board, ssm_rules.runrecord)."""
+        local = self.ctx.backend_name == "local"
+        return Board(
+            self.logger,
+            self.ctx.backend_name,
+            self.ctx.region,
+            Path.cwd() / self.settings.local_root,
+            self.ctx.root,
+            str(getattr(self.ctx.backend, "root", "")) if local else None,
+            self._prices,
+        )
 
     def _check_plan(self) -> None:
         """Validate every job this run will submit before submitting any: a typo in the last
@@ -153,7 +168,7 @@ class Executor(RemoteExecutor):
         if errors:
             raise refusal(errors)
         if self.settings.max_cost is not None:
-            prices = run_prices(self.ctx)
+            prices = self._prices
             planned = [PlannedJob(spec, "", {}, "") for spec, _ in requests]
             check_budget(planned, prices, self.settings.max_cost)
             self._budget = Budget(self.settings.max_cost, prices)
@@ -240,6 +255,7 @@ class Executor(RemoteExecutor):
             f"({spec.instance.count} x {spec.instance.instance_type}"
             f"{', spot' if spec.instance.spot else ''})"
         )
+        self._board.submitted(spec, place.job_name, request.job_type, "submitted")
         return Submission(spec, place, request.job_type)
 
     def _placement(
@@ -312,6 +328,7 @@ class Executor(RemoteExecutor):
                     f"rule {spec.rule}: re-attaching to job {status.name}, still running with "
                     "the same code, inputs and parameters"
                 )
+                self._board.submitted(spec, status.name, spec.job_type, "re-attached")
                 return Submission(spec, place, spec.job_type)
             if (
                 status.state is JobState.COMPLETED
@@ -322,6 +339,7 @@ class Executor(RemoteExecutor):
                     f"rule {spec.rule}: reusing job {status.name}, which completed with the same "
                     "code, inputs and parameters"
                 )
+                self._board.submitted(spec, status.name, spec.job_type, "reused")
                 return Submission(spec, place, spec.job_type)
         return None
 
@@ -427,8 +445,8 @@ class Executor(RemoteExecutor):
                 statuses = {}
         for info, t in zip(active_jobs, tracked, strict=True):
             status = statuses.get(t.current.name)
+            self._board.seen(t.current.name, status)  # a line per status change
             if status is None or not status.is_done:
-                self._note_progress(t.current, status)
                 self._refresh_logs(t)
                 yield info
                 continue
@@ -437,6 +455,7 @@ class Executor(RemoteExecutor):
                 self._budget.settle(t.current.spec, status)
             if self._finish(info, t, status):
                 yield info
+        self._board.tick()
 
     def _track(self, name: str, job_type: JobType) -> None:
         with self._in_flight_lock:
@@ -445,11 +464,6 @@ class Executor(RemoteExecutor):
     def _untrack(self, name: str) -> None:
         with self._in_flight_lock:
             self._in_flight.pop(name, None)
-
-    def _note_progress(self, sub: Submission, status: JobStatus | None) -> None:
-        if status is not None and status.secondary and status.secondary != sub.secondary:
-            sub.secondary = status.secondary
-            self.logger.info(f"rule {sub.spec.rule}: job {sub.name} {status.secondary}")
 
     def _finish(self, info: SubmittedJobInfo, t: Tracked, status: JobStatus) -> bool:
         """Handle a job that ended. True when the Snakemake job is still active (next member
@@ -529,6 +543,7 @@ class Executor(RemoteExecutor):
                 sub.log_reader = self.ctx.backend.log_reader(sub.name, sub.job_type)
             new = sub.log_reader.read()
             sub.log_events.extend(new)
+            self._board.log_lines(sub.name, new)  # metric values as they change
             text = render(sub.name, sub.log_events)
             if new or final:
                 for uri in sub.spec.logs:
@@ -540,6 +555,21 @@ class Executor(RemoteExecutor):
             for uri in sub.spec.logs:
                 t.finished_logs[uri] = t.finished_logs.get(uri, "") + text
         return "\n".join(e.message for e in sub.log_events[-LOG_TAIL_LINES:])
+
+    # --- the end ---------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """After every run (also a failed or cancelled one): the bill, next to the record."""
+        super().shutdown()
+        record = self._board.close()
+        if record is not None:
+            from ssm_rules.report import write_report
+
+            try:
+                html, png = write_report(record.path, record.doc, time.time())
+                self.logger.info(f"SageMaker bill: {html} ({png}; record {record.path})")
+            except Exception as e:  # noqa: BLE001 — the run's outcome stands without its report
+                self.logger.warning(f"could not write the run's report: {e!r}")
 
     # --- cancellation ------------------------------------------------------------------
 

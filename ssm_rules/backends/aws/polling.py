@@ -134,6 +134,12 @@ def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
             "ProcessingStartTime",  # with ProcessingEndTime: what a processing job is billed
             "ResourceConfig",  # the plan's history matches earlier jobs on it
             "FinalMetricDataList",
+            # the run's bill (ssm_rules.bill): phases, spot, warm pool, processing instances
+            "SecondaryStatusTransitions",
+            "EnableManagedSpotTraining",
+            "WarmPoolStatus",
+            "ProcessingResources",
+            "StoppingCondition",
         ),
     )
 
