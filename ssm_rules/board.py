@@ -276,7 +276,9 @@ class Board:
     def tick(self) -> None:
         """After a status round: the summary, at most every ``summary_seconds``."""
         now = self.clock()
-        if self.record is None or now - self._last_summary < self.summary_seconds:
+        if self.record is None:
+            return
+        if now - self._last_summary < self.summary_seconds:
             return
         self._last_summary = now
         self.logger.info(summary_line(self.bill(), self.backend))

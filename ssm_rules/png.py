@@ -103,7 +103,7 @@ class Canvas:
         return (
             b"\x89PNG\r\n\x1a\n"
             + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 9))
+            + chunk(b"IDAT", zlib.compress(raw, 6))
             + chunk(b"IEND", b"")
         )
 

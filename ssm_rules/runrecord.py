@@ -1,10 +1,11 @@
-"""The record of a run: one JSON file per run, rewritten as the run goes.
+"""The record of a run, written as the run goes.
 
-``<local root>/runs/<run id>/run.json`` (next to it, after the run, ``report.html`` and
-``timeline.png``: ssm_rules.report). Written atomically at every submission, status change,
-metric change and end, so a run killed at any moment leaves a record that ``python -m
-ssm_rules status`` / ``report`` / ``stop`` read. The job descriptions are what the backend
-reported (Describe*Job fields), kept to what the bill and the board read.
+``<local root>/runs/<run id>/run.json`` (a snapshot) and ``events.jsonl`` (what changed
+since; see :class:`RunRecord`); after the run, ``report.html`` and ``timeline.png`` next to
+them (ssm_rules.report). Every submission, status change, metric change and end is written
+at once, so a run killed at any moment leaves a record that ``python -m ssm_rules status``
+/ ``report`` / ``stop`` read. The job descriptions are what the backend reported
+(Describe*Job fields), kept to what the bill and the board read.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ssm_rules.backends.base import JobState, JobStatus
 
 RUNS_DIR = "runs"
 RECORD_FILE = "run.json"
+JOURNAL_FILE = "events.jsonl"
 VERSION = 1
 # The Describe*Job fields the bill, the board and the history read. Not the whole reply:
 # Environment and HyperParameters may hold what the user would not want in a report.
@@ -77,8 +79,14 @@ def new_run_id(now: datetime.datetime | None = None) -> str:
 
 @dataclass
 class RunRecord:
+    """``run.json`` is a snapshot; every change after it is appended to ``events.jsonl``
+    (one JSON line: a job added, or fields of a job set), so a change costs a write of its
+    own size, not of the whole run's, and a kill loses nothing already written. The end of
+    the run writes the whole snapshot and drops the journal."""
+
     path: Path  # .../runs/<run id>/run.json
     doc: dict[str, Any]
+    written: int = 0  # bytes written by this object (benchmarks/board_record.py)
 
     @classmethod
     def create(
@@ -104,7 +112,6 @@ class RunRecord:
             "prices": price_source,
             "client": {"pid": os.getpid(), "host": socket.gethostname()},
             "started": now,
-            "updated": now,
             "ended": None,
             "jobs": [],
         }
@@ -114,15 +121,25 @@ class RunRecord:
 
     @classmethod
     def load(cls, path: Path) -> RunRecord:
-        return cls(Path(path), json.loads(Path(path).read_text()))
+        record = cls(Path(path), json.loads(Path(path).read_text()))
+        try:
+            lines = record.journal.read_text().splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            try:
+                record._apply(json.loads(line))
+            except ValueError:
+                break  # the last line of a client killed while writing it
+        return record
+
+    @property
+    def journal(self) -> Path:
+        return self.path.with_name(JOURNAL_FILE)
 
     @property
     def run_id(self) -> str:
         return self.doc["run_id"]
-
-    @property
-    def directory(self) -> Path:
-        return self.path.parent
 
     @property
     def jobs(self) -> list[dict[str, Any]]:
@@ -131,26 +148,41 @@ class RunRecord:
     def job(self, name: str) -> dict[str, Any] | None:
         return next((j for j in self.jobs if j["name"] == name), None)
 
-    def add_job(self, entry: dict[str, Any]) -> None:
-        old = self.job(entry["name"])
-        if old is not None:
-            old.update(entry)
+    def _apply(self, event: dict[str, Any]) -> None:
+        if "add" in event:
+            old = self.job(event["add"]["name"])
+            if old is not None:
+                old.update(event["add"])
+            else:
+                self.jobs.append(event["add"])
         else:
-            self.jobs.append(entry)
-        self.save()
+            entry = self.job(event["job"])
+            if entry is not None:
+                entry.update(event["set"])
+
+    def _append(self, event: dict[str, Any]) -> None:
+        self._apply(event)
+        line = json.dumps(event, sort_keys=True, default=str) + "\n"
+        with open(self.journal, "a") as f:  # one write of one line: O_APPEND
+            f.write(line)
+        self.written += len(line)
+
+    def add_job(self, entry: dict[str, Any]) -> None:
+        self._append({"add": jsonable(entry)})
 
     def update_job(self, name: str, status: JobStatus | None = None, **fields: Any) -> None:
         entry = self.job(name)
         if entry is None:
             return
+        changes: dict[str, Any] = {}
         if status is not None:
-            entry["state"] = status.state.value
-            entry["secondary"] = status.secondary
-            entry["description"] = {**entry.get("description", {}), **description_of(status)}
+            changes["state"] = status.state.value
+            changes["secondary"] = status.secondary
+            changes["description"] = {**entry.get("description", {}), **description_of(status)}
             if status.failure_reason:
-                entry["failure_reason"] = status.failure_reason
-        entry.update(jsonable(fields))
-        self.save()
+                changes["failure_reason"] = status.failure_reason
+        changes.update(jsonable(fields))
+        self._append({"job": name, "set": changes})
 
     def unfinished(self) -> list[dict[str, Any]]:
         return [j for j in self.jobs if not _done(j.get("state"))]
@@ -171,11 +203,15 @@ class RunRecord:
         self.save()
 
     def save(self) -> None:
-        self.doc["updated"] = utcnow().isoformat()
+        """The whole record as a snapshot; the journal it includes is dropped. (Killed in
+        between, the journal is replayed onto a snapshot that holds it: the same record.)"""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.doc, indent=1, sort_keys=True, default=str)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.doc, indent=1, sort_keys=True, default=str))
+        tmp.write_text(text)
         tmp.replace(self.path)  # atomic: a reader (or a kill) never sees half a record
+        self.journal.unlink(missing_ok=True)
+        self.written += len(text)
 
 
 def _done(state: str | None) -> bool:

@@ -19,6 +19,7 @@ import pytest
 
 from ssm_rules.board import money
 from ssm_rules.pricing import PriceTable, write_cache
+from ssm_rules.runrecord import RunRecord
 from tests.e2e import LOCAL_ARGS, Workflow, aws_args, wait_for
 from tests.test_bill import read_png
 
@@ -64,7 +65,7 @@ def ssm_rules(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
 
 def the_record(root: Path) -> dict:
     (path,) = (root / ".ssm_rules" / "runs").glob("*/run.json")
-    return json.loads(path.read_text())
+    return RunRecord.load(path).doc
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +239,7 @@ rule slow:
     )
     client = wf.popen(*aws_args(bucket), env=aws.env())
     runs = wf.root / ".ssm_rules" / "runs"
-    wait_for(lambda: any(json.loads(p.read_text())["jobs"] for p in runs.glob("*/run.json")))
+    wait_for(lambda: any(RunRecord.load(p).jobs for p in runs.glob("*/run.json")))
     sm = aws.client("sagemaker")
     wait_for(
         lambda: (
@@ -256,7 +257,4 @@ rule slow:
     assert api_calls.count("sagemaker", "StopTrainingJob") == 1
     status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
     assert status in ("Stopping", "Stopped")
-    wait_for(
-        lambda: sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Stopped"
-    )
     assert "no job of an earlier run is still running" in ssm_rules(wf.root, "stop", env=aws.env())
