@@ -115,7 +115,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if rest and args.command != "plan":
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "plan":  # the rest is snakemake's
+        args.snakemake_args = rest
     return int(args.run(args))
 
 

@@ -43,6 +43,8 @@ def duration(seconds: float) -> str:
 
 def money(usd: float) -> str:
     """Cents for real sums, four decimals for the small ones a short job costs."""
+    if 0 < usd < 0.00005:
+        return "<$0.0001"  # not "$0.0000": it did cost something
     return f"${usd:.2f}" if usd >= 1 or usd == 0 else f"${usd:.4f}"
 
 

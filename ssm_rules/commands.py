@@ -291,7 +291,7 @@ def plan(args: argparse.Namespace) -> int:
     """``snakemake -n`` with this package's executor and logger: the SageMaker plan."""
     cmd = [sys.executable, "-m", "snakemake", "-n", "--executor", "sagemaker"]
     cmd += ["--logger", "sagemaker", *args.snakemake_args]
-    return subprocess.call(cmd, cwd=args.directory)
+    return subprocess.call(cmd)
 
 
 def add_commands(commands: Any) -> None:
@@ -309,9 +309,8 @@ def add_commands(commands: Any) -> None:
         description="Run snakemake -n --executor sagemaker --logger sagemaker with the "
         "arguments given (e.g. --profile profiles/local, targets).",
     )
-    p.add_argument("--directory", "-d", default=".", help="the workflow's directory")
-    p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="passed to snakemake")
-    p.set_defaults(run=plan)
+    # every other argument is snakemake's (parse_known_args in ssm_rules.__main__)
+    p.set_defaults(run=plan, snakemake_args=[])
 
     p = commands.add_parser("status", help="the jobs of the last run (or in flight), cost so far")
     common(p)
