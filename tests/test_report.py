@@ -209,6 +209,9 @@ def test_status_report_then_clean_on_a_finished_local_run(finished):
     assert re.search(r"total: would cost \$\d", out) and "rule train: 1 job(s), $" in out
     assert (wf.root / ".ssm_rules/runs" / record["run_id"] / "report.html").is_file()
 
+    out = ssm_rules(wf.root, "plan", "--sagemaker-backend", "local", "-F", env=env)
+    assert "SageMaker plan total: 2 job(s) to run, would cost $" in out
+
     out = ssm_rules(wf.root, "clean", "--older-than", "0", env=env)
     jobs = wf.root / ".ssm_rules" / "jobs"
     assert "nothing removed (a dry run): run again with --yes" in out
@@ -258,3 +261,20 @@ rule slow:
     status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
     assert status in ("Stopping", "Stopped")
     assert "no job of an earlier run is still running" in ssm_rules(wf.root, "stop", env=aws.env())
+
+
+def test_commands_refuse_bad_input_and_say_when_there_is_no_run(tmp_path, capsys, monkeypatch):
+    from ssm_rules.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["clean", "--older-than", "-1"]) == 2
+    assert "--older-than -1.0: write a number of days >= 0" in capsys.readouterr().err
+    for command in ("status", "report"):
+        assert main([command]) == 1
+        err = capsys.readouterr().err
+        assert f"no run recorded under {Path('.ssm_rules') / 'runs'}" in err
+    assert main(["stop"]) == 0
+    assert "no job of an earlier run is still running" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["status", "--profile", "x"])  # only plan passes arguments on to snakemake
+    assert "unrecognized arguments: --profile x" in capsys.readouterr().err
