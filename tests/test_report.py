@@ -261,6 +261,13 @@ rule slow:
     status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
     assert status in ("Stopping", "Stopped")
     assert "no job of an earlier run is still running" in ssm_rules(wf.root, "stop", env=aws.env())
+    out = ssm_rules(wf.root, "report", env=aws.env())
+    assert f"slow {name}: Stop" in out  # Stopping or Stopped, as moto now says
+    page = (wf.root / ".ssm_rules/runs" / the_record(wf.root)["run_id"] / "report.html").read_text()
+    assert (
+        f"https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/{name}"
+        in page
+    )
 
 
 def test_commands_refuse_bad_input_and_say_when_there_is_no_run(tmp_path, capsys, monkeypatch):
