@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -153,7 +154,8 @@ def _courtesy(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def safe(self: Board, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(self, *args, **kwargs)
+            with self._lock:  # called from the status coroutine and the end-handling threads
+                return method(self, *args, **kwargs)
         except Exception as e:  # noqa: BLE001 — see docstring
             if not self._failed:
                 self._failed = True
@@ -191,6 +193,7 @@ class Board:
         self._jobs: dict[str, _Job] = {}
         self._last_summary = clock()
         self._failed = False
+        self._lock = threading.RLock()
 
     def _price_source(self) -> str:
         table = self.prices.table

@@ -111,7 +111,7 @@ def test_other_endings_keep_sagemakers_reason():
 
 
 def test_the_log_tail_is_printed_once():
-    from ssm_rules.executor import _log_tail
+    from ssm_rules.decisions import log_tail as _log_tail
 
     tail = "[ssm_launch] Invoking shell\nhello-from-job\nline2\n[ssm_launch] program failed"
     why = "Failed: ExitCode 3: echo ... | last line: line2\nhello-from-job\nline2"
