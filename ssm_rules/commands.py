@@ -290,7 +290,13 @@ def clean(args: argparse.Namespace) -> int:
 def plan(args: argparse.Namespace) -> int:
     """``snakemake -n`` with this package's executor and logger: the SageMaker plan."""
     cmd = [sys.executable, "-m", "snakemake", "-n", "--executor", "sagemaker"]
-    cmd += ["--logger", "sagemaker", *args.snakemake_args]
+    cmd += ["--logger", "sagemaker"]
+    given = args.snakemake_args
+    if not any(a == "--jobs" or a.startswith(("--jobs=", "-j")) for a in given):
+        # Snakemake refuses a remote executor without --jobs, also under -n (where the
+        # number does not matter)
+        cmd += ["--jobs", "1"]
+    cmd += given
     return subprocess.call(cmd)
 
 

@@ -14,6 +14,7 @@ from ssm_rules.board import (
     duration,
     follow_command,
     metric_line,
+    money,
     status_line,
     summary_line,
 )
@@ -176,6 +177,12 @@ def test_local_jobs_link_to_their_describe_document_and_logs():
 
 def test_status_metric_and_summary_lines():
     assert duration(5) == "5s" and duration(65) == "1m05s" and duration(3720) == "1h02m"
+    assert [money(x) for x in (0, 0.00001, 0.0123, 12.5)] == [
+        "$0.00",
+        "<$0.0001",  # not $0.0000: it did cost something
+        "$0.0123",
+        "$12.50",
+    ]
     assert (
         status_line("train", {"size": "big", "seed": "1"}, "train-1", "Downloading", 65)
         == "rule train (size=big, seed=1): job train-1 Downloading after 1m05s"
