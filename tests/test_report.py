@@ -35,7 +35,7 @@ rule all:
 rule prepare:
     output: "data.txt"
     resources: job_type="processing", instance_type="ml.m5.large"
-    shell: "sleep 1; echo data > {output}"
+    shell: "echo data > {output}"
 
 rule train:
     input: "data.txt"
@@ -43,7 +43,7 @@ rule train:
     params: sagemaker=job(metric_definitions={"loss": "loss=(.*?);"})
     resources: instance_type="ml.m5.xlarge", instance_count=2
     log: "train.log"
-    shell: "for l in 0.5 0.25; do echo \\"loss=$l;\\"; sleep 1; done; cp {input} {output}"
+    shell: "echo 'loss=0.5;'; sleep 1; echo 'loss=0.25;'; cp {input} {output}"
 """
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
