@@ -10,15 +10,18 @@ Calls are counted with a botocore ``before-call`` hook on the real SageMaker cli
 moto completes every job at creation; to measure jobs *in flight*, this script (moto runs in
 this process) sets its fake jobs' status itself between rounds, and adds SecondaryStatus to
 moto's ListTrainingJobs summaries, as SageMaker's carry it (botocore's TrainingJobSummary has
-SecondaryStatus; moto 5.2 leaves it out). Rounds:
+SecondaryStatus; moto 5.2 leaves it out), and makes moto's Search follow AWS's documentation
+(tests/moto_search.py). Rounds:
 
 - ``first``: every job just submitted, InProgress/Starting
 - ``steady``: nothing changed since the previous round
 - ``10% progress``: a tenth of the jobs moved to SecondaryStatus Training
-- ``all finished``: every job Completed (each is described once, for FailureReason/ModelArtifacts)
+- ``all finished``: every job Completed (their details, FailureReason/ModelArtifacts, come in
+  one Search by name for all of them)
 - ``after``: nothing changed
 
-``describe-each`` is what polling with one DescribeTrainingJob per job would cost per round.
+``Details`` counts DescribeTrainingJob and Search calls; ``describe-each`` is what polling
+with one DescribeTrainingJob per job would cost per round.
 """
 
 from __future__ import annotations
@@ -125,7 +128,8 @@ def measure(n: int, endpoint: str) -> list[tuple[str, int, int]]:
         change()
         calls.clear()
         aws.poll(jobs)
-        rows.append((label, calls["ListTrainingJobs"], calls["DescribeTrainingJob"]))
+        details = calls["DescribeTrainingJob"] + calls["Search"]
+        rows.append((label, calls["ListTrainingJobs"], details))
 
     tenth = names[: max(1, n // 10)]
     round_("first", lambda: set_jobs(names, "InProgress", "Starting"))
@@ -140,7 +144,11 @@ def main() -> None:
     server, endpoint = start_moto()
     try:
         summaries_with_secondary_status()
-        header = ("jobs", "round", "List", "Describe", "total", "describe-each")
+        from tests import moto_search
+
+        # SageMaker's Search as AWS documents it (moto's knows no In filter)
+        moto_search.install(setattr, lambda backend: None)
+        header = ("jobs", "round", "List", "Details", "total", "describe-each")
         print("{:>5}  {:<13} {:>5} {:>9} {:>6} {:>14}".format(*header))
         for n in SIZES:
             for label, lists, describes in measure(n, endpoint):

@@ -22,9 +22,9 @@ PROFILE_FILE = "config.yaml"
 
 def user_profile_dir(name: str) -> Path:
     """Where ``snakemake --profile <name>`` looks after the current directory."""
-    from snakemake.common import get_appdirs  # the same platformdirs lookup Snakemake uses
+    from ssm_rules._snakemake_internals import user_config_dir
 
-    return Path(get_appdirs().user_config_dir) / name
+    return user_config_dir() / name
 
 
 def source_profile(name: str) -> Path:

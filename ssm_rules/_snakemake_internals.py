@@ -1,5 +1,9 @@
 """The one place that leans on Snakemake internals (guarded by tests/test_snakemake_internals.py).
 
+Everything ssm_rules reads of Snakemake beyond the executor/storage/logger plugin interfaces
+(``snakemake_interface_*``) is read here: rule bodies, job params and wildcards, the DAG's
+needrun jobs, private attributes of Workflow and Namedlist, ``snakemake.*`` imports.
+
 Under ``--default-storage-provider`` Snakemake rewrites every relative path to a storage
 object, except paths already flagged ``path_modified`` (``PathModifier.modify`` returns
 them untouched). ``local()`` would keep the path too, but a job with a ``local()`` file is
@@ -12,14 +16,122 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
 def keep_local_path(path: Any) -> Any:
-    from snakemake.io import flag
     from snakemake.path_modifier import PATH_MODIFIER_FLAG
 
-    return flag(path, PATH_MODIFIER_FLAG, True)
+    return flagged(path, PATH_MODIFIER_FLAG, True)
+
+
+def flagged(path: Any, name: str, value: Any = True) -> Any:
+    """``path`` with a flag Snakemake carries into the job (``snakemake.io.flag``: the flags
+    of a Snakefile's ``temp()``, ``directory()``, ... are a free-form dict on the path)."""
+    from snakemake.io import flag
+
+    return flag(path, name, value)
+
+
+def directory_output(path: str) -> Any:
+    """Snakefile's ``directory(path)``, from Python code (``snakemake.io.directory``)."""
+    from snakemake.io import directory
+
+    return directory(path)
+
+
+@dataclass(frozen=True)
+class RuleBody:
+    """What a rule runs: ``kind`` is shell | script | notebook | wrapper | none | run."""
+
+    kind: str
+    shell_template: str | None  # the shell: command before formatting
+    script: str | None  # the script: path, its wildcards formatted for this job
+
+
+def rule_body(job: Any) -> RuleBody:
+    """The body of a single job's rule (``Rule.shellcmd``/``script``/``notebook``/``wrapper``,
+    ``norun`` for a rule without one); the executor interface gives only the rule's name."""
+    rule = job.rule
+    if rule.shellcmd is not None:
+        kind = "shell"
+    elif rule.script is not None:
+        kind = "script"
+    elif rule.notebook is not None:
+        kind = "notebook"
+    elif rule.wrapper is not None:
+        kind = "wrapper"
+    elif getattr(rule, "norun", False):
+        kind = "none"
+    else:
+        kind = "run"
+    script = None
+    if rule.script is not None:
+        script = (
+            str(job.format_wildcards(rule.script)) if "{" in str(rule.script) else str(rule.script)
+        )
+    return RuleBody(kind, rule.shellcmd, script)
+
+
+def file_flags(f: Any) -> dict[str, Any]:
+    """The flags Snakefile helpers put on a file (``_IOFile.flags``: ``temp``, ``directory``,
+    ``local``, ours from ssm_rules.rules)."""
+    return dict(getattr(f, "flags", {}) or {})
+
+
+def storage_uri(f: Any) -> str | None:
+    """The URI of a storage file (``_IOFile.storage_object.query``: ``s3://...``), None for a
+    plain local file."""
+    if getattr(f, "is_storage", False):
+        return str(f.storage_object.query)
+    return None
+
+
+def job_wildcards(job: Any) -> dict[str, str]:
+    """The job's wildcard values (``Job.wildcards_dict``)."""
+    return dict(job.wildcards_dict)
+
+
+def job_params(job: Any) -> tuple[tuple[str | None, Any], ...]:
+    """The job's ``params:``, named (``Job.params``, a Namedlist)."""
+    return named_items(job.params)
+
+
+def needrun_jobs(dag: Any) -> list[Any]:
+    """The jobs this run executes (``DAG.needrun_jobs()``)."""
+    return list(dag.needrun_jobs())
+
+
+def needrun_in_order(dag: Any) -> list[Any]:
+    """The jobs this run executes, each after what it waits for (``DAG.toposorted``)."""
+    return [job for level in dag.toposorted(set(dag.needrun_jobs())) for job in level]
+
+
+def all_jobs(dag: Any) -> list[Any]:
+    """Every job of the DAG, to run or already done (``DAG.jobs``)."""
+    return list(dag.jobs)
+
+
+def declared_resources(workflow: Any) -> frozenset[str]:
+    """The names given to ``--resources`` (``Workflow.global_resources``)."""
+    return frozenset(workflow.global_resources)
+
+
+def snakemake_logger() -> Any:
+    """Snakemake's logger (``snakemake.logging.logger``), to filter what it prints."""
+    from snakemake.logging import logger
+
+    return logger
+
+
+def user_config_dir() -> Path:
+    """Where Snakemake looks for ``--profile NAME`` after the working directory (the
+    platformdirs lookup of ``snakemake.common.get_appdirs``)."""
+    from snakemake.common import get_appdirs
+
+    return Path(get_appdirs().user_config_dir)
 
 
 def named_list(kind: str, items: list[tuple[str | None, Any]]) -> Any:
@@ -117,7 +229,7 @@ def producer_flags(job: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     for producer, files in deps.items():
         for out in producer.output:
             if str(out) in files:
-                found[str(out)] = (producer.rule.name, dict(getattr(out, "flags", {}) or {}))
+                found[str(out)] = (producer.rule.name, file_flags(out))
     return found
 
 
@@ -214,8 +326,7 @@ def hide_empty_shell_commands() -> None:
     ``f"Shell command: {self.shellcmd}"`` (LogEvent.SHELLCMD) even for a ``script:`` rule,
     whose shellcmd is None; with ``--printshellcmds`` (Snakemake's default) the line is shown.
     A filter on Snakemake's logger drops just those records (idempotent)."""
-    from snakemake.logging import logger
-
+    logger = snakemake_logger()
     if not any(isinstance(f, _NoEmptyShellCommand) for f in logger.filters):
         logger.addFilter(_NoEmptyShellCommand())
 

@@ -3,16 +3,66 @@
 Every client uses botocore's standard retry mode (exponential backoff with jitter, retries
 on throttling and 5xx) with a bounded number of attempts. ``AWS_ENDPOINT_URL`` is honoured
 by botocore itself, which is how the tests reach a moto server.
+
+Every call of a client made here is counted in :data:`CALLS` (``"sagemaker.ListTrainingJobs"``,
+``"logs.GetLogEvents"``),
+through botocore's ``before-send`` event, which fires once per HTTP attempt: a throttled call
+that botocore retries counts each attempt, as AWS's throttling counts them. The S3 storage
+plugin makes its own clients: its calls are not ours and are not counted here.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
+from collections import Counter
 from typing import Any
 
 MAX_ATTEMPTS = int(os.environ.get("SSM_AWS_MAX_ATTEMPTS", "8"))
 USER_AGENT = "ssm_rules"
+
+
+class CallCounts:
+    """API calls by ``service.Operation``; the executor's threads share it."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def record(self, operation: str) -> None:
+        with self._lock:
+            self._counts[operation] += 1
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._counts)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def summary(self) -> str:
+        """Like ``12 calls: sagemaker.CreateTrainingJob 10, sagemaker.ListTrainingJobs 2``."""
+        counts = self.snapshot()
+        by_name = ", ".join(f"{op} {n}" for op, n in sorted(counts.items()))
+        return f"{sum(counts.values())} calls" + (f": {by_name}" if by_name else "")
+
+
+CALLS = CallCounts()
+
+
+def count_calls(client: Any, counts: CallCounts = CALLS) -> Any:
+    """Count every HTTP attempt ``client`` makes in ``counts``; returns the client."""
+    # the name in IAM actions and endpoints ("logs", not "cloudwatch-logs")
+    service = client.meta.service_model.signing_name
+
+    def before_send(event_name: str, **_: Any) -> None:
+        # the event is named "before-send.<service id>.<Operation>"
+        counts.record(f"{service}.{event_name.rsplit('.', 1)[-1]}")
+
+    client.meta.events.register("before-send", before_send)
+    return client
 
 
 @functools.cache
@@ -32,4 +82,4 @@ def client(service: str, region: str | None = None) -> Any:
         # in the User-Agent: our calls are told apart from others' (CloudTrail's userAgent)
         user_agent_extra=USER_AGENT,
     )
-    return session(region).client(service, config=config)
+    return count_calls(session(region).client(service, config=config))

@@ -13,7 +13,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ssm_rules._snakemake_internals import dry_run_target, executed_by, job_reason
+from ssm_rules._snakemake_internals import (
+    all_jobs,
+    dry_run_target,
+    executed_by,
+    job_reason,
+    needrun_in_order,
+    snakemake_logger,
+)
 from ssm_rules.context import RunContext, local_context
 from ssm_rules.history import History
 from ssm_rules.plan import check_budget, check_jobs, render
@@ -79,11 +86,11 @@ def plan_workflow(workflow: Any, settings: ExecutorSettings, logger: Any) -> Non
     ctx = plan_context(settings, Path.cwd(), logger)
     dag = workflow.dag
     # in the order they can run: what each waits for is listed above it
-    needrun = [j for level in dag.toposorted(set(dag.needrun_jobs())) for j in level]
+    needrun = needrun_in_order(dag)
     planned = check_jobs(dag, ctx, settings, jobs=needrun, reason=job_reason)
     prices = run_prices(ctx)
     local = sum(1 for job in needrun if job.is_local)
-    skipped = len(list(dag.jobs)) - len(needrun)
+    skipped = len(all_jobs(dag)) - len(needrun)
     history = History(ctx.backend, ctx.backend_name)
     lines = render(
         planned, prices, ctx.backend_name, ctx.region, skipped, local, history.median_seconds
@@ -139,7 +146,6 @@ class PlanFilter(logging.Filter):
 
 
 def install() -> None:
-    from snakemake.logging import logger
-
+    logger = snakemake_logger()
     if not any(isinstance(f, PlanFilter) for f in logger.filters):
         logger.addFilter(PlanFilter())

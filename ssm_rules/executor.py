@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,13 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from ssm_rules import scratch, staging
+from ssm_rules import aws_clients, scratch, staging
 from ssm_rules._snakemake_internals import (
     forget_storage_folders,
     hide_empty_shell_commands,
     is_forced,
 )
-from ssm_rules.backends.base import JobState, JobStatus
+from ssm_rules.backends.base import JobState, JobStatus, LogBudgetSpent
 from ssm_rules.board import Board
 from ssm_rules.budget import Budget
 from ssm_rules.context import RunContext, make_context
@@ -62,6 +62,9 @@ MAX_FAILED_POLLS = 10  # consecutive status rounds that fail (after botocore's o
 # round. Enough for a usual promotion, short against the status interval.
 END_WAIT_SECONDS = 2.0
 END_WORKERS = 4  # jobs whose ends are handled at once
+# Jobs submitted at once: one job's staging (uploads, deletes) overlaps another's Create,
+# which the backend spaces to --sagemaker-max-submit-rate anyway.
+SUBMIT_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class Executor(RemoteExecutor):
         self.board = self._new_board()
         self.submitter.board = self.board  # says each job submitted, re-attached or reused
         self._workers = ThreadPoolExecutor(END_WORKERS, thread_name_prefix="ssm-rules-end")
+        self._submitters = ThreadPoolExecutor(SUBMIT_WORKERS, thread_name_prefix="ssm-rules-submit")
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
@@ -173,6 +177,32 @@ class Executor(RemoteExecutor):
 
     # --- submission (ssm_rules.submission) ------------------------------------------------
 
+    def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
+        """The jobs Snakemake found ready together, submitted a few at once (the interface
+        allows it: each job is still reported on its own), returning once each is submitted
+        or reported failed, as the one-by-one default does.
+
+        Ctrl-C (KeyboardInterrupt in Snakemake's main thread, which waits here) keeps the
+        guarantees of one-by-one submission: from that moment no submission may register a
+        job (InFlight refuses it, so nothing is created after the interrupt) and the
+        submissions not started are dropped; the ones past registration finish their
+        Create before Snakemake's cancel_jobs, which stops every job registered."""
+        for job in jobs:
+            self.run_job_pre(job)  # Snakemake's "rule ...:" block, in order, from this thread
+        if len(jobs) < 2:
+            for job in jobs:
+                self.run_job(job)
+            return
+        futures = [self._submitters.submit(self.run_job, job) for job in jobs]
+        try:
+            wait(futures)
+        except BaseException:
+            self.in_flight.cancel()
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise
+
     def run_job(self, job: JobExecutorInterface) -> None:
         """Submit the job (a group job: its first member). A failure is this job's error, not
         the run's: Snakemake goes on with the others (and -k keeps going)."""
@@ -200,6 +230,20 @@ class Executor(RemoteExecutor):
 
     # --- status: query, decide (ssm_rules.decisions), act ----------------------------------
 
+    async def sleep(self) -> None:
+        """The wait between status rounds, read again every half second.
+
+        RemoteExecutor.__init__ (snakemake-interface-executor-plugins 9) starts the status
+        thread before it calls ``__post_init__``: with no jobs yet, its first round is over at
+        once, and its first sleep read the interval before ``__post_init__`` set
+        ``--sagemaker-poll-interval``: Snakemake's ``--seconds-between-status-checks`` (the
+        sagemaker profile's 30 s), so the first status round came about 30 s after start.
+        Reading the interval while sleeping ends that first wait as soon as ours is set.
+        """
+        started = time.monotonic()
+        while (left := started + self.next_seconds_between_status_checks - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.5))
+
     async def check_active_jobs(
         self, active_jobs: list[SubmittedJobInfo]
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
@@ -212,19 +256,24 @@ class Executor(RemoteExecutor):
             return
         tracked: list[Tracked] = [info.aux[AUX_KEY] for info in active_jobs]
         statuses = await self._poll([t for t in tracked if t.ending is None])
+        running: list[Tracked] = []
         for info, t in zip(active_jobs, tracked, strict=True):
             if t.ending is not None:
                 continue  # its end is being handled: below
             status = statuses.get(t.current.name)
             self.board.seen(t.current.name, status)  # a line per status change
             if status is None or not status.is_done:
-                self._refresh_logs(t)
+                running.append(t)
                 yield info
                 continue
             self.in_flight.untrack(t.current.name)
             if self.submitter.budget is not None:
                 self.submitter.budget.settle(t.current.spec, status)
             t.ending = self._workers.submit(self._end, t, status)
+        # least recently read first: when the backend's log calls of the round run out, the
+        # jobs left out are the first served next round (round robin)
+        for t in sorted(running, key=lambda t: t.current.log_refreshed):
+            self._refresh_logs(t)
         self.board.tick()  # the summary, at its interval
         ending = [asyncio.wrap_future(t.ending) for t in tracked if t.ending is not None]
         if ending:  # most ends take well under this: reported in the round they ended
@@ -313,18 +362,21 @@ class Executor(RemoteExecutor):
         now = time.monotonic()
         if not final and now - sub.log_refreshed < self.log_refresh_seconds:
             return ""
-        sub.log_refreshed = now
         try:
             if sub.log_reader is None:
                 sub.log_reader = self.ctx.backend.log_reader(sub.name, sub.job_type)
             new = sub.log_reader.read()
+            sub.log_refreshed = now
             sub.log_events.extend(new)
             self.board.log_lines(sub.name, new)  # metric values as they change
             text = render(sub.name, sub.log_events)
             if new or final:
                 for uri in sub.spec.logs:
                     write_log(self.ctx.store(uri), uri, t.finished_logs.get(uri, "") + text)
+        except LogBudgetSpent:
+            return ""  # not read this round: still due, and first in line next round
         except Exception as e:  # noqa: BLE001 — see docstring
+            sub.log_refreshed = now
             self.logger.warning(f"could not bring the log of job {sub.name} up to date: {e!r}")
             text = render(sub.name, sub.log_events)
         if final:
@@ -335,6 +387,9 @@ class Executor(RemoteExecutor):
     def shutdown(self) -> None:
         super().shutdown()  # the status thread has stopped: no end is handed over any more
         self._workers.shutdown(wait=True)  # as the status thread did, finish what was begun
+        self._submitters.shutdown(wait=True)
+        if self.ctx.backend_name == "aws":  # ours only: the S3 storage plugin has its own clients
+            self.logger.info(f"ssm_rules made {aws_clients.CALLS.summary()} to AWS")
         self._write_bill()
 
     def _write_bill(self) -> None:

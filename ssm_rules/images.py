@@ -1,21 +1,39 @@
 """Image URIs from framework/version/py_version, through the SageMaker SDK (no hand-written table).
 
 ``sagemaker.core.image_uris.retrieve`` works offline from the JSON tables shipped with
-sagemaker-core; it is heavy to import, so only done when a job needs an image.
+sagemaker-core; it is heavy to import (about 6 s on a loaded machine, most of the time
+before a large plan's first job), so a resolved URI is kept on disk in the user's cache
+directory (``$XDG_CACHE_HOME/ssm_rules/image-uris.json``, beside the price cache) and a run
+that already knows it never imports sagemaker-core. The key holds what ``retrieve`` reads:
+framework, version, py_version, region, the instance family (the SDK picks cpu / gpu /
+graviton / neuron images from the family, never from the size) and the image scope, plus
+the installed sagemaker-core version (a newer SDK may name newer images).
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import importlib.metadata
+import json
+import logging
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from ssm_rules.backends.base import JobType
+from ssm_rules.pricing import cache_dir
 from ssm_rules.rules import JobOptions
 from ssm_rules.spec import SpecError
 
+log = logging.getLogger(__name__)
+
 DEFAULT_VERSIONS = {"pytorch": ("2.8", "py312"), "tensorflow": ("2.19", "py312")}
+# script-mode processing runs on the framework's training image, as the SDK's
+# FrameworkProcessor does: the scope is the same for both job types
+IMAGE_SCOPE = "training"
+_cache_lock = threading.Lock()
 
 
 def image_uri(
@@ -35,8 +53,68 @@ def image_uri(
     )
 
 
+def cache_file() -> Path:
+    return cache_dir() / "image-uris.json"
+
+
+def cache_key(
+    framework: str, version: str | None, py_version: str | None, region: str, instance_type: str
+) -> str:
+    family = instance_type.rsplit(".", 1)[0]  # ml.g5.xlarge -> ml.g5
+    sdk = _sdk_version()
+    return "|".join(map(str, (sdk, framework, version, py_version, region, family, IMAGE_SCOPE)))
+
+
 @functools.cache
+def _sdk_version() -> str:
+    try:
+        return importlib.metadata.version("sagemaker-core")
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def _read_cache() -> dict[str, str]:
+    try:
+        data = json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}  # missing or unreadable: resolved again, and rewritten
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(key: str, uri: str) -> None:
+    path = cache_file()
+    with _cache_lock:
+        try:
+            data = {**_read_cache(), key: uri}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            tmp.replace(path)  # atomic: two runs writing at once never leave half a file
+        except OSError as e:  # a cache that cannot be written only costs time
+            log.debug("could not cache the image URI in %s: %s", path, e)
+
+
 def _retrieve(
+    rule: str,
+    framework: str,
+    version: str | None,
+    py_version: str | None,
+    region: str,
+    instance_type: str,
+) -> str:
+    key = cache_key(framework, version, py_version, region, instance_type)
+    uri = _known.get(key) or _read_cache().get(key)
+    if not uri:
+        uri = _resolve(rule, framework, version, py_version, region, instance_type)
+        _write_cache(key, uri)
+    _known[key] = uri
+    return uri
+
+
+_known: dict[str, str] = {}  # this process's resolved URIs by cache key
+
+
+def _resolve(
     rule: str,
     framework: str,
     version: str | None,
@@ -63,16 +141,15 @@ def _retrieve(
             "job(image_uri=...)"
         )
     try:
-        # script-mode processing runs on the framework's training image, as the SDK's
-        # FrameworkProcessor does
-        return image_uris.retrieve(
+        uri: str = image_uris.retrieve(
             framework,
             region=region,
             version=version,
             py_version=py_version,
             instance_type=instance_type,
-            image_scope="training",
+            image_scope=IMAGE_SCOPE,
         )
+        return uri
     except ValueError as e:
         if "region" in str(e).lower():
             raise SpecError(

@@ -1,11 +1,12 @@
 """SageMaker instance types: the one check of ``instance_type`` resources, the
 ``--sagemaker-instance-type`` setting and ``InstanceType`` in a request, on both backends.
 
-The known types are the enums of botocore's SageMaker model (``TrainingInstanceType``,
-``ProcessingInstanceType``), shipped with botocore: no credentials, no network. AWS launches
-types before the installed botocore lists them, so a type of the right *form* that botocore
-does not know is let through (the service decides); a malformed one is an error with its close
-matches, so that ``ml.m5.xlage`` never runs on one backend and fails on the other.
+The known types are the enums of botocore's SageMaker model (``InstanceType`` of
+CreateTrainingJob and CreateProcessingJob), shipped with botocore: no credentials, no
+network. AWS launches types before the installed botocore lists them, so a type of the right
+*form* that botocore does not know is let through (the service decides); a malformed one is
+an error with its close matches, so that ``ml.m5.xlage`` never runs on one backend and fails
+on the other.
 """
 
 from __future__ import annotations
@@ -22,20 +23,32 @@ from ssm_rules.backends.base import JobType
 INSTANCE_TYPE_FORM = re.compile(
     r"ml\.[a-z]+\d+[a-z0-9]*(-[a-z0-9]+)*\.(nano|micro|small|medium|large|\d*xlarge|metal)"
 )
-_ENUM_SHAPES = {
-    JobType.TRAINING: "TrainingInstanceType",
-    JobType.PROCESSING: "ProcessingInstanceType",
+# where each operation takes the instance type (its enum is the list botocore knows)
+_INSTANCE_TYPE_MEMBERS = {
+    JobType.TRAINING: ("CreateTrainingJob", ("ResourceConfig", "InstanceType")),
+    JobType.PROCESSING: (
+        "CreateProcessingJob",
+        ("ProcessingResources", "ClusterConfig", "InstanceType"),
+    ),
 }
 
 
 @functools.cache
 def known_instance_types(job_type: JobType | None = None) -> frozenset[str]:
-    """botocore's instance types for a job type (``None``: either)."""
-    from ssm_rules.backends.aws.validation import sagemaker_service_model
+    """botocore's instance types for a job type (``None``: either): the enum of InstanceType
+    in CreateTrainingJob / CreateProcessingJob. Empty when a botocore has no enum there: then
+    the form alone decides."""
+    from ssm_rules.aws_names import sagemaker_service_model
 
     model = sagemaker_service_model()
-    types = [job_type] if job_type is not None else list(_ENUM_SHAPES)
-    return frozenset(t for jt in types for t in model.shape_for(_ENUM_SHAPES[jt]).enum)
+    found: set[str] = set()
+    for jt in [job_type] if job_type is not None else list(_INSTANCE_TYPE_MEMBERS):
+        operation, path = _INSTANCE_TYPE_MEMBERS[jt]
+        shape = model.operation_model(operation).input_shape
+        for member in path:
+            shape = shape.members[member]
+        found.update(shape.enum or ())
+    return frozenset(found)
 
 
 def is_well_formed(value: str) -> bool:

@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssm_rules._snakemake_internals import named_items, preemptible_retries, producer_flags
+from ssm_rules._snakemake_internals import (
+    file_flags,
+    job_params,
+    job_wildcards,
+    named_items,
+    preemptible_retries,
+    producer_flags,
+    rule_body,
+    storage_uri,
+)
 from ssm_rules.rules import ARTIFACT_FLAG
 
 
@@ -50,16 +59,13 @@ class JobView:
 def _io(
     name: str | None, f: Any, produced: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None
 ) -> IOItem:
-    flags = dict(getattr(f, "flags", {}) or {})
+    flags = file_flags(f)
     producer, producer_out_flags = (produced or {}).get(str(f), (None, {}))
-    storage_uri = None
-    if getattr(f, "is_storage", False):
-        storage_uri = f.storage_object.query
     return IOItem(
         name=name,
         path=str(f),
         flags=flags,
-        storage_uri=storage_uri,
+        storage_uri=storage_uri(f),
         is_directory=bool(flags.get("directory")) or os.path.isdir(str(f)),
         producer=producer,
         producer_kind=producer_out_flags.get(ARTIFACT_FLAG),
@@ -69,36 +75,20 @@ def _io(
 def view_of(job: Any) -> JobView:
     """Read a Snakemake (single, non-group) job."""
     rule = job.rule
-    if rule.shellcmd is not None:
-        body = "shell"
-    elif rule.script is not None:
-        body = "script"
-    elif rule.notebook is not None:
-        body = "notebook"
-    elif rule.wrapper is not None:
-        body = "wrapper"
-    elif getattr(rule, "norun", False):
-        body = "none"
-    else:
-        body = "run"
-    script = None
-    if rule.script is not None:
-        script = (
-            str(job.format_wildcards(rule.script)) if "{" in str(rule.script) else str(rule.script)
-        )
+    body = rule_body(job)
     produced = producer_flags(job)
     return JobView(
         rule=rule.name,
         jobid=job.jobid,
-        wildcards=dict(job.wildcards_dict),
+        wildcards=job_wildcards(job),
         inputs=tuple(_io(n, f, produced) for n, f in named_items(job.input)),
         outputs=tuple(_io(n, f) for n, f in named_items(job.output)),
         logs=tuple(_io(n, f) for n, f in named_items(job.log)),
-        params=named_items(job.params),
+        params=job_params(job),
         resources={k: v for k, v in job.resources.items()},
-        body=body,
-        shell_template=rule.shellcmd,
-        script=script,
+        body=body.kind,
+        shell_template=body.shell_template,
+        script=body.script,
         snakefile_dir=Path(rule.snakefile).parent.resolve(),
         workdir=Path.cwd(),
         format=job.format_wildcards,

@@ -8,10 +8,11 @@ as S3's ListObjectsV2 does; a ``file://`` prefix is matched the same way on the 
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,10 +79,17 @@ class ObjectInfo:
 class ObjectStore(Protocol):
     def list(self, prefix: str) -> list[ObjectInfo]: ...
     def exists(self, uri: str) -> bool: ...
+    def read_bytes(self, uri: str) -> bytes | None: ...  # None: no such object
     def download(self, uri: str, path: Path) -> None: ...
     def upload(self, path: Path, uri: str) -> None: ...
     def copy(self, src: str, dst: str) -> None: ...
     def delete(self, uri: str) -> None: ...
+    # Many at once, as fast as the store allows. The pairs are consumed as they come, so a
+    # caller that decides lazily (staging hashes each file first) overlaps with the transfers.
+    # Each returns how many; the first failure raises (and the transfers not done are dropped).
+    def upload_many(self, pairs: Iterable[tuple[Path, str]]) -> int: ...
+    def copy_many(self, pairs: Iterable[tuple[str, str]]) -> int: ...
+    def delete_many(self, uris: Iterable[str]) -> int: ...
 
 
 def relative_key(prefix_key: str, key: str) -> str:
@@ -121,6 +129,12 @@ class LocalObjects:
     def exists(self, uri: str) -> bool:
         return os.path.isfile(ObjectURI.parse(uri).key)
 
+    def read_bytes(self, uri: str) -> bytes | None:
+        try:
+            return Path(ObjectURI.parse(uri).key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
     def download(self, uri: str, path: Path) -> None:
         _atomic_copy(Path(ObjectURI.parse(uri).key), Path(path))
 
@@ -132,6 +146,24 @@ class LocalObjects:
 
     def delete(self, uri: str) -> None:
         Path(ObjectURI.parse(uri).key).unlink(missing_ok=True)
+
+    # One after another: a local copy is one copy_file_range call, the kernel's work.
+    def upload_many(self, pairs: Iterable[tuple[Path, str]]) -> int:
+        return _each(self.upload, pairs)
+
+    def copy_many(self, pairs: Iterable[tuple[str, str]]) -> int:
+        return _each(self.copy, pairs)
+
+    def delete_many(self, uris: Iterable[str]) -> int:
+        return _each(self.delete, ((uri,) for uri in uris))
+
+
+def _each(operation: Callable[..., None], calls: Iterable[tuple[Any, ...]]) -> int:
+    done = 0
+    for args in calls:
+        operation(*args)
+        done += 1
+    return done
 
 
 def _info(path: str) -> ObjectInfo:
@@ -165,6 +197,29 @@ def _atomic_copy(src: Path, dst: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# s3transfer's defaults, which are also awscli's (max_concurrent_requests 10, multipart above
+# 8 MB in 8 MB parts), written out because the part size is in a multipart object's ETag (the
+# MD5 of the parts' MD5s, "-<parts>"), and an ETag is the version of an input in a job's
+# identity (identity.input_version): the same file uploaded with other parts would look new.
+# 10 requests at a time is enough to saturate one client's link on small objects; S3 serves
+# 3,500 PUTs per second per prefix.
+TRANSFER_CONCURRENCY = 10
+MULTIPART_BYTES = 8 * 1024 * 1024
+# DeleteObjects takes at most 1,000 keys per request (S3 API reference).
+DELETE_BATCH = 1000
+
+
+@functools.cache
+def transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        max_concurrency=TRANSFER_CONCURRENCY,
+        multipart_threshold=MULTIPART_BYTES,
+        multipart_chunksize=MULTIPART_BYTES,
+    )
 
 
 class S3Objects:
@@ -230,6 +285,21 @@ class S3Objects:
                 raise
         return True
 
+    def read_bytes(self, uri: str) -> bytes | None:
+        """One GetObject (not HeadObject, then a managed download's HeadObject and GetObject),
+        for the small objects read whole: sidecars."""
+        from botocore.exceptions import ClientError
+
+        u = ObjectURI.parse(uri)
+        with _failing_as(f"reading {uri} (S3 GetObject)"):
+            try:
+                reply = self.client.get_object(Bucket=u.bucket, Key=u.key, **self._owner(u.bucket))
+            except ClientError as e:
+                if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+            return bytes(reply["Body"].read())
+
     def download(self, uri: str, path: Path) -> None:
         u = ObjectURI.parse(uri)
         path = Path(path)
@@ -237,7 +307,11 @@ class S3Objects:
         try:
             with _failing_as(f"downloading {uri} (S3 GetObject)"):
                 self.client.download_file(
-                    u.bucket, u.key, str(tmp), ExtraArgs=self._owner(u.bucket) or None
+                    u.bucket,
+                    u.key,
+                    str(tmp),
+                    ExtraArgs=self._owner(u.bucket) or None,
+                    Config=transfer_config(),
                 )
             os.replace(tmp, path)
         except BaseException:
@@ -248,7 +322,11 @@ class S3Objects:
         u = ObjectURI.parse(uri)
         with _failing_as(f"uploading {path} to {uri} (S3 PutObject)"):
             self.client.upload_file(
-                str(path), u.bucket, u.key, ExtraArgs=self._owner(u.bucket) or None
+                str(path),
+                u.bucket,
+                u.key,
+                ExtraArgs=self._owner(u.bucket) or None,
+                Config=transfer_config(),
             )
 
     def copy(self, src: str, dst: str) -> None:
@@ -258,12 +336,81 @@ class S3Objects:
         # sends to the source first (it does not accept ExpectedSourceBucketOwner).
         extra = self._owner(d.bucket) or None
         with _failing_as(f"copying {src} to {dst} (S3 CopyObject)"):
-            self.client.copy({"Bucket": s.bucket, "Key": s.key}, d.bucket, d.key, ExtraArgs=extra)
+            self.client.copy(
+                {"Bucket": s.bucket, "Key": s.key},
+                d.bucket,
+                d.key,
+                ExtraArgs=extra,
+                Config=transfer_config(),
+            )
 
     def delete(self, uri: str) -> None:
         u = ObjectURI.parse(uri)
         with _failing_as(f"deleting {uri} (S3 DeleteObject)"):
             self.client.delete_object(Bucket=u.bucket, Key=u.key, **self._owner(u.bucket))
+
+    def upload_many(self, pairs: Iterable[tuple[Path, str]]) -> int:
+        """Through one s3transfer TransferManager, the pool ``upload_file`` makes per call and
+        ``aws s3 sync`` shares across files: small files' PutObjects and large files' parts
+        all go TRANSFER_CONCURRENCY at a time."""
+
+        def start(manager: Any, pair: tuple[Path, str]) -> tuple[str, Any]:
+            path, uri = pair
+            u = ObjectURI.parse(uri)
+            extra = self._owner(u.bucket) or None
+            future = manager.upload(str(path), u.bucket, u.key, extra_args=extra)
+            return f"uploading {path} to {uri} (S3 PutObject)", future
+
+        return self._transfer(start, pairs)
+
+    def copy_many(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """Server-side copies, TRANSFER_CONCURRENCY at a time (ExpectedBucketOwner as in copy)."""
+
+        def start(manager: Any, pair: tuple[str, str]) -> tuple[str, Any]:
+            src, dst = pair
+            s, d = ObjectURI.parse(src), ObjectURI.parse(dst)
+            source = {"Bucket": s.bucket, "Key": s.key}
+            future = manager.copy(source, d.bucket, d.key, extra_args=self._owner(d.bucket) or None)
+            return f"copying {src} to {dst} (S3 CopyObject)", future
+
+        return self._transfer(start, pairs)
+
+    def _transfer(self, start: Callable[[Any, Any], tuple[str, Any]], items: Iterable[Any]) -> int:
+        from boto3.s3.transfer import create_transfer_manager
+
+        with create_transfer_manager(self.client, transfer_config()) as manager:
+            started = [start(manager, item) for item in items]
+            for what, future in started:  # leaving the block on an error cancels the rest
+                with _failing_as(what):
+                    future.result()
+        return len(started)
+
+    def delete_many(self, uris: Iterable[str]) -> int:
+        """One DeleteObjects per bucket and 1,000 keys (not one DeleteObject per key); a key
+        S3 could not delete is an error, as DeleteObject's would be."""
+        by_bucket: dict[str, list[str]] = {}
+        for uri in uris:
+            u = ObjectURI.parse(uri)
+            by_bucket.setdefault(u.bucket, []).append(u.key)
+        for bucket, keys in by_bucket.items():
+            for i in range(0, len(keys), DELETE_BATCH):
+                batch = keys[i : i + DELETE_BATCH]
+                what = f"deleting {len(batch)} objects from s3://{bucket}/ (S3 DeleteObjects)"
+                with _failing_as(what):
+                    reply = self.client.delete_objects(
+                        Bucket=bucket,
+                        Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+                        **self._owner(bucket),
+                    )
+                errors = reply.get("Errors", [])
+                if errors:
+                    e = errors[0]
+                    raise ObjectStoreError(
+                        f"{what} failed: s3://{bucket}/{e.get('Key')}: {e.get('Code')} "
+                        f"{e.get('Message', '')}".rstrip()
+                        + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+                    )
+        return sum(len(keys) for keys in by_bucket.values())
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
 
-from ssm_rules._snakemake_internals import runs_here_by_rule
+from ssm_rules._snakemake_internals import declared_resources, needrun_jobs, runs_here_by_rule
 from ssm_rules.backends.base import JobType
 from ssm_rules.context import RunContext
 from ssm_rules.jobview import JobView, view_of
@@ -38,7 +38,7 @@ def spec_of(
         default_instance_type=settings.instance_type,
         plan=plan,
         # names given to --resources limit how many jobs run at once: a rule may use them
-        declared_resources=frozenset(workflow.global_resources),
+        declared_resources=declared_resources(workflow),
     )
 
 
@@ -50,7 +50,7 @@ def plan_errors(
     bodiless)."""
     workflow = dag.workflow
     errors: dict[str, str] = {}
-    for job in dag.needrun_jobs() if jobs is None else jobs:
+    for job in needrun_jobs(dag) if jobs is None else jobs:
         if runs_here_by_rule(workflow, job.rule) or job.rule.name in errors:
             continue
         try:

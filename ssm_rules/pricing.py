@@ -14,6 +14,7 @@ Without credentials or network the plan says so once and counts instance-hours i
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ REFRESH_AFTER = datetime.timedelta(days=7)
 # Price List "component" of each job type (the usage types are "<region>-Train:<type>" and
 # "<region>-Processing:<type>")
 COMPONENTS = {JobType.TRAINING: "Training", JobType.PROCESSING: "Processing"}
-MAX_PAGES = 100  # a NextToken that never ends is a service bug, not a reason to spin forever
+MAX_PAGES = 100  # ever new NextTokens would be a service bug, not a reason to spin forever
 
 
 @dataclass(frozen=True)
@@ -113,21 +114,15 @@ def on_demand_hourly(item: dict[str, Any]) -> tuple[str, float] | None:
 
 
 def _pages(client: Any, filters: list[dict[str, str]]) -> Iterator[dict[str, Any]]:
-    token: str | None = None
-    for _ in range(MAX_PAGES):
-        kwargs: dict[str, Any] = {
-            "ServiceCode": "AmazonSageMaker",
-            "Filters": filters,
-            "FormatVersion": "aws_v1",
-            "MaxResults": 100,
-        }
-        if token:
-            kwargs["NextToken"] = token
-        reply = client.get_products(**kwargs)
-        yield reply
-        token = reply.get("NextToken")
-        if not token:
-            return
+    """GetProducts' pages, followed by botocore's paginator: it stops at the last page and
+    raises PaginationError on a NextToken the service repeats; MAX_PAGES bounds the rest."""
+    pages = client.get_paginator("get_products").paginate(
+        ServiceCode="AmazonSageMaker",
+        Filters=filters,
+        FormatVersion="aws_v1",
+        PaginationConfig={"PageSize": 100},
+    )
+    return itertools.islice(pages, MAX_PAGES)
 
 
 def fetch(region: str, client: Any, today: datetime.date | None = None) -> PriceTable:

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ssm_rules.aws_names import job_name_problem, job_name_rule
 from ssm_rules.backends.base import JobRequest, JobType
 from ssm_rules.objects import ObjectURI
 from ssm_rules.spec import Channel, OutputKind, SpecError, TaskSpec
 from worker_toolkit import contract as C
+from worker_toolkit.task import TaskDescription
 
-JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
-MAX_JOB_NAME = 63
 # ContainerEntrypoint items are limited to 256 characters: unpack the code bundle with sh/tar
 # (in every framework image) and hand over to our launcher. SSM_OPT_ML_ROOT is only set by the
 # local backend when it cannot mount the sandbox at /opt/ml.
@@ -58,6 +58,11 @@ class Placement:
 JOB_SUFFIX_LENGTH = len("-MMDDHHMMSS-abcdef")
 
 
+def max_job_name() -> int:
+    """The longest name SageMaker takes for either job type (botocore's model: 63)."""
+    return min(job_name_rule(job_type)[1] for job_type in JobType)
+
+
 def _slug(text: str) -> str:
     """Letters and digits, every other run of characters one '-' (SageMaker's name pattern)."""
     return re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9]", "-", text)).strip("-")
@@ -72,7 +77,7 @@ def job_name_prefix(rule: str) -> str:
             f"rule {rule!r}: its name has no letter or digit, so it cannot start a "
             "SageMaker job name: rename the rule (letters, digits, '_')"
         )
-    return slug[: MAX_JOB_NAME - JOB_SUFFIX_LENGTH].rstrip("-") + "-"
+    return slug[: max_job_name() - JOB_SUFFIX_LENGTH].rstrip("-") + "-"
 
 
 def wildcards_part(rule: str, wildcards: Sequence[tuple[str, str]]) -> str:
@@ -80,7 +85,7 @@ def wildcards_part(rule: str, wildcards: Sequence[tuple[str, str]]) -> str:
     jobs of a sweep (``lr=0.01``, ``lr=0.1``) read apart in the console (``train-0-01-...``,
     ``train-0-1-...``). Cut at the 63-character limit: the task tag holds them whole."""
     # name = prefix + part + "MMDDHHMMSS-abcdef"; part = values + "-"
-    room = max(0, MAX_JOB_NAME - JOB_SUFFIX_LENGTH - len(job_name_prefix(rule)))
+    room = max(0, max_job_name() - JOB_SUFFIX_LENGTH - len(job_name_prefix(rule)))
     values = _slug("-".join(value for _, value in wildcards))
     part = values[:room].rstrip("-")
     return part + "-" if part else ""
@@ -97,7 +102,7 @@ def job_name(
     stamp = time.strftime("%m%d%H%M%S", time.gmtime(now if now is not None else time.time()))
     head = job_name_prefix(rule) + wildcards_part(rule, wildcards)
     name = f"{head}{stamp}-{token or secrets.token_hex(3)}"
-    assert JOB_NAME.fullmatch(name) and len(name) <= MAX_JOB_NAME, name
+    assert all(job_name_problem(name, job_type) is None for job_type in JobType), name
     return name
 
 
@@ -130,36 +135,31 @@ def task_file_uri(place: Placement) -> str:
     return str(ObjectURI.parse(place.jobs_uri).join(place.job_name, C.TASK_FILE_NAME))
 
 
-def task_description(spec: TaskSpec, restore_state: bool = True) -> dict[str, Any]:
-    """What the in-job launcher runs (contract.py documents the keys)."""
+def task_description(spec: TaskSpec, restore_state: bool = True) -> TaskDescription:
+    """What the in-job launcher runs (worker_toolkit.task documents the fields)."""
     kinds = {o.kind for o in spec.outputs}
-    task: dict[str, Any] = {
-        "kind": spec.kind,
-        "program": spec.program,
-        "command": spec.command,
-        "job_type": str(spec.job_type),
-        "files": {o.job_path: o.member for o in spec.outputs if o.kind is OutputKind.FILE},
-        "state_dir": spec.state_output.job_path if spec.state_output else None,
-        "model": OutputKind.MODEL in kinds,
+    processing = spec.job_type is JobType.PROCESSING
+    return TaskDescription(
+        kind=spec.kind,
+        program=spec.program or "",
+        command=spec.command or "",
+        job_type=str(spec.job_type),
+        files={o.job_path: o.member for o in spec.outputs if o.kind is OutputKind.FILE},
+        state_dir=spec.state_output.job_path if spec.state_output else None,
+        model=OutputKind.MODEL in kinds,
         # named inputs/outputs → SSM_INPUT_<NAME> / SSM_OUTPUT_<NAME> for script: bodies
-        "inputs": {c.name: c.job_path for c in spec.channels},
-        "outputs": {name: o.job_path for name, o in spec.named_outputs},
-        "output_data": OutputKind.OUTPUT_DATA in kinds,
-    }
-    if spec.options.args:
-        task["args"] = list(spec.options.args)
-    if spec.options.setup:
-        task["setup"] = spec.options.setup
-    unpack = {c.name: [c.job_path, c.packed_path] for c in spec.channels if c.packed_path}
-    if unpack:  # channel → [where it is extracted, where its tarball arrives]
-        task["unpack"] = unpack
-    if spec.snakemake_object is not None:
-        task["snakemake"] = spec.snakemake_object
-    if spec.job_type is JobType.PROCESSING:
-        task["hps"] = dict(spec.hyperparameters)
-        if spec.state_prefix and restore_state:
-            task["state_input"] = PROCESSING_STATE_INPUT_PATH
-    return task
+        inputs={c.name: c.job_path for c in spec.channels},
+        outputs={name: o.job_path for name, o in spec.named_outputs},
+        output_data=OutputKind.OUTPUT_DATA in kinds,
+        args=tuple(spec.options.args),
+        setup=spec.options.setup or "",
+        unpack={c.name: (c.job_path, c.packed_path) for c in spec.channels if c.packed_path},
+        snakemake=spec.snakemake_object,
+        hps=dict(spec.hyperparameters) if processing else {},
+        state_input=PROCESSING_STATE_INPUT_PATH
+        if processing and spec.state_prefix and restore_state
+        else None,
+    )
 
 
 def _data_type(ch: Channel) -> str:
@@ -180,7 +180,7 @@ def _tags(spec: TaskSpec, place: Placement) -> list[dict[str, str]]:
 
 
 def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
-    task = json.dumps(task_description(spec), sort_keys=True)
+    task = task_description(spec).to_json()
     hps = {name: json.dumps(value) for name, value in spec.hyperparameters}
     # distributed training: the settings the framework container reads, as the SDK sends them
     hps.update({name: json.dumps(value) for name, value in spec.distribution_hps})

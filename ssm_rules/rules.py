@@ -36,9 +36,9 @@ class ArtifactKind(enum.StrEnum):
 
 
 def _flag(path: Any, name: str, value: Any = True) -> Any:
-    from snakemake.io import flag
+    from ssm_rules._snakemake_internals import flagged
 
-    return flag(path, name, value)
+    return flagged(path, name, value)
 
 
 def model(path: str | os.PathLike[str]) -> Any:
@@ -69,9 +69,9 @@ def tensorboard(path: str | os.PathLike[str]) -> Any:
     """A directory output: the TensorBoard files the job wrote (``SSM_TENSORBOARD_DIR``,
     ``WorkerConfig().tensorboard_dir``), synced by SageMaker while it trains
     (TensorBoardOutputConfig) and put in place when it succeeded."""
-    from snakemake.io import directory
+    from ssm_rules._snakemake_internals import directory_output
 
-    return _flag(directory(os.fspath(path)), ARTIFACT_FLAG, ArtifactKind.TENSORBOARD)
+    return _flag(directory_output(os.fspath(path)), ARTIFACT_FLAG, ArtifactKind.TENSORBOARD)
 
 
 def sharded(path: Any) -> Any:

@@ -1,15 +1,14 @@
-"""Tarballs in and out: deterministic creation, safe extraction."""
+"""Tarballs on the client: the code bundle's bytes, one member, safe extraction (the one
+writer and extractor are worker_toolkit._tarballs', shared with the job)."""
 
 from __future__ import annotations
 
-import gzip
 import io
-import os
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from worker_toolkit._tarballs import extract_tarball
+from worker_toolkit._tarballs import extract_tarball, write_tar_gz
 
 __all__ = ["deterministic_tar_gz", "extract_tarball", "read_member"]
 
@@ -27,20 +26,9 @@ def read_member(src: Path, name: str) -> bytes | None:
 
 def deterministic_tar_gz(files: Iterable[tuple[str, Path]]) -> bytes:
     """A tar.gz of ``(archive name, path)`` pairs whose bytes depend only on names and
-    contents: sorted members, zero mtimes/owners, normalised modes, gzip header without a
-    timestamp. Equal code gives an equal hash, so an unchanged bundle is never uploaded again."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for arcname, path in sorted(files, key=lambda item: item[0]):
-            info = tarfile.TarInfo(arcname)
-            data = path.read_bytes()
-            info.size = len(data)
-            info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
+    contents (sorted names, zero mtimes and owners, normalised modes, links stored as what
+    they point to). Equal code gives an equal hash, so an unchanged bundle is never uploaded
+    again."""
     out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as gz:
-        gz.write(raw.getvalue())
+    write_tar_gz(sorted(files, key=lambda item: item[0]), out, reproducible=True)
     return out.getvalue()

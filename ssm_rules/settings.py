@@ -10,10 +10,26 @@ from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
 BACKENDS = ("local", "aws")
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
+# AWS publishes no rate for CreateTrainingJob / CreateProcessingJob; users report SageMaker's
+# control plane throttling at about 2 requests per second per account (ListTrainingJobs),
+# and every Create of a run shares that account with whatever else runs there: 2 per second
+# keeps a burst of submissions clear of throttling, and 50 jobs still go out in 25 s.
+DEFAULT_MAX_SUBMIT_RATE = 2.0
 
 
 def _meta(help: str, **extra: object) -> dict:
     return {"help": help, "env_var": False, "required": False, **extra}
+
+
+def comma_list(value: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` → ``("a", "b", "c")``: the ids of a comma-separated setting."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _ids(help: str) -> dict:
+    # Snakemake hands the option's string to parse_func and turns the value back into one
+    # with unparse_func (snakemake_interface_common's plugin registry requires both).
+    return _meta(help, parse_func=comma_list, unparse_func=",".join)
 
 
 @dataclass
@@ -22,7 +38,8 @@ class ExecutorSettings(ExecutorSettingsBase):
         default="local",
         metadata=_meta(
             "Where jobs run: 'local' runs each SageMaker request on this machine "
-            "(no AWS, no Docker); 'aws' submits it to Amazon SageMaker."
+            "(no AWS, no Docker); 'aws' submits it to Amazon SageMaker.",
+            choices=BACKENDS,  # argparse refuses another value, naming the choices
         ),
     )
     region: Optional[str] = field(
@@ -62,14 +79,21 @@ class ExecutorSettings(ExecutorSettingsBase):
             "Seconds between status rounds (default: Snakemake's --seconds-between-status-checks)."
         ),
     )
+    max_submit_rate: float = field(
+        default=DEFAULT_MAX_SUBMIT_RATE,
+        metadata=_meta(
+            "At most this many Create*Job calls per second (aws backend; 0: no limit). "
+            "SageMaker throttles job creation per account and region."
+        ),
+    )
     kms_key: Optional[str] = field(
         default=None, metadata=_meta("KMS key id or ARN for job volumes and outputs.")
     )
-    subnets: Optional[str] = field(
-        default=None, metadata=_meta("Comma-separated VPC subnet ids for the jobs.")
+    subnets: Optional[tuple] = field(
+        default=None, metadata=_ids("Comma-separated VPC subnet ids for the jobs.")
     )
-    security_group_ids: Optional[str] = field(
-        default=None, metadata=_meta("Comma-separated security group ids for the jobs.")
+    security_group_ids: Optional[tuple] = field(
+        default=None, metadata=_ids("Comma-separated security group ids for the jobs.")
     )
     local_root: str = field(
         default=".ssm_rules",
@@ -127,17 +151,27 @@ class ExecutorSettings(ExecutorSettingsBase):
             raise WorkflowError(
                 f"--sagemaker-poll-interval {self.poll_interval} is negative: write seconds >= 0"
             )
+        if not self.max_submit_rate >= 0:
+            raise WorkflowError(
+                f"--sagemaker-max-submit-rate {self.max_submit_rate:g} is negative: write "
+                "Create calls per second > 0, or 0 for no limit"
+            )
         if self.max_cost is not None and not self.max_cost > 0:
             raise WorkflowError(
                 f"--sagemaker-max-cost {self.max_cost:g} is not a budget: write USD > 0"
             )
+        # constructed in Python rather than from the command line: the same ids
+        if isinstance(self.subnets, str):
+            self.subnets = comma_list(self.subnets)
+        if isinstance(self.security_group_ids, str):
+            self.security_group_ids = comma_list(self.security_group_ids)
         if self.prefix.startswith("/") or self.prefix.endswith("/"):
             self.prefix = self.prefix.strip("/")
 
     @property
     def subnet_list(self) -> list[str]:
-        return [s for s in (self.subnets or "").split(",") if s]
+        return list(self.subnets or ())
 
     @property
     def security_group_list(self) -> list[str]:
-        return [s for s in (self.security_group_ids or "").split(",") if s]
+        return list(self.security_group_ids or ())

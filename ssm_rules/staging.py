@@ -5,7 +5,8 @@
   uploaded again;
 - local inputs: synced under ``inputs/<hash of the local path>/<name>/``, unchanged files (by
   SHA-256, recorded in a sidecar file; an S3 ETag is not an MD5 for multipart uploads) not
-  uploaded again;
+  uploaded again, and not even read when their stat is as when last hashed (digests.py);
+  the changed ones sent concurrently;
 - outputs: promoted from the job's carrier location only after the job succeeded, after
   checking that every carrier exists, so an artifact that exists is always complete.
 """
@@ -18,13 +19,15 @@ import os
 import re
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ssm_rules import safe_tar, scratch
 from ssm_rules.backends.base import JobType
+from ssm_rules.digests import DigestCache, FileDigest
 from ssm_rules.manifest import snapshot
 from ssm_rules.objects import ObjectStore, ObjectURI, relative_key
 from ssm_rules.requests import Placement, carrier_uri, tensorboard_uri
@@ -97,14 +100,6 @@ def upload_code(store: ObjectStore, root: str, bundle: CodeBundle) -> tuple[str,
     return uri, True
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class SyncResult:
     uri: str  # the channel's URI (a prefix ending with "/" for a directory)
@@ -131,55 +126,88 @@ def manifest_uri(root: str, task_id: str, channel: str) -> str:
     return str(ObjectURI.parse(root).join("manifests", task_id, f"{channel}.json"))
 
 
-def sync_local_input(store: ObjectStore, local: Path, dest_prefix: str) -> SyncResult:
+def sync_local_input(
+    store: ObjectStore, local: Path, dest_prefix: str, digests: DigestCache | None = None
+) -> SyncResult:
     """Mirror a local file or directory under ``dest_prefix`` (which ends with ``/``)."""
     if local.is_dir():
-        return sync_local_files(store, dict(_tree(local, "")), dest_prefix, dest_prefix)
-    base = ObjectURI.parse(dest_prefix)
-    return sync_local_files(store, {local.name: local}, dest_prefix, str(base.join(local.name)))
+        return _sync(store, lambda: dict(_tree(local, "")), dest_prefix, dest_prefix, digests)
+    uri = str(ObjectURI.parse(dest_prefix).join(local.name))
+    return _sync(store, lambda: {local.name: local}, dest_prefix, uri, digests)
 
 
 def sync_local_files(
-    store: ObjectStore, wanted: dict[str, Path], dest_prefix: str, uri: str | None = None
+    store: ObjectStore,
+    wanted: dict[str, Path],
+    dest_prefix: str,
+    uri: str | None = None,
+    digests: DigestCache | None = None,
 ) -> SyncResult:
     """Mirror local files (relative key → path) under ``dest_prefix``; only what changed
     is sent, and objects no longer wanted are deleted."""
+    return _sync(store, lambda: wanted, dest_prefix, uri or dest_prefix, digests)
+
+
+def _sync(
+    store: ObjectStore,
+    local_files: Callable[[], dict[str, Path]],
+    dest_prefix: str,
+    uri: str,
+    digests: DigestCache | None,
+) -> SyncResult:
+    """A file is unchanged when its SHA-256 is the one the sidecar recorded at its last upload
+    and its object still has its size. ``digests`` (the run's DigestCache) gives the SHA-256
+    of a file whose stat is as when it was last hashed without reading it; without one,
+    every file is read.
+
+    What is there (the listing, the sidecar) is read while the local files are walked and
+    their digests found, and each changed file is uploaded while the next ones are hashed:
+    the waits on S3, on the disk and on the CPU overlap."""
+    digests = digests if digests is not None else DigestCache()
     base = ObjectURI.parse(dest_prefix)
-    uri = uri or dest_prefix
     sidecar_uri = dest_prefix.rstrip("/") + ".ssm-sync.json"
-    known = _read_sidecar(store, sidecar_uri)
-    present = {relative_key(base.key, o.key): o.size for o in store.list(dest_prefix)}
     record: dict[str, str] = {}
-    uploaded = 0
-    for rel, path in sorted(wanted.items()):
-        digest = _sha256(path)
-        record[rel] = digest
-        if known.get(rel) == digest and present.get(rel) == path.stat().st_size:
-            continue
-        store.upload(path, str(base.join(rel)))
-        uploaded += 1
-    deleted = 0
-    for rel in sorted(set(present) - set(wanted)):
-        store.delete(str(base.join(rel)))
-        deleted += 1
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ssm-sync-read") as reads:
+        known_read = reads.submit(_read_sidecar, store, sidecar_uri)
+        present_read = reads.submit(
+            lambda: {relative_key(base.key, o.key): o.size for o in store.list(dest_prefix)}
+        )
+        wanted = local_files()
+
+        def changed() -> Iterator[tuple[Path, str]]:
+            ahead: list[tuple[str, Path, FileDigest]] = []  # digests found before S3 answered
+            for rel, path in sorted(wanted.items()):
+                ahead.append((rel, path, digests.digest(path)))
+                if known_read.done() and present_read.done():
+                    yield from decide(ahead)
+                    ahead.clear()
+            yield from decide(ahead)
+
+        def decide(digested: list[tuple[str, Path, FileDigest]]) -> Iterator[tuple[Path, str]]:
+            known, present = known_read.result(), present_read.result()
+            for rel, path, digest in digested:
+                record[rel] = digest.sha256
+                if known.get(rel) != digest.sha256 or present.get(rel) != digest.size:
+                    yield path, str(base.join(rel))
+
+        try:
+            uploaded = store.upload_many(changed())
+        finally:
+            digests.save()  # what was hashed stays known, even when an upload failed
+        known, present = known_read.result(), present_read.result()
+    deleted = store.delete_many(str(base.join(rel)) for rel in sorted(set(present) - set(wanted)))
     if uploaded or deleted or known != record:
-        with tempfile.NamedTemporaryFile("w", suffix=".json", dir=scratch.directory()) as tmp:
-            json.dump(record, tmp, sort_keys=True)
-            tmp.flush()
-            store.upload(Path(tmp.name), sidecar_uri)
+        upload_text(store, json.dumps(record, sort_keys=True), sidecar_uri)
     return SyncResult(uri, uploaded, deleted)
 
 
 def _read_sidecar(store: ObjectStore, uri: str) -> dict[str, Any]:
-    if not store.exists(uri):
+    data = store.read_bytes(uri)
+    try:
+        found = json.loads(data) if data is not None else {}
+    except ValueError:
         return {}
-    with tempfile.TemporaryDirectory(prefix="ssm-sidecar-", dir=scratch.directory()) as tmp:
-        path = Path(tmp) / "sidecar.json"
-        store.download(uri, path)
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            return {}
+    return found if isinstance(found, dict) else {}
 
 
 def upload_text(store: ObjectStore, text: str, uri: str) -> None:
@@ -215,10 +243,7 @@ def record_state_writer(
 
 
 def clear_prefix(store: ObjectStore, prefix: str) -> int:
-    objects = store.list(prefix)
-    for o in objects:
-        store.delete(o.uri)
-    return len(objects)
+    return store.delete_many(o.uri for o in store.list(prefix))
 
 
 def remove_stale_outputs(store_of: StoreOf, spec: TaskSpec) -> None:
@@ -240,22 +265,33 @@ EMPTY_FOLDER_MARKER = ".ssm-empty"  # a folder output with no files still exists
 def _promote_folder(store_of: StoreOf, src: str, dst: str, tmp: str) -> None:
     """Every object under ``src`` to the same key under ``dst``; a job that wrote no file
     leaves an empty marker, so the declared folder exists (S3 has no empty folders)."""
-    store = store_of(src)
-    objects = store.list(src)
+    objects = store_of(src).list(src)
     base_src, base_dst = ObjectURI.parse(src), ObjectURI.parse(dst)
-    same_scheme = base_src.scheme == base_dst.scheme
-    for obj in objects:
-        target = str(base_dst.join(relative_key(base_src.key, obj.key)))
-        if same_scheme:
-            store.copy(obj.uri, target)
-        else:
-            local = Path(tmp) / "folder-object"
-            store.download(obj.uri, local)
-            store_of(dst).upload(local, target)
+    pairs = [(o.uri, str(base_dst.join(relative_key(base_src.key, o.key)))) for o in objects]
+    _copy_all(store_of, pairs, tmp)
     if not objects:
         marker = Path(tmp) / EMPTY_FOLDER_MARKER
         marker.write_text("")
         store_of(dst).upload(marker, str(base_dst.join(EMPTY_FOLDER_MARKER)))
+
+
+def _copy_all(store_of: StoreOf, pairs: list[tuple[str, str]], tmp: str) -> None:
+    """Each (src, dst): server-side, all of a store's at once (S3: concurrent CopyObjects);
+    between a file:// and an s3:// store, through a local copy."""
+    by_scheme: dict[str, list[tuple[str, str]]] = {}
+    across = []
+    for src, dst in pairs:
+        scheme = ObjectURI.parse(src).scheme
+        if scheme == ObjectURI.parse(dst).scheme:
+            by_scheme.setdefault(scheme, []).append((src, dst))
+        else:
+            across.append((src, dst))
+    for group in by_scheme.values():
+        store_of(group[0][0]).copy_many(group)
+    for src, dst in across:
+        local = Path(tmp) / "copy"
+        store_of(src).download(src, local)
+        store_of(dst).upload(local, dst)
 
 
 def _carrier(spec: TaskSpec, place: Placement, out_kind: OutputKind) -> str:
@@ -347,13 +383,7 @@ def promote_outputs(store_of: StoreOf, spec: TaskSpec, place: Placement) -> list
             staged = Path(tmp) / C.OUTPUT_ARCHIVE
             staged.write_bytes(safe_tar.deterministic_tar_gz([]))
             store_of(dst).upload(staged, dst)
-        for dst, src in sources.items():
-            if ObjectURI.parse(src).scheme == ObjectURI.parse(dst).scheme:
-                store_of(src).copy(src, dst)
-            else:
-                local = Path(tmp) / "copy"
-                store_of(src).download(src, local)
-                store_of(dst).upload(local, dst)
+        _copy_all(store_of, [(src, dst) for dst, src in sources.items()], tmp)
         if spec.tensorboard_output is not None:
             _promote_folder(store_of, tensorboard_uri(place), spec.tensorboard_output.uri, tmp)
         state = spec.state_output

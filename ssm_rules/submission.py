@@ -23,6 +23,7 @@ from ssm_rules.backends.base import JobState, JobType, LogEvent, LogReader
 from ssm_rules.board import Board
 from ssm_rules.budget import Budget
 from ssm_rules.context import RunContext
+from ssm_rules.digests import CACHE_FILE, DigestCache
 from ssm_rules.identity import (
     IDENTITY_TAG,
     TASK_TAG,
@@ -117,15 +118,16 @@ class Submitter:
         self.logger = logger
         self.in_flight = in_flight
         self.budget: Budget | None = None  # with --sagemaker-max-cost, set once the plan is checked
-        self.board: Board | None = (
-            None  # the run's live board (ssm_rules.board), set by the executor
-        )
+        self.board: Board | None = None  # the run's live board, set by the executor
         # Two threads may stage the same thing at once (run_job, and a worker thread's next
         # member): one lock over the caches, so a shared dataset is synced and an image built
         # once per run.
         self._lock = threading.RLock()
         self._bundles: dict[tuple[Any, ...], tuple[str, str]] = {}
         self._synced: dict[str, str] = {}  # local input path → its URI, synced this run
+        # the SHA-256 of local input files by their stat, kept across runs: unchanged files
+        # are not read again (digests.py says why the stat it compares is enough)
+        self._digests = DigestCache(Path.cwd() / settings.local_root / CACHE_FILE)
         self._docker_contexts: dict[tuple[Path, str], docker_images.DockerContext] = {}
         self._image_contexts: dict[str, docker_images.DockerContext] = {}  # by image URI
         self._built: dict[str, str] = {}  # image URI → its build log, built (or found) this run
@@ -174,7 +176,7 @@ class Submitter:
         if spec.job_type is JobType.PROCESSING:
             uri = task_file_uri(place)
             task = task_description(spec, place.restore_state)
-            staging.upload_text(ctx.store(uri), json.dumps(task), uri)
+            staging.upload_text(ctx.store(uri), task.to_json(), uri)
         # Tracked before the call and kept if it fails: a Create whose reply was lost may
         # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
         self.in_flight.track(place.job_name, request.job_type, spec.rule)
@@ -342,7 +344,7 @@ class Submitter:
         with self._lock:
             if str(path) not in self._synced:
                 dest = staging.input_prefix(self.ctx.root, path)
-                synced = staging.sync_local_input(self.ctx.store(dest), path, dest)
+                synced = staging.sync_local_input(self.ctx.store(dest), path, dest, self._digests)
                 self._synced[str(path)] = synced.uri
             return self._synced[str(path)]
 
@@ -359,7 +361,7 @@ class Submitter:
         with self._lock:
             if key not in self._synced:
                 dest = staging.files_prefix(self.ctx.root, local)
-                staging.sync_local_files(self.ctx.store(dest), wanted, dest)
+                staging.sync_local_files(self.ctx.store(dest), wanted, dest, digests=self._digests)
                 self._synced[key] = dest
             base = ObjectURI.parse(self._synced[key])
         return [str(base.join(rel)) for rel in wanted]

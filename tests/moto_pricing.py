@@ -77,10 +77,12 @@ def product(region: str, location: str, component: str, instance: str, usd: str)
 
 
 class PriceListResponder:
-    """``page_size`` caps MaxResults, so that a test can make the client follow NextToken."""
+    """``page_size`` caps MaxResults, so that a test can make the client follow NextToken;
+    ``stuck_token`` makes every page point at the first one again (a service bug)."""
 
     def __init__(self, page_size: int = 100) -> None:
         self.page_size = page_size
+        self.stuck_token = False
         self.products = [product(*p) for p in PRODUCTS]
 
     def get_products(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +97,8 @@ class PriceListResponder:
         }
         if start + size < len(matching):
             reply["NextToken"] = str(start + size)
+        if self.stuck_token:
+            reply["NextToken"] = "0"
         return reply
 
     def __call__(self, operation: str, body: bytes, start_response: Callable[..., Any]) -> list:

@@ -150,6 +150,7 @@ class ApiCall:
     # the request as received: HTTP_* headers (lower-case, dashed names) and body bytes
     headers: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     body: bytes = field(default=b"", compare=False, repr=False)
+    at: float = field(default_factory=time.monotonic, compare=False, repr=False)  # received
 
 
 class ApiCalls:
@@ -748,15 +749,12 @@ def _patch_stop(hook: SageMakerJobHook, patches: _Patches, job_type: JobType) ->
 
 
 def _patch_search(hook: SageMakerJobHook, patches: _Patches) -> None:
-    """SageMakerModelBackend.search serializes the same records (Resource TrainingJob, used
-    to find the jobs of an earlier run by tag): refreshed first, like List."""
-    original = sm_models.SageMakerModelBackend.search
+    """Search (Resource TrainingJob, used to find the jobs of an earlier run by tag and the
+    details of ended jobs by name) as AWS documents it (tests/moto_search.py), over the same
+    records, refreshed first like List."""
+    from tests import moto_search
 
-    def search(self: Any, *args: Any, **kwargs: Any) -> Any:
-        hook.refresh(self, JobType.TRAINING, None)
-        return original(self, *args, **kwargs)
-
-    patches.set(sm_models.SageMakerModelBackend, "search", search)
+    moto_search.install(patches.set, lambda backend: hook.refresh(backend, JobType.TRAINING, None))
 
 
 def _patch_logs_reads(hook: SageMakerJobHook, patches: _Patches) -> None:

@@ -1,7 +1,8 @@
 """A plain moto server in its own process, for tests of the aws backend's API usage.
 
 Unlike ``tests/moto_sagemaker.py`` (whose hook makes jobs really run), this server is moto as
-shipped: every SageMaker job is Completed the moment it is created, which is what API-call
+shipped (but for SageMaker Search, which follows AWS's documentation: tests/moto_search.py):
+every SageMaker job is Completed the moment it is created, which is what API-call
 counting wants (100 jobs cost nothing). It runs as a subprocess so that the in-process hook,
 which patches moto's classes while installed, can never reach it.
 
@@ -37,9 +38,12 @@ class PlainMotoServer:
 
     def start(self) -> None:
         port = _free_port()
-        env = {**os.environ, "MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS": "false"}
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS": "false", "PYTHONPATH": path}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            # moto's server with SageMaker Search as AWS documents it (tests/moto_search.py)
+            [sys.executable, "-m", "tests.moto_search", "-H", "127.0.0.1", "-p", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

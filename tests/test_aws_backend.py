@@ -19,6 +19,7 @@ from botocore.config import Config
 
 from ssm_rules import aws_clients
 from ssm_rules.backends.aws.context import aws_context
+from ssm_rules.backends.aws.cwlogs import STREAMS_EVERY
 from ssm_rules.backends.aws.errors import AwsSetupError, InvalidRequestError, SubmitError
 from ssm_rules.backends.aws.service import AwsBackend
 from ssm_rules.backends.aws.validation import (
@@ -458,30 +459,35 @@ def test_one_round_costs_one_list_call_whatever_the_number_of_jobs(
     counted.clear()
     first = aws.poll(jobs)
     assert counted.count("ListTrainingJobs") == 1
-    # moto completes jobs at once: each is described once, for FailureReason/ModelArtifacts
-    assert counted.count("DescribeTrainingJob") == n
+    # moto completes jobs at once: their details (FailureReason, ModelArtifacts) come in one
+    # Search by name for all of them, not one Describe each
+    assert counted.count("Search") == 1
+    assert counted.count("DescribeTrainingJob") == 0
     assert set(first) == set(names)
     status = first[names[0]]
     assert status.state is JobState.COMPLETED and status.is_done
     assert status.model_artifacts and status.model_artifacts.endswith("/output/model.tar.gz")
 
-    for _ in range(3):  # steady state: nothing changed, nothing described
+    for _ in range(3):  # ended jobs do not change again: nothing is asked
         counted.clear()
         assert aws.poll(jobs) == first
-        assert dict(counted.seen) == {("sagemaker", "ListTrainingJobs"): 1}
+        assert dict(counted.seen) == {}
 
 
 def test_two_job_types_cost_one_list_call_each(backend: tuple[AwsBackend, Calls]) -> None:
     aws, counted = backend
     jobs = [(n, JobType.TRAINING) for n in submit_many(aws, 10)]
     jobs += [(n, JobType.PROCESSING) for n in submit_many(aws, 10, JobType.PROCESSING)]
-    aws.poll(jobs)
     counted.clear()
     statuses = aws.poll(jobs)
-    assert len(statuses) == 20
+    assert len(statuses) == 20 and all(s.is_done for s in statuses.values())
+    # ended at once (moto): the training jobs' details in one Search; Search knows no
+    # ProcessingJob resource, so each processing job is described
     assert dict(counted.seen) == {
         ("sagemaker", "ListTrainingJobs"): 1,
         ("sagemaker", "ListProcessingJobs"): 1,
+        ("sagemaker", "Search"): 1,
+        ("sagemaker", "DescribeProcessingJob"): 10,
     }
 
 
@@ -524,10 +530,10 @@ def test_reattached_jobs_are_described_once(backend: tuple[AwsBackend, Calls]) -
         other.create_training_job(**training_body(name))
     jobs = [(n, JobType.TRAINING) for n in names]
     assert all(s.is_done for s in aws.poll(jobs).values())
-    assert counted.count("DescribeTrainingJob") == 5
+    assert dict(counted.seen) == {("sagemaker", "Search"): 1}  # all five in one call
     counted.clear()
     aws.poll(jobs)
-    assert counted.count("DescribeTrainingJob") == 0
+    assert dict(counted.seen) == {}  # ended: nothing more to learn
 
 
 def test_unknown_job_is_reported_failed(backend: tuple[AwsBackend, Calls]) -> None:
@@ -605,7 +611,10 @@ def test_log_reader_returns_only_new_events(backend: tuple[AwsBackend, Calls]) -
     assert reader.read() == []
     put_lines(logs, stream, ["three"], group)
     put_lines(logs, f"{name}/algo-2-1700000000", ["other host"], group)
-    assert [e.message for e in reader.read()] == ["three", "other host"]
+    assert [e.message for e in reader.read()] == ["three"]
+    # a stream that appears later is listed within a few reads while the job runs
+    later = [e.message for _ in range(STREAMS_EVERY) for e in reader.read()]
+    assert later == ["other host"]
     assert reader.read() == []
 
 
@@ -728,3 +737,110 @@ def test_find_matches_name_prefix_and_tags_newest_first(backend: tuple[AwsBacken
     found = aws.find(JobType.PROCESSING, "prep-", {"ssm-rules:identity": "A"})
     assert [s.name for s in found] == ["prep-1121000000-aaaaaa"]
     assert aws.find(JobType.PROCESSING, "prep-", {"ssm-rules:identity": "C"}) == []
+
+
+def test_names_are_batched_into_search_filters_within_sagemakers_limits() -> None:
+    from ssm_rules.backends.aws.polling import MAX_FILTER_VALUE, MAX_FILTERS, _name_batches
+
+    names = [f"train-1121120000-{i:06x}-{'x' * 39}" for i in range(1000)]  # 63 characters
+    batches = _name_batches(names)
+    assert all(len(b) <= MAX_FILTERS for b in batches)
+    assert all(len(value) <= MAX_FILTER_VALUE for b in batches for value in b)
+    assert [n for b in batches for value in b for n in value.split(",")] == names
+    assert len(batches) == 4  # 16 names per Filter Value, 20 filters per call
+
+
+def test_finding_costs_one_lookup_per_rule_prefix_not_one_per_job(
+    backend: tuple[AwsBackend, Calls],
+) -> None:
+    aws, counted = backend
+
+    def task(body: dict[str, Any], task_id: str) -> dict[str, Any]:
+        return {**body, "Tags": [*body["Tags"], {"Key": "ssm-rules:task", "Value": task_id}]}
+
+    for i in range(12):
+        aws.submit(
+            JobRequest(JobType.TRAINING, task(training_body(f"train-11210-{i:06x}"), f"t{i}"))
+        )
+        aws.submit(
+            JobRequest(JobType.PROCESSING, task(processing_body(f"prep-11210-{i:06x}"), f"t{i}"))
+        )
+    counted.clear()
+    for i in range(12):  # the executor asks once per job it is about to submit
+        (found,) = aws.find(JobType.TRAINING, "train-", {"ssm-rules:task": f"t{i}"})
+        assert found.name == f"train-11210-{i:06x}"
+        (found,) = aws.find(JobType.PROCESSING, "prep-", {"ssm-rules:task": f"t{i}"})
+        assert found.name == f"prep-11210-{i:06x}"
+    assert aws.find(JobType.TRAINING, "train-", {"ssm-rules:task": "t99"}) == []
+    # processing summaries carry no tags: one ListTags per candidate, once
+    assert dict(counted.seen) == {
+        ("sagemaker", "Search"): 1,
+        ("sagemaker", "ListProcessingJobs"): 1,
+        ("sagemaker", "ListTags"): 12,
+    }
+    # kept for a while only: a job of an earlier run that ended meanwhile is seen ended
+    aws.finder.clock = lambda: time.monotonic() + aws.finder.ttl + 1
+    counted.clear()
+    aws.find(JobType.TRAINING, "train-", {"ssm-rules:task": "t0"})
+    assert dict(counted.seen) == {("sagemaker", "Search"): 1}
+
+
+def test_creates_are_rate_limited(moto: PlainMotoServer) -> None:
+    """12 jobs at --sagemaker-max-submit-rate 3: never more than 3 Creates in a second, counted
+    on a clock that sleeping moves (the test takes no time)."""
+    from ssm_rules.rate_limit import RateLimiter
+
+    now = [0.0]
+    create_times: list[float] = []
+    sm = plain_client("sagemaker")
+    sm.meta.events.register(
+        "before-call.sagemaker.CreateTrainingJob", lambda **_: create_times.append(now[0])
+    )
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    aws = AwsBackend(sm, plain_client("logs"), submit_limiter=RateLimiter(3, lambda: now[0], sleep))
+    for i in range(12):
+        aws.submit(JobRequest(JobType.TRAINING, training_body(f"train-1121120000-{i:06x}")))
+    assert len(create_times) == 12
+    assert max(sum(1 for t in create_times if s <= t < s + 1 - 1e-9) for s in create_times) == 3
+
+
+def test_log_reads_stay_within_the_rounds_budget_and_lose_nothing(
+    backend: tuple[AwsBackend, Calls],
+) -> None:
+    from ssm_rules.backends.aws.cwlogs import LogCallBudget
+    from ssm_rules.backends.base import LogBudgetSpent
+
+    aws, counted = backend
+    aws.log_budget = LogCallBudget(per_round=5)
+    logs = plain_client("logs")
+    group = "/aws/sagemaker/TrainingJobs"
+    logs.create_log_group(logGroupName=group)
+    names = submit_many(aws, 6)
+    for name in names:
+        put_lines(logs, f"{name}/algo-1-1700000000", [f"{name} one"], group)
+        put_lines(logs, f"{name}/algo-2-1700000000", [f"{name} two"], group)
+    readers = {name: aws.log_reader(name, JobType.TRAINING) for name in names}
+    read: dict[str, list[str]] = {name: [] for name in names}
+    for _ in range(6):  # rounds; each reads what the budget allows, in turn
+        aws.log_budget.renew()  # what aws.poll does at the start of a round
+        counted.clear()
+        for name in sorted(names, key=lambda n: len(read[n])):  # least served first
+            try:
+                read[name] += [e.message for e in readers[name].read()]
+            except LogBudgetSpent:
+                pass
+        assert sum(n for (service, _), n in counted.seen.items() if service == "logs") <= 5
+    # cut part-way or refused, every line arrives, once, in order
+    assert read == {n: [f"{n} one", f"{n} two"] for n in names}
+
+    # a job that ended: its log is completed whatever the budget
+    aws.log_budget.left = 0
+    put_lines(logs, f"{names[0]}/algo-1-1700000000", ["last words"], group)
+    with pytest.raises(LogBudgetSpent):
+        readers[names[0]].read()
+    aws.poll([(names[0], JobType.TRAINING)])  # moto: Completed at once
+    aws.log_budget.left = 0  # spent by the other jobs of the round
+    assert [e.message for e in readers[names[0]].read()] == ["last words"]

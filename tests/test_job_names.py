@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from ssm_rules import aws_names
+from ssm_rules.aws_names import job_name_problem
 from ssm_rules.backends.base import JobType
 from ssm_rules.backends.local import LocalBackend
 from ssm_rules.identity import TASK_TAG
 from ssm_rules.objects import LocalObjects, file_uri
-from ssm_rules.requests import JOB_NAME, MAX_JOB_NAME, job_name, job_name_prefix
+from ssm_rules.requests import job_name, job_name_prefix
 from tests.e2e import LOCAL_ARGS, Workflow
 
 
@@ -44,9 +46,56 @@ def test_names_stay_valid_and_findable_by_the_rule_prefix(
     rule: str, wildcards: list[tuple[str, str]]
 ) -> None:
     name = job_name(rule, wildcards, now=0, token="abc123")
-    assert len(name) <= MAX_JOB_NAME and JOB_NAME.fullmatch(name), name
+    assert job_name_problem(name) is None, name
     # re-attach lists a rule's jobs by this prefix (then tells them apart by the task tag)
     assert name.startswith(job_name_prefix(rule))
+
+
+@pytest.mark.parametrize("job_type", list(JobType))
+def test_the_job_name_rule_is_botocores(job_type: JobType) -> None:
+    """One rule for the names we build and the names the local SageMaker accepts: the
+    pattern and limit of TrainingJobName / ProcessingJobName in botocore's model."""
+    operation, member = {
+        JobType.TRAINING: ("CreateTrainingJob", "TrainingJobName"),
+        JobType.PROCESSING: ("CreateProcessingJob", "ProcessingJobName"),
+    }[job_type]
+    shape = aws_names.sagemaker_service_model().operation_model(operation).input_shape
+    metadata = shape.members[member].metadata
+    pattern, longest = aws_names.job_name_rule(job_type)
+    assert (pattern.pattern, longest) == (metadata["pattern"], metadata["max"])
+    for good in ("a", "a-b", "a--b", "A1", "x" * longest):
+        assert job_name_problem(good, job_type) is None
+    for bad in ("", "-a", "a-", "a_b", "a.b", "x" * (longest + 1), 7):
+        problem = job_name_problem(bad, job_type)
+        assert problem is not None and repr(bad) in problem and pattern.pattern in problem
+
+
+def test_without_botocores_pattern_the_name_rule_falls_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A botocore whose model lacks the pattern and limit: names are still checked."""
+    from botocore.model import ServiceModel
+
+    bare = ServiceModel(
+        {
+            "metadata": {"protocol": "json", "apiVersion": "2017-07-24", "endpointPrefix": "api"},
+            "operations": {
+                "CreateTrainingJob": {"name": "CreateTrainingJob", "input": {"shape": "Req"}}
+            },
+            "shapes": {
+                "Req": {"type": "structure", "members": {"TrainingJobName": {"shape": "Name"}}},
+                "Name": {"type": "string"},
+            },
+        }
+    )
+    monkeypatch.setattr(aws_names, "sagemaker_service_model", lambda: bare)
+    aws_names.job_name_rule.cache_clear()
+    try:
+        assert aws_names.job_name_rule(JobType.TRAINING)[1] == 63
+        assert job_name_problem("ok-name") is None
+        assert job_name_problem("not_ok") is not None
+    finally:
+        aws_names.job_name_rule.cache_clear()
 
 
 def test_local_store_files_get_the_umask(tmp_path: Path, umask: int) -> None:

@@ -59,6 +59,15 @@ def test_refresh_fetches_one_page_set_per_job_type_and_caches_it(cache, aws, api
     assert api_calls.count("pricing", "GetProducts") == 3
 
 
+def test_a_next_token_that_comes_back_ends_the_fetch(cache, aws, api_calls, monkeypatch):
+    """botocore's paginator refuses a repeated NextToken: two calls, then no prices (said why),
+    never a loop over the same page."""
+    monkeypatch.setattr(aws.pricing, "stuck_token", True)  # the responder lives all session
+    prices = pricing.load("us-east-1", refresh=True, today=TODAY)
+    assert prices.table is None and "PaginationError" in prices.unavailable
+    assert api_calls.count("pricing", "GetProducts") == 2
+
+
 def test_without_refresh_only_the_cache_is_read(cache, aws, api_calls):
     """The local backend calls no AWS API: a missing cache means instance-hours."""
     prices = pricing.load("us-east-1", refresh=False, today=TODAY)

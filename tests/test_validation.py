@@ -63,6 +63,25 @@ def test_a_new_instance_type_is_accepted_by_the_setting_the_resource_and_the_req
     assert instance_type_problem("ml.m9z.4xlarge") is None
 
 
+def test_the_known_instance_types_are_the_enums_of_the_create_operations():
+    from ssm_rules.aws_names import sagemaker_service_model
+    from ssm_rules.instance_types import known_instance_types
+
+    model = sagemaker_service_model()
+    training = model.operation_model("CreateTrainingJob").input_shape
+    processing = model.operation_model("CreateProcessingJob").input_shape
+    t_enum = set(training.members["ResourceConfig"].members["InstanceType"].enum)
+    p_enum = set(
+        processing.members["ProcessingResources"]
+        .members["ClusterConfig"]
+        .members["InstanceType"]
+        .enum
+    )
+    assert known_instance_types(JobType.TRAINING) == t_enum
+    assert known_instance_types(JobType.PROCESSING) == p_enum
+    assert known_instance_types() == t_enum | p_enum and NEW_TYPE in t_enum
+
+
 def test_the_local_backend_checks_requests_against_sagemakers_model(tmp_path):
     ctx = local_context(ExecutorSettings(), tmp_path)
     spec = spec_of(tmp_path)

@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import worker_toolkit  # noqa: E402
 from ssm_rules.requests import PROCESSING_ENTRYPOINT  # noqa: E402
-from worker_toolkit import _common, _jobenv, _outputs, worker_lib  # noqa: E402
+from worker_toolkit import _common, _jobenv, _outputs, hyperparameters, worker_lib  # noqa: E402
 from worker_toolkit import contract as c  # noqa: E402
 from worker_toolkit.launcher import failure_text, launcher_template_path  # noqa: E402
+from worker_toolkit.task import TASK_VERSION, TaskDescription  # noqa: E402
 
 PACKAGE_DIR = Path(worker_toolkit.__file__).resolve().parent
 RUN_TIMEOUT = 20
@@ -81,8 +82,9 @@ def _training_tree(
 
 def _toolkit_args(hps: dict[str, Any]) -> list[str]:
     """argv as sagemaker-training-toolkit builds it: JSON-decoded, then str()'d, sorted."""
-    decoded = {k: _common.decode_hp(json.dumps(v)) for k, v in hps.items()}
-    return _common.to_cmd_args(decoded)
+    return hyperparameters.to_cmd_args(
+        hyperparameters.decode({k: json.dumps(v) for k, v in hps.items()})
+    )
 
 
 def _clean_env(root: Path, **extra: str) -> dict[str, str]:
@@ -106,7 +108,12 @@ def _launch(code: Path, args: list[str], env: dict[str, str]) -> subprocess.Comp
 
 
 def _task(**fields: Any) -> dict[str, Any]:
-    task: dict[str, Any] = {"job_type": "training", "files": {}, "state_dir": c.CHECKPOINT_DIR}
+    task: dict[str, Any] = {
+        "version": TASK_VERSION,
+        "job_type": "training",
+        "files": {},
+        "state_dir": c.CHECKPOINT_DIR,
+    }
     task.update(fields)
     return task
 
@@ -225,9 +232,6 @@ def test_path_and_hyperparameter_helpers() -> None:
     assert (
         _common.reroot("/opt/ml", "/r") == "/r" and _common.reroot("/opt/mlx", "/r") == "/opt/mlx"
     )
-    assert _common.to_cmd_args({"b": True, "a": "x y", "c": {"k": 1}, "d": None}) == [
-        "-a", "x y", "-b", "True", "-c", "k=1", "-d", "",
-    ]  # fmt: skip
 
 
 # --- launcher: training --------------------------------------------------------------------------
@@ -443,6 +447,19 @@ def test_bad_task_description_fails_cleanly(tmp_path: Path) -> None:
     assert "no task description" in (root / "output" / "failure").read_text()
 
 
+def test_task_of_an_unknown_version_is_refused_before_the_program_runs(tmp_path: Path) -> None:
+    """A launcher must not guess at a description written for another version: keys it does
+    not know would be dropped silently (an output never checked, a member never run)."""
+    root = tmp_path / "optml"
+    code = _make_bundle(tmp_path / "code", {})
+    marker = tmp_path / "ran"
+    task = _task(kind="shell", command=f"touch {marker}", version=TASK_VERSION + 1)
+    proc = _launch(code, _task_arg(task), _clean_env(root))
+    assert proc.returncode == 2 and not marker.exists()
+    failure = (root / "output" / "failure").read_text()
+    assert f"task description version {TASK_VERSION + 1} is not one this launcher reads" in failure
+
+
 # --- launcher: processing ------------------------------------------------------------------------
 PROCESSING_WORKER = """
     import json, os, sys
@@ -555,7 +572,9 @@ def test_processing_state_is_restored_per_host(tmp_path: Path) -> None:
     hosts = ["algo-1", "algo-2"]
     for host in hosts:
         root = tmp_path / host
-        task = {"job_type": "processing", "state_input": str(source)}
+        task = TaskDescription(
+            kind="shell", command="true", job_type="processing", state_input=str(source)
+        )
         _jobenv.prepare_dirs(_host_env(root, host, hosts), task, str(root))
     assert _files(tmp_path / "algo-1" / "state") == {"algo-1/a.txt", "top.txt", "algo-3/c.txt"}
     assert _files(tmp_path / "algo-2" / "state") == {"algo-2/b.txt"}

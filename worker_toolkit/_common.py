@@ -84,52 +84,6 @@ def read_json(path: str) -> Any:
         return None
 
 
-def decode_hp(value: Any) -> Any:
-    """Decode one hyperparameter value the way sagemaker-training-toolkit does.
-
-    ``environment.read_hyperparameters`` json-decodes each value and keeps the raw string when
-    that fails, so script-mode values arrive typed (``"1"`` -> 1, ``"\\"a\\""`` -> "a").
-    """
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
-def is_reserved_hp(key: str) -> bool:
-    """True for hyperparameters that belong to SageMaker or ssm_rules, not to the user."""
-    return key.startswith(c.RESERVED_HP_PREFIXES)
-
-
-def user_hps(hps: dict[str, Any]) -> dict[str, Any]:
-    """Hyperparameters without the reserved ``sagemaker_`` / ``ssm_`` keys."""
-    return {k: v for k, v in hps.items() if not is_reserved_hp(k)}
-
-
-def to_cmd_args(hps: dict[str, Any]) -> list[str]:
-    """Hyperparameters as command-line args, as ``sagemaker_training.mapping.to_cmd_args``.
-
-    Sorted keys; ``--key`` (``-k`` for one-letter keys); values str()'d after decoding; a dict
-    becomes ``k=v,k2=v2``; None becomes "".
-    """
-    args: list[str] = []
-    for key in sorted(hps):
-        name = str(key)
-        args.append(f"--{name}" if len(name) > 1 else f"-{name}")
-        args.append(_cmd_value(hps[key]))
-    return args
-
-
-def _cmd_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
-    return str(value)
-
-
 def channel_env_name(channel: str) -> str:
     """SM_CHANNEL_<NAME>: the toolkit upper-cases the channel name (environment.py)."""
     return c.ENV_CHANNEL_PREFIX + channel.upper()

@@ -18,27 +18,24 @@ from typing import Any
 
 from . import _common as u
 from . import contract as c
+from . import hyperparameters as hp
+from .task import TaskDescription
 
 # Sub-directory of worker_toolkit holding the ``task_toolkit`` shim for pre-0.9 workers.
 COMPAT_DIR = Path(__file__).resolve().parent / "_compat"
 
 
-def _dumps(value: Any) -> str:
-    # The toolkit's mapping.to_env_vars format for non-string values.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
 def _training_env(env: dict[str, str], root: str) -> None:
     resource = u.read_json(c.RESOURCE_CONFIG_FILE) or {}
     _host_env(env, resource)
-    env.setdefault(c.ENV_RESOURCE_CONFIG, _dumps(resource))
+    env.setdefault(c.ENV_RESOURCE_CONFIG, hp.env_value(resource))
     raw = u.read_json(c.HYPERPARAMETERS_FILE) or {}
-    hps = u.user_hps({k: u.decode_hp(v) for k, v in raw.items()})
+    hps = hp.user_hps(hp.decode(raw))
     _hps_env(env, hps)
     data_config = u.read_json(c.INPUT_DATA_CONFIG_FILE) or {}
     channels = {name: u.reroot(f"{c.INPUT_DATA_DIR}/{name}", root) for name in data_config}
     _channel_env(env, channels)
-    env.setdefault(c.ENV_INPUT_DATA_CONFIG, _dumps(data_config))
+    env.setdefault(c.ENV_INPUT_DATA_CONFIG, hp.env_value(data_config))
     env.setdefault(c.ENV_MODEL_DIR, c.MODEL_DIR)
     env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.OUTPUT_DATA_DIR)
     env.setdefault(c.ENV_INPUT_DIR, c.INPUT_DIR)
@@ -47,11 +44,11 @@ def _training_env(env: dict[str, str], root: str) -> None:
     env.setdefault(c.ENV_JOB_NAME, env.get(c.ENV_TRAINING_JOB_NAME, ""))
 
 
-def _processing_env(env: dict[str, str], task: dict[str, Any]) -> None:
+def _processing_env(env: dict[str, str], task: TaskDescription) -> None:
     resource = u.read_json(c.PROCESSING_RESOURCE_CONFIG_FILE) or {}
     _host_env(env, resource)
-    env.setdefault(c.ENV_RESOURCE_CONFIG, _dumps(resource))
-    _hps_env(env, u.user_hps(task.get("hps") or {}))
+    env.setdefault(c.ENV_RESOURCE_CONFIG, hp.env_value(resource))
+    _hps_env(env, hp.user_hps(task.hps))
     _channel_env(env, u.processing_inputs())
     env.setdefault(c.ENV_MODEL_DIR, c.PROCESSING_MODEL_DIR)
     env.setdefault(c.ENV_OUTPUT_DATA_DIR, c.PROCESSING_OUTPUT_DATA_DIR)
@@ -65,7 +62,7 @@ def _processing_env(env: dict[str, str], task: dict[str, Any]) -> None:
 def _host_env(env: dict[str, str], resource: dict[str, Any]) -> None:
     current = resource.get("current_host") or "algo-1"
     env.setdefault(c.ENV_CURRENT_HOST, current)
-    env.setdefault(c.ENV_HOSTS, _dumps(resource.get("hosts") or [current]))
+    env.setdefault(c.ENV_HOSTS, hp.env_value(resource.get("hosts") or [current]))
     env.setdefault(c.ENV_NETWORK_INTERFACE_NAME, resource.get("network_interface_name", "eth0"))
     if resource.get("current_instance_type"):
         env.setdefault(c.ENV_CURRENT_INSTANCE_TYPE, resource["current_instance_type"])
@@ -73,19 +70,19 @@ def _host_env(env: dict[str, str], resource: dict[str, Any]) -> None:
 
 def _hps_env(env: dict[str, str], hps: dict[str, Any]) -> None:
     # The toolkit's SM_HPS also holds our ssm_task: the program sees its own hps only.
-    env[c.ENV_HPS] = _dumps(hps)
-    for key in [k for k in env if k.startswith("SM_HP_") and u.is_reserved_hp(k[6:].lower())]:
+    env[c.ENV_HPS] = hp.env_value(hps)
+    for key in [k for k in env if k.startswith("SM_HP_") and hp.is_reserved(k[6:].lower())]:
         del env[key]
     for key, value in hps.items():  # the toolkit also exports SM_HP_<KEY>
-        env.setdefault(f"SM_HP_{key.upper()}", value if isinstance(value, str) else _dumps(value))
+        env.setdefault(f"SM_HP_{key.upper()}", hp.env_value(value))
 
 
-def _program_env(env: dict[str, str], task: dict[str, Any], args: list[str]) -> None:
+def _program_env(env: dict[str, str], task: TaskDescription, args: list[str]) -> None:
     """The toolkit described its entry point, the launcher: describe the program instead."""
-    env[c.ENV_USER_ARGS] = _dumps(args)
+    env[c.ENV_USER_ARGS] = hp.env_value(args)
     updates: dict[str, Any] = {"user_args": args, "hyperparameters": json.loads(env[c.ENV_HPS])}
-    if task["kind"] == "script":
-        program = task["program"]
+    if task.kind == "script":
+        program = task.program
         module = program[: -len(".py")] if program.endswith(".py") else program
         env[c.ENV_USER_ENTRY_POINT] = program
         env[c.ENV_MODULE_NAME] = module
@@ -96,18 +93,18 @@ def _program_env(env: dict[str, str], task: dict[str, Any], args: list[str]) -> 
         training_env = None
     if isinstance(training_env, dict):
         training_env.update(updates)
-        env[c.ENV_TRAINING_ENV] = _dumps(training_env)
+        env[c.ENV_TRAINING_ENV] = hp.env_value(training_env)
 
 
 def _channel_env(env: dict[str, str], channels: dict[str, str]) -> None:
-    env.setdefault(c.ENV_CHANNELS, _dumps(sorted(channels)))
+    env.setdefault(c.ENV_CHANNELS, hp.env_value(sorted(channels)))
     for name, path in channels.items():
         env.setdefault(u.channel_env_name(name), path)
 
 
-def _ssm_env(env: dict[str, str], task: dict[str, Any]) -> None:
-    default_state = c.PROCESSING_STATE_DIR if task["job_type"] == "processing" else c.CHECKPOINT_DIR
-    state = u.reroot(env.get(c.ENV_STATE) or task.get("state_dir") or default_state)
+def _ssm_env(env: dict[str, str], task: TaskDescription) -> None:
+    default_state = c.PROCESSING_STATE_DIR if task.job_type == "processing" else c.CHECKPOINT_DIR
+    state = u.reroot(env.get(c.ENV_STATE) or task.state_dir or default_state)
     env[c.ENV_STATE] = state
     hosts = json.loads(env[c.ENV_HOSTS])
     current = env[c.ENV_CURRENT_HOST]
@@ -122,9 +119,9 @@ def _ssm_env(env: dict[str, str], task: dict[str, Any]) -> None:
     env.setdefault(c.ENV_NUM_NODES, str(len(hosts)))
     env.setdefault(c.ENV_HOST_RANK, str(hosts.index(current) if current in hosts else 0))
     # The rule's named inputs/outputs as in-job paths, for scripts and shell commands alike.
-    for name, path in task.get("inputs", {}).items():
+    for name, path in task.inputs.items():
         env.setdefault(c.ENV_INPUT_PREFIX + _env_suffix(name), path)
-    for name, path in task.get("outputs", {}).items():
+    for name, path in task.outputs.items():
         env.setdefault(c.ENV_OUTPUT_PREFIX + _env_suffix(name), path)
 
 
@@ -141,7 +138,7 @@ def _reroot_env(env: dict[str, str], root: str) -> None:
 
 
 def build_env(
-    task: dict[str, Any],
+    task: TaskDescription,
     root: str,
     code_dir: Path,
     base: Mapping[str, str],
@@ -149,7 +146,7 @@ def build_env(
 ) -> dict[str, str]:
     """The complete environment of the user program, whose args are ``args``."""
     env = dict(base)
-    if task["job_type"] == "processing":
+    if task.job_type == "processing":
         _processing_env(env, task)
     else:
         _training_env(env, root)
@@ -169,9 +166,9 @@ def build_env(
     return env
 
 
-def prepare_dirs(env: Mapping[str, str], task: dict[str, Any], root: str) -> None:
+def prepare_dirs(env: Mapping[str, str], task: TaskDescription, root: str) -> None:
     """Create the directories the program may write to before it runs."""
-    files_dir = c.PROCESSING_FILES_DIR if task["job_type"] == "processing" else c.FILES_DIR
+    files_dir = c.PROCESSING_FILES_DIR if task.job_type == "processing" else c.FILES_DIR
     # $SSM_INSTANCE_STATE too: simple-sagemaker's shell workers write there straight away
     keys = (c.ENV_MODEL_DIR, c.ENV_OUTPUT_DATA_DIR, c.ENV_STATE, c.ENV_INSTANCE_STATE)
     dirs = [env[k] for k in keys]
@@ -179,10 +176,10 @@ def prepare_dirs(env: Mapping[str, str], task: dict[str, Any], root: str) -> Non
     for path in dirs:
         Path(path).mkdir(parents=True, exist_ok=True)
     # Snakemake creates the parent directories of a job's outputs before it runs: so do we.
-    for path in [*task.get("files", {}), *task.get("outputs", {}).values()]:
+    for path in [*task.files, *task.outputs.values()]:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     hosts = json.loads(env[c.ENV_HOSTS])
-    _restore_state(task.get("state_input"), env[c.ENV_STATE], env[c.ENV_CURRENT_HOST], hosts)
+    _restore_state(task.state_input, env[c.ENV_STATE], env[c.ENV_CURRENT_HOST], hosts)
 
 
 def _restore_state(source: str | None, state: str, host: str, hosts: list[str]) -> None:

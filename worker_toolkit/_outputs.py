@@ -8,15 +8,14 @@ model.tar.gz, output.tar.gz and ``files/<relpath>``.
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
-import tarfile
 from pathlib import Path
-from typing import Any
 
 from . import _common as u
 from . import contract as c
+from ._tarballs import tree_entries, write_tar_gz_file
+from .task import TaskDescription
 
 
 def missing_files(files: dict[str, str]) -> list[tuple[str, str]]:
@@ -62,43 +61,18 @@ def build_carrier(files: dict[str, str], model: bool, output_data: bool, root: s
     return carrier
 
 
-def _members(src: Path) -> list[Path]:
-    """Every entry below src, sorted, directories before their contents."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(src):
-        dirnames.sort()
-        base = Path(dirpath)
-        found.extend(base / name for name in dirnames if (base / name).is_symlink())
-        found.extend(base / name for name in filenames)
-        if base != src:
-            found.append(base)
-    return sorted(found, key=lambda p: p.relative_to(src).parts)
-
-
-def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    # Same bytes for the same tree on every host and run: no owner names/ids.
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
 def write_tar_gz(src: Path, dest: Path) -> None:
-    """Tar src's contents (relative, sorted names) into a gzip file with a fixed header time."""
+    """Tar src's contents (relative, sorted names) as ProcessingOutput uploads them: an empty
+    or absent directory gives an empty archive."""
     src.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for path in _members(src):
-                name = path.relative_to(src).as_posix()
-                tar.add(str(path), arcname=name, recursive=False, filter=_normalize)
-    os.replace(tmp, dest)
+    write_tar_gz_file(tree_entries(src), dest)
 
 
-def empty_model_warning(task: dict[str, Any], model_dir: str, host: str) -> str | None:
+def empty_model_warning(task: TaskDescription, model_dir: str, host: str) -> str | None:
     """The warning for a rule that declares ``model(...)`` when the program wrote nothing to
     SM_MODEL_DIR: SageMaker still uploads a model.tar.gz, an empty one, and the job succeeds;
     the model was most likely written somewhere else (the working directory, /tmp)."""
-    if not task.get("model") or any(Path(model_dir).iterdir() if Path(model_dir).is_dir() else []):
+    if not task.model or any(Path(model_dir).iterdir() if Path(model_dir).is_dir() else []):
         return None
     return (
         f"warning: the rule declares a model(...) output, but nothing was written to "

@@ -69,7 +69,7 @@ HP_PROGRAM = "sagemaker_program"
 HP_SUBMIT_DIRECTORY = "sagemaker_submit_directory"
 HP_REGION = "sagemaker_region"
 HP_CONTAINER_LOG_LEVEL = "sagemaker_container_log_level"
-HP_TASK = "ssm_task"  # JSON-encoded task description (see Task below), training jobs only
+HP_TASK = "ssm_task"  # JSON-encoded task description (task.py), training jobs only
 RESERVED_HP_PREFIXES = ("sagemaker_", "ssm_")
 
 # --- Environment ---------------------------------------------------------------------------
@@ -113,21 +113,8 @@ ENV_OPT_ML_ROOT = "SSM_OPT_ML_ROOT"
 # Seconds between SIGTERM and SIGKILL that the job gets to save its state.
 STOP_GRACE_SECONDS = 120  # StopTrainingJob: SIGTERM, then a 120-second window before SIGKILL
 
-# --- Task description (what the launcher runs), a JSON object ------------------------------
-# {
-#   "kind": "script" | "shell",
-#   "program": "train.py",           # kind=script: path relative to the code dir
-#   "command": "python x.py {..}",   # kind=shell: fully formatted, paths are /opt/ml paths
-#   "job_type": "training" | "processing",
-#   "files": {"/opt/ml/output/ssm_files/runs/x.json": "runs/x.json", ...},  # plain outputs
-#   "state_dir": "/opt/ml/checkpoints" | null,  # where the task state is, if the rule has one
-#   "model": bool, "output_data": bool,         # processing: tar these into the carrier dir
-#   "inputs": {"<channel>": "/opt/ml/input/data/<channel>[/file]"},  # env SSM_INPUT_<NAME>
-#   "outputs": {"<output name>": "<in-job path>"},                   # env SSM_OUTPUT_<NAME>
-#   "hps": {...},              # processing: hyperparameters (no SageMaker HPs there)
-#   "state_input": "/opt/ml/processing/input/ssm_state" | absent,
-#                              # processing: copied into state_dir before the program runs
-# }
+# --- Task description (what the launcher runs) --------------------------------------------
+# Its fields, version and JSON form: worker_toolkit/task.py (TaskDescription).
 # <NAME> is the name upper-cased, every character other than A-Z/0-9 replaced by "_".
 ENV_INPUT_PREFIX = "SSM_INPUT_"
 ENV_OUTPUT_PREFIX = "SSM_OUTPUT_"

@@ -32,9 +32,11 @@ from typing import IO, Any
 from . import _common as u
 from . import _jobenv, _outputs
 from . import contract as c
+from . import hyperparameters as hp
 from ._requirements import REQUIREMENTS_FILE, failing_line, install_failure_text
 from ._tarballs import extract_tarball
 from .snakemake_script import ENV_SNAKEMAKE
+from .task import TaskDescription, TaskError
 
 __all__ = ["LaunchError", "launcher_template_path", "load_task", "main"]
 
@@ -108,60 +110,50 @@ def _task_source(argv: list[str]) -> tuple[dict[str, Any] | None, str, list[str]
     return (task if isinstance(task, dict) else None), "processing", rest
 
 
-def load_task(argv: list[str], root: str) -> tuple[dict[str, Any], list[str]]:
+def load_task(argv: list[str], root: str) -> tuple[TaskDescription, list[str]]:
     """The validated task with every /opt/ml path re-rooted, and the user's args."""
-    task, job_type, rest = _task_source(argv)
-    if task is None:
+    data, job_type, rest = _task_source(argv)
+    if data is None:
         raise LaunchError(
             f"no task description: expected --{c.HP_TASK} <json>, hyperparameter "
             f"{c.HP_TASK!r} or {c.PROCESSING_TASK_DIR}/{c.TASK_FILE_NAME}"
         )
-    task = dict(task)
-    task.setdefault("job_type", job_type)
-    _validate(task)
-    if task["job_type"] == "processing":
-        rest = u.to_cmd_args(u.user_hps(task.get("hps") or {})) + rest
-    task["files"] = {u.reroot(p, root): rel for p, rel in (task.get("files") or {}).items()}
-    for key in ("inputs", "outputs"):
-        task[key] = {name: u.reroot(p, root) for name, p in (task.get(key) or {}).items()}
-    task["unpack"] = {
-        name: [u.reroot(extracted, root), u.reroot(packed, root)]
-        for name, (extracted, packed) in (task.get("unpack") or {}).items()
-    }
-    for key in ("state_dir", "state_input"):
-        if task.get(key):
-            task[key] = u.reroot(task[key], root)
-    if task["kind"] == "shell":
-        task["command"] = u.reroot_text(task["command"], root)
-    return task, rest
+    try:
+        task = TaskDescription.from_dict({"job_type": job_type, **data})
+    except TaskError as exc:
+        raise LaunchError(str(exc)) from exc
+    if task.job_type == "processing":
+        rest = hp.to_cmd_args(hp.user_hps(task.hps)) + rest
+    return _rerooted(task, root), rest
 
 
-def _validate(task: dict[str, Any]) -> None:
-    if task.get("kind") not in c.TASK_KINDS:
-        raise LaunchError(f"task kind must be one of {c.TASK_KINDS}, got {task.get('kind')!r}")
-    if task["job_type"] not in c.JOB_TYPES:
-        raise LaunchError(f"job_type must be one of {c.JOB_TYPES}, got {task['job_type']!r}")
-    field = "program" if task["kind"] == "script" else "command"
-    if not isinstance(task.get(field), str) or not task[field]:
-        raise LaunchError(f"a {task['kind']} task needs a non-empty {field!r}")
-    if not isinstance(task.get("setup") or "", str):
-        raise LaunchError("task 'setup' must be a shell command (a string)")
-    for key in ("files", "inputs", "outputs", "hps"):
-        if not isinstance(task.get(key) or {}, dict):
-            raise LaunchError(f"task {key!r} must be a JSON object")
+def _rerooted(task: TaskDescription, root: str) -> TaskDescription:
+    """The task with its /opt/ml paths where this container has /opt/ml."""
+    return task.replace(
+        files={u.reroot(p, root): rel for p, rel in task.files.items()},
+        inputs={name: u.reroot(p, root) for name, p in task.inputs.items()},
+        outputs={name: u.reroot(p, root) for name, p in task.outputs.items()},
+        unpack={
+            name: (u.reroot(extracted, root), u.reroot(packed, root))
+            for name, (extracted, packed) in task.unpack.items()
+        },
+        state_dir=u.reroot(task.state_dir, root) if task.state_dir else task.state_dir,
+        state_input=u.reroot(task.state_input, root) if task.state_input else task.state_input,
+        command=u.reroot_text(task.command, root) if task.kind == "shell" else task.command,
+    )
 
 
 # --- the program ---------------------------------------------------------------------------
-def build_command(task: dict[str, Any], code_dir: Path, args: list[str]) -> list[str]:
+def build_command(task: TaskDescription, code_dir: Path, args: list[str]) -> list[str]:
     """argv of the user program (script mode semantics: hyperparameters are its args)."""
-    if task["kind"] == "shell":
-        return _jobenv.shell_argv(task["command"])
+    if task.kind == "shell":
+        return _jobenv.shell_argv(task.command)
     # free arguments first, as simple-sagemaker's WorkerConfig splices its external_hps
-    args = [*(task.get("args") or []), *args]
-    program = code_dir / task["program"]
+    args = [*task.args, *args]
+    program = code_dir / task.program
     if not program.is_file():
-        raise LaunchError(f"program {task['program']!r} not found in the code dir {code_dir}")
-    if program.suffix == ".py" and task.get("snakemake") is not None:
+        raise LaunchError(f"program {task.program!r} not found in the code dir {code_dir}")
+    if program.suffix == ".py" and task.snakemake is not None:
         # a Snakemake-style script: give it the `snakemake` object (snakemake_script.py)
         return [sys.executable, "-m", "worker_toolkit.snakemake_script", str(program), *args]
     if program.suffix == ".py":
@@ -171,11 +163,11 @@ def build_command(task: dict[str, Any], code_dir: Path, args: list[str]) -> list
     return [str(program), *args]
 
 
-def describe(task: dict[str, Any], args: list[str]) -> str:
+def describe(task: TaskDescription, args: list[str]) -> str:
     """The program as a user wrote it: the shell command, or the script with its args."""
-    if task["kind"] == "shell":
-        return task["command"]
-    return shlex.join([task["program"], *args])
+    if task.kind == "shell":
+        return task.command
+    return shlex.join([task.program, *args])
 
 
 def _pump(stream: IO[bytes], tail: collections.deque[str]) -> None:
@@ -340,19 +332,17 @@ def write_failure(root: str, text: str, overwrite: bool = False) -> None:
 
 
 # --- after success -------------------------------------------------------------------------
-def finish(task: dict[str, Any], root: str) -> str | None:
+def finish(task: TaskDescription, root: str) -> str | None:
     """Check and hand over the declared outputs; the failure reason, or None when all is well."""
-    missing = _outputs.missing_files(task["files"])
+    missing = _outputs.missing_files(task.files)
     if missing:
         path, rel = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         return f"Missing output: the program did not write {rel!r}, expected at {path}{more}"
-    if task["job_type"] == "processing":
-        _outputs.build_carrier(
-            task["files"], bool(task.get("model")), bool(task.get("output_data")), root
-        )
+    if task.job_type == "processing":
+        _outputs.build_carrier(task.files, task.model, task.output_data, root)
     else:
-        _outputs.move_training_files(task["files"], root)
+        _outputs.move_training_files(task.files, root)
     return None
 
 
@@ -367,13 +357,13 @@ def _code_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def _prepare(argv: list[str], root: str) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+def _prepare(argv: list[str], root: str) -> tuple[TaskDescription, list[str], dict[str, str]]:
     task, args = load_task(argv, root)
     env = _jobenv.build_env(task, root, _code_dir(), os.environ, args)
     _jobenv.prepare_dirs(env, task, root)
     unpack_inputs(task, env)
-    if task.get("snakemake") is not None:
-        env[ENV_SNAKEMAKE] = json.dumps(_rerooted_snakemake(task["snakemake"], root))
+    if task.snakemake is not None:
+        env[ENV_SNAKEMAKE] = json.dumps(_rerooted_snakemake(task.snakemake, root))
     return task, args, env
 
 
@@ -385,10 +375,10 @@ def _rerooted_snakemake(spec: dict[str, Any], root: str) -> dict[str, Any]:
     return out
 
 
-def unpack_inputs(task: dict[str, Any], env: dict[str, str]) -> None:
+def unpack_inputs(task: TaskDescription, env: dict[str, str]) -> None:
     """``unpacked(...)`` inputs: extract each channel's tarball into its own directory (on
     every host) and point the channel's variables there, so the program sees the files."""
-    for name, (extracted, packed) in (task.get("unpack") or {}).items():
+    for name, (extracted, packed) in task.unpack.items():
         tarball = Path(packed)
         if not tarball.is_file():
             raise LaunchError(f"input {name!r}: {packed} to unpack is not in the channel")
@@ -397,11 +387,11 @@ def unpack_inputs(task: dict[str, Any], env: dict[str, str]) -> None:
         env[u.channel_env_name(name)] = extracted  # SSM_INPUT_<NAME> names it already
 
 
-def run_setup(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:
+def run_setup(task: TaskDescription, code_dir: Path, env: dict[str, str]) -> int:
     """``job(setup=...)``: the command runs on this instance before the program, in the code
     directory, its output in the log; what it exports (or unsets) is the program's
     environment, as aws-sagemaker-remote's ``source``d configuration script gives."""
-    setup = task.get("setup")
+    setup = task.setup
     if not setup:
         return 0
     _log(f"Running setup: {setup}")
@@ -422,7 +412,7 @@ def run_setup(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> int:
 _SHELL_OWN = frozenset({"_", "SHLVL", "PWD", "OLDPWD", "BASH_EXECUTION_STRING"})
 
 
-def install_requirements(task: dict[str, Any], code_dir: Path, env: dict[str, str]) -> str | None:
+def install_requirements(task: TaskDescription, code_dir: Path, env: dict[str, str]) -> str | None:
     """Processing jobs: ``pip install -r requirements.txt`` from the code bundle, as the
     training toolkit does before a training job's entry point (on training jobs that toolkit
     already did it, so nothing is done here). The local backend sets SSM_LOCAL_BACKEND: it
@@ -433,7 +423,7 @@ def install_requirements(task: dict[str, Any], code_dir: Path, env: dict[str, st
     as the toolkit's InstallRequirementsError tells it, with the line of the file at fault.
     """
     requirements = code_dir / REQUIREMENTS_FILE
-    if task.get("job_type") != "processing" or not requirements.is_file():
+    if task.job_type != "processing" or not requirements.is_file():
         return None
     if env.get("SSM_LOCAL_BACKEND"):
         _log(f"local backend: {REQUIREMENTS_FILE} was the backend's to install: {sys.executable}")
@@ -478,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     rc = run_setup(task, _code_dir(), env)
     if rc != 0:
         return rc
-    _log(f"Invoking {task['kind']} ({task['job_type']} job): {shlex.join(cmd)}")
+    _log(f"Invoking {task.kind} ({task.job_type} job): {shlex.join(cmd)}")
     rc, tail = run_program(cmd, _code_dir(), env)
     if rc != 0:
         _log(f"program failed with exit code {rc}")

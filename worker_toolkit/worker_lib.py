@@ -26,6 +26,7 @@ from typing import Any
 
 from . import _common as u
 from . import contract as c
+from . import hyperparameters as hp
 
 logger = logging.getLogger(__name__)
 
@@ -117,11 +118,11 @@ def _hps() -> dict[str, Any]:
     if not isinstance(hps, dict):
         raw = u.read_json(c.HYPERPARAMETERS_FILE)
         if isinstance(raw, dict):
-            hps = {k: u.decode_hp(v) for k, v in raw.items()}
+            hps = hp.decode(raw)
         else:
             task = u.read_json(f"{c.PROCESSING_TASK_DIR}/{c.TASK_FILE_NAME}") or {}
             hps = task.get("hps") or {}
-    return u.user_hps(hps)
+    return hp.user_hps(hps)
 
 
 def _may_create(path: str) -> bool:
@@ -238,8 +239,8 @@ class WorkerConfig:
         cfg.job_type = job_type
         cfg.job_name = _job_name()
         _set_paths(cfg, job_type)
-        cfg.input_data_config = _env(c.ENV_INPUT_DATA_CONFIG) or _dumps(_input_data_config())
-        cfg.resource_config = _env(c.ENV_RESOURCE_CONFIG) or _dumps(resource)
+        cfg.input_data_config = _env(c.ENV_INPUT_DATA_CONFIG) or hp.env_value(_input_data_config())
+        cfg.resource_config = _env(c.ENV_RESOURCE_CONFIG) or hp.env_value(resource)
         cfg.hps = _hps()
         channels = _channels()
         cfg.channels = list(channels)
@@ -335,11 +336,6 @@ class WorkerConfig:
 
 
 _PATH_FIELDS = {"model_dir", "output_data_dir", "output_dir", "input_dir", "input_config_dir"}
-
-
-def _dumps(value: Any) -> str:
-    # The toolkit's mapping.to_env_vars format, what SM_RESOURCE_CONFIG etc. hold.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _set_paths(cfg: argparse.Namespace, job_type: str) -> None:

@@ -66,8 +66,15 @@ class LogEvent:
     message: str
 
 
+class LogBudgetSpent(Exception):
+    """A log read refused for this status round (nothing read, nothing lost): the backend's
+    budget of log calls per round is spent; ask again next round."""
+
+
 class LogReader(Protocol):
-    def read(self) -> list[LogEvent]: ...
+    def read(self) -> list[LogEvent]:
+        """The events since the last read; may raise :class:`LogBudgetSpent`."""
+        ...
 
 
 class Backend(Protocol):

@@ -221,7 +221,9 @@ def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
     )
     return RunContext(
         backend_name="aws",
-        backend=AwsBackend.for_region(region, logger=say),
+        backend=AwsBackend.for_region(
+            region, logger=say, max_submit_rate=settings.max_submit_rate
+        ),
         root=root,
         region=region,
         role_arn=arn,

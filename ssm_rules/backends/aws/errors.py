@@ -3,6 +3,9 @@ traceback, and each message names the value and what to write instead."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from snakemake_interface_common.exceptions import WorkflowError
 
 
@@ -20,31 +23,6 @@ class SubmitError(WorkflowError):
 
 class StatusError(WorkflowError):
     """The jobs' status could not be read (SageMaker refused, or kept failing for rounds)."""
-
-
-# What botocore's standard retry mode retries (botocore.retries.standard): throttling codes,
-# transient codes and HTTP 5xx. When such an error reaches us, its bounded attempts are spent.
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-    }
-)
-TRANSIENT_CODES = frozenset(
-    {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
-)
 
 
 def aws_error(e: Exception) -> str:
@@ -92,10 +70,40 @@ def retry_attempts(e: Exception) -> int:
 
 
 def is_transient(e: Exception) -> bool:
-    """Throttling, a 5xx or a connection failure: worth trying again later, not a refusal."""
-    from botocore.exceptions import ConnectionError, HTTPClientError
+    """Throttling, a 5xx or a connection failure: worth trying again later, not a refusal.
 
-    if isinstance(e, ConnectionError | HTTPClientError):
-        return True
-    code = error_code(e)
-    return code in THROTTLING_CODES or code in TRANSIENT_CODES or http_status(e) >= 500
+    botocore's own classification (its standard retry mode's checkers, botocore.retries.
+    standard): the throttling and transient error codes, HTTP 500/502/503/504, an unmodeled
+    429, ConnectionError/HTTPClientError. When such an error reaches us, botocore's bounded
+    attempts are spent."""
+    response = getattr(e, "response", None)
+    parsed = response if isinstance(response, dict) else None
+    status = http_status(e)
+    return _retryable_by_botocore().is_retryable(_retry_context(e, parsed, status))
+
+
+@functools.cache
+def _retryable_by_botocore() -> Any:
+    from botocore.retries import standard
+
+    return standard.OrRetryChecker(
+        [
+            standard.TransientRetryableChecker(),
+            standard.ThrottledRetryableChecker(),
+            standard.ThrottlingStatusCodeChecker(),
+        ]
+    )
+
+
+def _retry_context(e: Exception, parsed: dict[str, Any] | None, status: int) -> Any:
+    """What botocore's checkers read after a call: the parsed error, the HTTP status, or the
+    exception raised instead of a response."""
+    from botocore.awsrequest import AWSResponse
+    from botocore.retries.standard import RetryContext
+
+    return RetryContext(
+        attempt_number=1,
+        parsed_response=parsed,
+        http_response=AWSResponse(None, status, {}, None) if status else None,
+        caught_exception=None if parsed is not None else e,
+    )

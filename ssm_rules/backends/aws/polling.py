@@ -15,11 +15,17 @@ ListTrainingJobs / ListProcessingJobs query covers every job in flight:
   job in flight was seen.
 
 With at most 100 matching jobs (``MaxResults``), a round is one List call per job type.
-Describe is called only when the summary is not enough: once when a job reaches a final state
+Details beyond the summary are fetched only when needed: when a job reaches a final state
 (FailureReason, ModelArtifacts, billing times), for a training job whose summary lacks
 SecondaryStatus (moto's) when its status or LastModifiedTime changed, for a job the List has
 not shown yet (List is eventually consistent after Create), and once for a job this backend
-did not submit (re-attached after a killed run) to learn its CreationTime.
+did not submit (re-attached after a killed run) to learn its CreationTime. For training jobs
+these come batched: one ``Search`` (Resource TrainingJob, ``TrainingJobName In a,b,c``)
+returns whole job records, as DescribeTrainingJob does, for every job of the round that
+needs them (a Filter Value holds at most 1,024 characters, a SearchExpression at most 20
+filters: about 300 names per call). A job the Search does not return, or returns with
+another status than the List (its index may lag), is described on its own. Search knows no
+ProcessingJob resource: processing jobs are described one by one.
 """
 
 from __future__ import annotations
@@ -35,7 +41,11 @@ from ssm_rules.backends.base import JobState, JobStatus, JobType
 
 log = logging.getLogger(__name__)
 
-MAX_RESULTS = 100  # the List APIs' maximum page size
+MAX_RESULTS = 100  # the List and Search APIs' maximum page size
+# SageMaker's Search: a Filter Value holds at most 1024 characters, a SearchExpression at most
+# 20 elements (API reference: Filter, SearchExpression)
+MAX_FILTER_VALUE = 1024
+MAX_FILTERS = 20
 CLOCK_SKEW = datetime.timedelta(minutes=5)  # our clock vs SageMaker's CreationTime
 NOT_FOUND_GRACE = datetime.timedelta(minutes=5)  # Create → Describe visibility
 MAX_PAGES = 1000  # a NextToken that never ends is a service bug, not a reason to spin forever
@@ -192,6 +202,7 @@ class RoundStats:
 
     list_calls: int = 0
     describe_calls: int = 0
+    search_calls: int = 0
 
 
 @dataclass
@@ -226,20 +237,21 @@ class StatusPoller:
 
     def _poll_type(self, api: JobApi, names: list[str]) -> dict[str, JobStatus]:
         records = {n: self.records.get(n) or self._adopt(n, api) for n in names}
-        for record in records.values():
-            if record.since is None:  # re-attached: one Describe gives its CreationTime
-                self._describe(record)
-        pending = {n for n, r in records.items() if r.since is not None}
+        # re-attached: the details give its CreationTime (the List query's lower bound)
+        self._details(api, [r for r in records.values() if r.since is None])
+        # a job whose final details are known does not change again: not listed
+        pending = {n for n, r in records.items() if r.since is not None and not r.final_described}
         query = self._query(api, [records[n] for n in pending])
+        changed: dict[str, JobState] = {}  # jobs whose summary is not enough → listed state
         if pending:
             listed = self._list(api, query, pending)
             for summary in listed.summaries:
                 record = records.get(summary[api.name_key])
-                if record is not None:
-                    self._update(record, summary)
-        for record in records.values():
-            if not record.seen:  # created but not listed yet: List lags Create
-                self._describe(record)
+                if record is not None and self._update(record, summary):
+                    changed[record.name] = job_state(summary[api.status_key])
+        unseen = [r for r in records.values() if not r.seen and r.name not in changed]
+        # created but not listed yet (List lags Create), or changed: details, batched
+        self._details(api, [records[n] for n in changed] + unseen, changed)
         return {n: r.status for n, r in records.items() if r.status is not None}
 
     def _adopt(self, name: str, api: JobApi) -> JobRecord:
@@ -248,11 +260,7 @@ class StatusPoller:
         return record
 
     def _query(self, api: JobApi, records: list[JobRecord]) -> dict[str, Any]:
-        query: dict[str, Any] = {
-            "SortBy": "CreationTime",
-            "SortOrder": "Descending",
-            "MaxResults": MAX_RESULTS,
-        }
+        query: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
         prefix = longest_common_prefix([r.name for r in records])
         if prefix:
             query["NameContains"] = prefix
@@ -263,38 +271,89 @@ class StatusPoller:
 
     def _list(self, api: JobApi, query: dict[str, Any], wanted: set[str]) -> Listed:
         listed = Listed()
-        list_op = getattr(self.client, api.list_op)
-        token: str | None = None
         missing = set(wanted)
-        for _page in range(MAX_PAGES):
-            reply = list_op(**query, **({"NextToken": token} if token else {}))
+        pages = self.client.get_paginator(api.list_op).paginate(
+            **{k: v for k, v in query.items() if k != "MaxResults"},
+            PaginationConfig={"PageSize": MAX_RESULTS},
+        )
+        for number, page in enumerate(pages, 1):
             self.last_round.list_calls += 1
-            for summary in reply.get(api.summaries_key, []):
+            for summary in page.get(api.summaries_key, []):
                 missing.discard(summary[api.name_key])
                 listed.summaries.append(summary)
-            token = reply.get("NextToken")
-            if not token or not missing:
+            if not missing:  # every job in flight was seen: no need for older pages
                 return listed
-        log.warning("%s: stopped after %d pages (NextToken never ended)", api.list_op, MAX_PAGES)
+            if number >= MAX_PAGES:
+                log.warning(
+                    "%s: stopped after %d pages (NextToken never ended)", api.list_op, number
+                )
+                break
         return listed
 
-    def _update(self, record: JobRecord, summary: dict[str, Any]) -> None:
+    def _update(self, record: JobRecord, summary: dict[str, Any]) -> bool:
+        """Take the summary in; True when the job's details are needed (and not taken yet)."""
         api = record.api
         state = job_state(summary[api.status_key])
         secondary = summary.get("SecondaryStatus")
         modified = summary.get("LastModifiedTime")
         record.since = summary.get("CreationTime", record.since)
         if not record.changed(state, secondary, modified):
-            return
+            return False
         if state.is_done or (api.job_type is JobType.TRAINING and secondary is None):
-            # Final: FailureReason and ModelArtifacts are only in Describe (once per job).
-            # In progress without SecondaryStatus in the summary: Describe has it.
-            if not record.final_described:
-                self._describe(record)
-            return
+            # Final: FailureReason and ModelArtifacts are only in the details (once per job).
+            # In progress without SecondaryStatus in the summary: the details have it.
+            return not record.final_described
         record.seen = True
         record.state, record.secondary, record.last_modified = state, secondary, modified
         record.status = status_from_summary(api, summary)
+        return False
+
+    def _details(
+        self,
+        api: JobApi,
+        records: list[JobRecord],
+        listed: dict[str, JobState] | None = None,
+    ) -> None:
+        """Whole descriptions of ``records``: one Search for the training jobs, a Describe
+        for what it did not return as the List showed it (``listed``: name → state)."""
+        if not records:
+            return
+        left = records
+        if api.job_type is JobType.TRAINING:
+            found = self._search(api, [r.name for r in records])
+            left = []
+            for record in records:
+                desc = found.get(record.name)
+                state = job_state(desc[api.status_key]) if desc else None
+                if desc is None or (listed and listed.get(record.name, state) is not state):
+                    left.append(record)  # not indexed yet, or its index lags the List
+                else:
+                    self._take(record, desc)
+        for record in left:
+            self._describe(record)
+
+    def _search(self, api: JobApi, names: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        wanted = set(names)
+        for batch in _name_batches(names):
+            filters = [{"Name": api.name_key, "Operator": "In", "Value": v} for v in batch]
+            expression: dict[str, Any] = {"Filters": filters}
+            if len(filters) > 1:
+                expression["Operator"] = "Or"  # a name matches one of the In filters
+            pages = self.client.get_paginator("search").paginate(
+                Resource="TrainingJob",
+                SearchExpression=expression,
+                PaginationConfig={"PageSize": MAX_RESULTS},
+            )
+            for number, page in enumerate(pages, 1):
+                self.last_round.search_calls += 1
+                if number > MAX_PAGES:
+                    break
+                for result in page.get("Results", []):
+                    job = result.get("TrainingJob") or {}
+                    if job.get(api.name_key) in wanted:
+                        found[job[api.name_key]] = job
+        return found
 
     def _describe(self, record: JobRecord) -> None:
         api = record.api
@@ -307,7 +366,11 @@ class StatusPoller:
             self._not_found(record)
             return
         self.last_round.describe_calls += 1
-        status = status_from_description(api, desc)
+        self._take(record, desc)
+
+    def _take(self, record: JobRecord, desc: dict[str, Any]) -> None:
+        """A whole description (DescribeTrainingJob's or a Search record)."""
+        status = status_from_description(record.api, desc)
         record.seen = True
         record.since = desc.get("CreationTime", record.since)
         record.state = status.state
@@ -335,3 +398,15 @@ class StatusPoller:
             n for n, r in self.records.items() if n not in requested and r.final_described
         ]:
             del self.records[name]
+
+
+def _name_batches(names: Sequence[str]) -> list[list[str]]:
+    """The names as comma-joined Filter Values of at most MAX_FILTER_VALUE characters, at most
+    MAX_FILTERS values per Search call."""
+    values: list[str] = []
+    for name in names:
+        if values and len(values[-1]) + 1 + len(name) <= MAX_FILTER_VALUE:
+            values[-1] += "," + name
+        else:
+            values.append(name)
+    return [values[i : i + MAX_FILTERS] for i in range(0, len(values), MAX_FILTERS)]

@@ -10,7 +10,7 @@ from typing import Any
 
 from ssm_rules import aws_clients
 from ssm_rules.backends.aws import finding
-from ssm_rules.backends.aws.cwlogs import JobLogReader
+from ssm_rules.backends.aws.cwlogs import JobLogReader, LogCallBudget
 from ssm_rules.backends.aws.errors import (
     StatusError,
     SubmitError,
@@ -23,6 +23,8 @@ from ssm_rules.backends.aws.errors import (
 from ssm_rules.backends.aws.polling import APIS, StatusPoller, utcnow
 from ssm_rules.backends.aws.validation import OPERATIONS
 from ssm_rules.backends.base import JobRequest, JobStatus, JobType, LogEvent
+from ssm_rules.rate_limit import RateLimiter
+from ssm_rules.settings import DEFAULT_MAX_SUBMIT_RATE
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +52,29 @@ class AwsBackend:
         sagemaker: Any,
         logs: Any,
         logger: Any = None,
+        submit_limiter: RateLimiter | None = None,
     ) -> None:
         self.sagemaker = sagemaker
+        # Create*Job calls spaced to --sagemaker-max-submit-rate (ssm_rules.rate_limit)
+        self.submit_limiter = submit_limiter or RateLimiter(DEFAULT_MAX_SUBMIT_RATE)
         self.logs_client = logs
         self.poller = StatusPoller(sagemaker)
+        self.finder = finding.JobFinder(sagemaker)
+        self.log_budget = LogCallBudget()  # CloudWatch Logs calls per status round
         # the executor's main thread (submit, find, cancel) and its status thread (poll) share
         # the poller's records
         self._poller_lock = threading.Lock()
         self._log = logger or log
 
     @classmethod
-    def for_region(cls, region: str, logger: Any = None) -> AwsBackend:
+    def for_region(
+        cls, region: str, logger: Any = None, max_submit_rate: float = DEFAULT_MAX_SUBMIT_RATE
+    ) -> AwsBackend:
         return cls(
-            aws_clients.client("sagemaker", region), aws_clients.client("logs", region), logger
+            aws_clients.client("sagemaker", region),
+            aws_clients.client("logs", region),
+            logger,
+            RateLimiter(max_submit_rate),
         )
 
     # --- submit -------------------------------------------------------------------------
@@ -77,6 +89,7 @@ class AwsBackend:
             if request.job_type is JobType.TRAINING
             else "create_processing_job",
         )
+        self.submit_limiter.wait()
         submitted_at = utcnow()
         try:
             create(**request.body)
@@ -105,6 +118,7 @@ class AwsBackend:
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
+        self.log_budget.renew()
         try:
             with self._poller_lock:
                 return self.poller.poll(jobs)
@@ -119,18 +133,17 @@ class AwsBackend:
     def find(self, job_type: JobType, name_prefix: str, tags: dict[str, str]) -> list[JobStatus]:
         """Jobs named ``name_prefix...`` carrying all ``tags``, newest first.
 
-        Training: one SageMaker Search call filters on the tags server-side (Search knows
-        TrainingJob, not ProcessingJob). Processing: ListProcessingJobs by name within the
-        last ``FIND_WINDOW``, then ListTags per candidate (at most ``FIND_MAX_CANDIDATES``).
+        The jobs of the whole prefix are looked up once and kept a while
+        (:class:`~ssm_rules.backends.aws.finding.JobFinder`). Training: SageMaker Search
+        (Search knows TrainingJob, not ProcessingJob). Processing: ListProcessingJobs by name
+        within the last ``FIND_WINDOW``, then ListTags per candidate (at most
+        ``FIND_MAX_CANDIDATES``).
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
         job_type = JobType(job_type)
         try:
-            if job_type is JobType.TRAINING:
-                found = finding.find_training(self.sagemaker, name_prefix, tags)
-            else:
-                found = finding.find_processing(self.sagemaker, name_prefix, tags)
+            found = self.finder.find(job_type, name_prefix, tags)
         except (ClientError, BotoCoreError) as e:
             raise StatusError(
                 f"could not look for earlier {job_type} jobs {name_prefix}* to re-attach to "
@@ -175,8 +188,21 @@ class AwsBackend:
         return JobLogReader(self.logs_client, name, JobType(job_type)).iter_new()
 
     def log_reader(self, name: str, job_type: JobType) -> JobLogReader:
-        """An incremental reader: each ``read()`` returns the events appended since the last."""
-        return JobLogReader(self.logs_client, name, JobType(job_type))
+        """An incremental reader: each ``read()`` returns the events appended since the last,
+        within the round's budget of log calls while the job runs, whole once it ended."""
+        return JobLogReader(
+            self.logs_client,
+            name,
+            JobType(job_type),
+            budget=self.log_budget,
+            ended=lambda: self._ended(name),
+        )
+
+    def _ended(self, name: str) -> bool:
+        """The last status round reported the job ended."""
+        with self._poller_lock:
+            record = self.poller.records.get(name)
+        return bool(record and record.status and record.status.is_done)
 
 
 def _created_by_an_earlier_attempt(e: Exception) -> bool:

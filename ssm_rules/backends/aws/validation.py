@@ -1,8 +1,9 @@
 """Check a Create*Job request against botocore's SageMaker service model before sending it.
 
-botocore itself only checks required members and Python types client-side; enums, patterns
-and min/max limits are enforced by the service, one error per call, after the code bundle and
-inputs were uploaded. Walking ``operation_model(...).input_shape`` finds all of them at once.
+botocore's ParamValidator checks required and unknown members, types and minimums client-side;
+enums, patterns and maximums are enforced by the service, one error per call, after the code
+bundle and inputs were uploaded. ``ServiceModelValidator`` extends botocore's validator with
+those, so that one pass over ``operation_model(...).input_shape`` finds all of them at once.
 The model ships with botocore, so no credentials or network are needed.
 
 One exception: an ``InstanceType`` that the installed botocore does not list but that has the
@@ -18,10 +19,13 @@ import difflib
 import functools
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.validate import ParamValidator, ValidationErrors, type_check
+
+from ssm_rules.aws_names import sagemaker_service_model
 from ssm_rules.backends.aws.errors import InvalidRequestError
 from ssm_rules.backends.base import JobRequest, JobType
 from ssm_rules.instance_types import is_well_formed
@@ -83,13 +87,6 @@ def java_to_python(pattern: str) -> str:
     return "".join(out).replace(*_JAVA_SURROGATES)
 
 
-def sagemaker_service_model() -> Any:
-    """botocore's SageMaker model, from the installed botocore data (no credentials, no I/O)."""
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model("sagemaker")
-
-
 @dataclass(frozen=True)
 class Problem:
     path: str  # e.g. "ResourceConfig.InstanceType", "Tags[2].Key", "HyperParameters[epochs]"
@@ -114,139 +111,176 @@ def _join(path: str, member: str) -> str:
     return f"{path}.{member}" if path else member
 
 
-def _type_ok(type_name: str, value: Any) -> bool:
-    if type_name in ("integer", "long"):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if type_name in ("float", "double"):
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if type_name == "boolean":
-        return isinstance(value, bool)
-    if type_name == "string":
-        return isinstance(value, str)
-    if type_name == "timestamp":
-        return isinstance(value, datetime.datetime | str | int | float)
-    if type_name == "blob":
-        return isinstance(value, bytes | bytearray | str) or hasattr(value, "read")
+# botocore's ParamValidator names a path ".ResourceConfig.InstanceType" and a type by the
+# Python classes it accepts: say them as a user writes them
+_PYTHON_TYPE = {
+    str(int): "an int",
+    str(float): "a number",
+    str(bool): "True or False",
+    str(str): "a string",
+    str(dict): "a dict",
+    str(list): "a list",
+    str(datetime.datetime): "a datetime",
+    str(bytes): "bytes",
+}
+# reasons of our own, next to botocore's ('missing required field', 'unknown field', ...)
+_TOO_SHORT, _TOO_LONG, _TOO_FEW, _TOO_MANY = "too short", "too long", "too few", "too many"
+_BELOW, _ABOVE, _NOT_IN_ENUM, _NO_MATCH = "below min", "above max", "not in enum", "no match"
+_UNLISTED_INSTANCE_TYPE = "unlisted instance type"
+
+
+class _Findings(ValidationErrors):
+    """botocore's error report, turned into Problems as they are reported."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = Findings()
+
+    def report(self, name: str, reason: str, **info: Any) -> None:
+        super().report(name, reason, **info)
+        path = name.lstrip(".")
+        if reason == _UNLISTED_INSTANCE_TYPE:
+            self.found.warnings.append(Problem(path, _instance_warning(info["param"])))
+        else:
+            self.found.errors.append(_problem(path, reason, info))
+
+
+def _problem(path: str, reason: str, info: dict[str, Any]) -> Problem:
+    value = info.get("param")
+    if reason == "missing required field":
+        return Problem(_join(path, info["required_name"]), "required member is missing")
+    if reason == "unknown field":
+        members, unknown = info["valid_names"], str(info["unknown_param"])
+        close = difflib.get_close_matches(unknown, members, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"members: {', '.join(members)}"
+        return Problem(_join(path, unknown), f"unknown member ({hint})")
+    if reason == "invalid type":
+        wanted = _PYTHON_TYPE.get(info["valid_types"][0], " or ".join(info["valid_types"]))
+        return Problem(path, f"{_show(value)} is not {wanted}")
+    messages = {
+        _TOO_SHORT: lambda: f"{_show(value)} is shorter than {info.get('limit')} characters",
+        _TOO_LONG: lambda: (
+            f"{_show(value)} is {len(value)} characters, longer than {info.get('limit')}"
+        ),
+        _TOO_FEW: lambda: (
+            f"{info.get('what')} {len(value)} is below the minimum {info.get('limit')}"
+        ),
+        _TOO_MANY: lambda: (
+            f"{info.get('what')} {len(value)} is above the maximum {info.get('limit')}"
+        ),
+        _BELOW: lambda: f"{value!r} is below the minimum {info.get('limit')}",
+        _ABOVE: lambda: f"{value!r} is above the maximum {info.get('limit')}",
+        _NOT_IN_ENUM: lambda: _enum_message(value, info["enum"]),
+        _NO_MATCH: lambda: f"{_show(value)} does not match the pattern {info.get('pattern')}",
+        "more than one input": lambda: f"set exactly one of {', '.join(info['members'])}",
+        "empty input": lambda: f"set exactly one of {', '.join(info['members'])}",
+    }
+    if reason in messages:
+        return Problem(path, messages[reason]())
+    report = ValidationErrors()  # botocore's own words for what we do not rephrase
+    report.report("." + path, reason, **info)
+    return Problem(path, report.generate_report())
+
+
+def _instance_warning(value: str) -> str:
+    import botocore
+
+    return (
+        f"{value!r} is not an instance type botocore {botocore.__version__} knows; "
+        "sending it anyway (SageMaker decides: new types reach the API before botocore). "
+        "If SageMaker refuses it, pick a listed type or upgrade botocore"
+    )
+
+
+def _limits(shape: Any) -> tuple[Any, Any]:
+    return shape.metadata.get("min"), shape.metadata.get("max")
+
+
+def _not_bool(param: Any, errors: ValidationErrors, name: str, valid: type) -> bool:
+    # botocore takes True for an integer (a bool is an int in Python); the service does not
+    if isinstance(param, bool):
+        errors.report(name, "invalid type", param=param, valid_types=[str(valid)])
+        return False
     return True
 
 
-_PYTHON_TYPE = {
-    "integer": "an int",
-    "long": "an int",
-    "float": "a number",
-    "double": "a number",
-    "boolean": "True or False",
-    "string": "a string",
-    "timestamp": "a datetime",
-    "blob": "bytes",
-    "structure": "a dict",
-    "list": "a list",
-    "map": "a dict",
-}
+class ServiceModelValidator(ParamValidator):
+    """botocore's client-side ParamValidator (required and unknown members, types, tagged
+    unions, documents, timestamps) plus the constraints botocore leaves to the service: enums,
+    patterns, maximum lengths, sizes and values, and the minimum length of a map."""
 
+    VALIDATED_METADATA_ATTRS = ParamValidator.VALIDATED_METADATA_ATTRS | {
+        "max",
+        "enum",
+        "pattern",
+    }
 
-class _Walker:
-    def __init__(self) -> None:
-        self.found = Findings()
+    def findings(self, params: Any, shape: Any) -> Findings:
+        errors = _Findings()
+        self._validate(params, shape, errors, name="")
+        return errors.found
 
-    def error(self, path: str, message: str) -> None:
-        self.found.errors.append(Problem(path, message))
+    def _size(self, shape: Any, param: Any, errors: Any, name: str, what: str) -> None:
+        lo, hi = _limits(shape)
+        if lo is not None and len(param) < lo:
+            errors.report(name, _TOO_FEW, param=param, limit=lo, what=what)
+        if hi is not None and len(param) > hi:
+            errors.report(name, _TOO_MANY, param=param, limit=hi, what=what)
 
-    def walk(self, shape: Any, value: Any, path: str) -> None:
-        kind = shape.type_name
-        if kind == "structure":
-            self._structure(shape, value, path)
-        elif kind == "list":
-            self._list(shape, value, path)
-        elif kind == "map":
-            self._map(shape, value, path)
-        elif not _type_ok(kind, value):
-            self.error(path, f"{_show(value)} is not {_PYTHON_TYPE.get(kind, kind)}")
-        elif kind == "string":
-            self._string(shape, value, path)
-        elif kind in ("integer", "long", "float", "double"):
-            self._number(shape, value, path)
+    def _range(self, shape: Any, param: Any, errors: Any, name: str) -> None:
+        lo, hi = _limits(shape)
+        if lo is not None and param < lo:
+            errors.report(name, _BELOW, param=param, limit=lo)
+        if hi is not None and param > hi:
+            errors.report(name, _ABOVE, param=param, limit=hi)
 
-    def _structure(self, shape: Any, value: Any, path: str) -> None:
-        if shape.metadata.get("document"):
-            return  # free-form JSON document: nothing to check
-        if not isinstance(value, Mapping):
-            self.error(path, f"{_show(value)} is not a dict (members: {', '.join(shape.members)})")
-            return
-        members = shape.members
-        for name in shape.required_members:
-            if name not in value:
-                self.error(_join(path, name), "required member is missing")
-        for name, item in value.items():
-            if name not in members:
-                close = difflib.get_close_matches(str(name), list(members), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"members: {', '.join(members)}"
-                self.error(_join(path, str(name)), f"unknown member ({hint})")
-                continue
-            self.walk(members[name], item, _join(path, name))
-        if shape.metadata.get("union") and len(value) != 1:
-            self.error(path, f"set exactly one of {', '.join(members)} (got {len(value)})")
-
-    def _size(self, shape: Any, n: int, what: str, path: str) -> None:
-        lo, hi = shape.metadata.get("min"), shape.metadata.get("max")
-        if lo is not None and n < lo:
-            self.error(path, f"{what} {n} is below the minimum {lo}")
-        if hi is not None and n > hi:
-            self.error(path, f"{what} {n} is above the maximum {hi}")
-
-    def _list(self, shape: Any, value: Any, path: str) -> None:
-        if not isinstance(value, list | tuple):
-            self.error(path, f"{_show(value)} is not a list")
-            return
-        self._size(shape, len(value), "has length", path)
-        for i, item in enumerate(value):
-            self.walk(shape.member, item, f"{path}[{i}]")
-
-    def _map(self, shape: Any, value: Any, path: str) -> None:
-        if not isinstance(value, Mapping):
-            self.error(path, f"{_show(value)} is not a dict")
-            return
-        self._size(shape, len(value), "has", path)
-        for key, item in value.items():
-            self.walk(shape.key, key, f"{path} key {key!r}")
-            self.walk(shape.value, item, f"{path}[{key}]")
-
-    def _string(self, shape: Any, value: str, path: str) -> None:
+    @type_check(valid_types=(str,))
+    def _validate_string(self, param: str, shape: Any, errors: Any, name: str) -> None:
         enum = shape.enum
-        if enum and value not in enum:
-            if path.rsplit(".", 1)[-1] == "InstanceType" and is_well_formed(value):
-                self.found.warnings.append(Problem(path, self._instance_warning(value)))
-                return
-            self.error(path, _enum_message(value, enum))
+        if enum and param not in enum:
+            # a type of the form ml.<family>.<size> newer than this botocore: the service decides
+            if name.rsplit(".", 1)[-1] == "InstanceType" and is_well_formed(param):
+                errors.report(name, _UNLISTED_INSTANCE_TYPE, param=param)
+            else:
+                errors.report(name, _NOT_IN_ENUM, param=param, enum=enum)
             return
-        lo, hi = shape.metadata.get("min"), shape.metadata.get("max")
-        if lo is not None and len(value) < lo:
-            self.error(path, f"{_show(value)} is shorter than {lo} characters")
-        if hi is not None and len(value) > hi:
-            self.error(path, f"{_show(value)} is {len(value)} characters, longer than {hi}")
+        lo, hi = _limits(shape)
+        if lo is not None and len(param) < lo:
+            errors.report(name, _TOO_SHORT, param=param, limit=lo)
+        if hi is not None and len(param) > hi:
+            errors.report(name, _TOO_LONG, param=param, limit=hi)
         pattern = shape.metadata.get("pattern")
-        if pattern:
-            compiled = _compiled(pattern)
-            # SageMaker applies its patterns to the whole value (Java's Pattern.matches)
-            if compiled is not None and not compiled.fullmatch(value):
-                self.error(path, f"{_show(value)} does not match the pattern {pattern}")
+        compiled = _compiled(pattern) if pattern else None
+        # SageMaker applies its patterns to the whole value (Java's Pattern.matches)
+        if compiled is not None and not compiled.fullmatch(param):
+            errors.report(name, _NO_MATCH, param=param, pattern=pattern)
 
-    @staticmethod
-    def _instance_warning(value: str) -> str:
-        import botocore
+    @type_check(valid_types=(list, tuple))
+    def _validate_list(self, param: Any, shape: Any, errors: Any, name: str) -> None:
+        self._size(shape, param, errors, name, "has length")
+        for i, item in enumerate(param):
+            self._validate(item, shape.member, errors, f"{name}[{i}]")
 
-        return (
-            f"{value!r} is not an instance type botocore {botocore.__version__} knows; "
-            "sending it anyway (SageMaker decides: new types reach the API before botocore). "
-            "If SageMaker refuses it, pick a listed type or upgrade botocore"
-        )
+    @type_check(valid_types=(dict,))
+    def _validate_map(self, param: Any, shape: Any, errors: Any, name: str) -> None:
+        self._size(shape, param, errors, name, "has")
+        for key, value in param.items():
+            self._validate(key, shape.key, errors, f"{name} key {key!r}")
+            self._validate(value, shape.value, errors, f"{name}[{key}]")
 
-    def _number(self, shape: Any, value: float, path: str) -> None:
-        lo, hi = shape.metadata.get("min"), shape.metadata.get("max")
-        if lo is not None and value < lo:
-            self.error(path, f"{value!r} is below the minimum {lo}")
-        if hi is not None and value > hi:
-            self.error(path, f"{value!r} is above the maximum {hi}")
+    @type_check(valid_types=(int,))
+    def _validate_integer(self, param: int, shape: Any, errors: Any, name: str) -> None:
+        if _not_bool(param, errors, name, int):
+            self._range(shape, param, errors, name)
+
+    _validate_long = _validate_integer
+
+    @type_check(valid_types=(float, int))
+    def _validate_double(self, param: float, shape: Any, errors: Any, name: str) -> None:
+        if _not_bool(param, errors, name, float):
+            self._range(shape, param, errors, name)
+
+    _validate_float = _validate_double
 
 
 def _enum_message(value: str, enum: list[str]) -> str:
@@ -262,9 +296,7 @@ def _enum_message(value: str, enum: list[str]) -> str:
 def check_request(request: JobRequest, service_model: Any) -> Findings:
     """Every problem of the request body, errors and warnings apart (no raising, no logging)."""
     shape = service_model.operation_model(OPERATIONS[request.job_type]).input_shape
-    walker = _Walker()
-    walker.walk(shape, request.body, "")
-    return walker.found
+    return ServiceModelValidator().findings(request.body, shape)
 
 
 def _describe(request: JobRequest) -> str:

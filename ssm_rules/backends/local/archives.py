@@ -1,43 +1,19 @@
-"""tar.gz in and out, safely.
-
-Extraction uses tarfile's ``data`` filter (PEP 706): no absolute paths, no ``..``, no links
-pointing outside, no device files — a code bundle or a model archive from S3 cannot write
-outside its target directory.
-"""
+"""The job's files as SageMaker's upload sees them: entries, links kept inside the sandbox,
+merged archives (written and extracted by worker_toolkit._tarballs, the job's own tar code)."""
 
 from __future__ import annotations
 
 import os
-import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from worker_toolkit import contract
-
-
-class UnsafeArchiveError(ValueError):
-    pass
-
-
-def safe_extract(archive: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(dest, filter="data")
-    except tarfile.FilterError as e:
-        raise UnsafeArchiveError(f"{archive}: refusing to extract {e}") from e
+from worker_toolkit._tarballs import tree_entries, write_tar_gz_file
 
 
 def entries_under(root: Path) -> list[Path]:
     """Every file and symlink below ``root``, links not followed, sorted: deterministic order."""
-    if not root.is_dir() or root.is_symlink():
-        return []
-    found = []
-    for dirpath, dirs, names in os.walk(root):
-        base = Path(dirpath)
-        found += [base / d for d in dirs if (base / d).is_symlink()]  # not walked into
-        found += [base / n for n in names if (base / n).is_symlink() or (base / n).is_file()]
-    return sorted(found)
+    return [p for _, p in tree_entries(root) if p.is_symlink() or not p.is_dir()]
 
 
 def files_under(root: Path, sandbox: Path) -> list[tuple[str, Path]]:
@@ -70,22 +46,15 @@ def resolve_in_sandbox(path: Path, sandbox: Path) -> Path | None:
 
 
 def make_tarball(roots: Iterable[Path], archive: Path) -> None:
-    """One tar.gz holding the files of all ``roots``, relative to each root.
+    """One tar.gz holding the entries of all ``roots``, relative to each root.
 
     Roots are merged in order; when two hold the same relative path the first wins (for
     model.tar.gz the roots are hosts algo-1..N, so the main host's file is kept). Symlinks
-    are stored as symlinks, as ``tar`` in the job's container would: their targets are the
-    container's, not this machine's.
+    are stored as symlinks and empty directories kept, as ``tar`` in the job's container
+    would: link targets are the container's, not this machine's.
     """
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    seen: set[str] = set()
-    tmp = archive.with_name(archive.name + ".tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
-        for root in roots:
-            for path in entries_under(root):
-                rel = path.relative_to(root).as_posix()
-                if rel in seen:
-                    continue
-                seen.add(rel)
-                tar.add(str(path), arcname=rel, recursive=False)
-    os.replace(tmp, archive)
+    merged: dict[str, Path] = {}
+    for root in roots:
+        for name, path in tree_entries(root):
+            merged.setdefault(name, path)
+    write_tar_gz_file(sorted(merged.items(), key=lambda item: Path(item[0]).parts), archive)

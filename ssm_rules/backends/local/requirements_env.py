@@ -88,7 +88,8 @@ def environment_key(requirements_file: Path) -> str:
     digest.update(requirements + b"\0")
     for path in _local_references(requirements_file.parent, requirements.decode(errors="replace")):
         digest.update(str(path.relative_to(requirements_file.parent)).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        with open(path, "rb") as f:  # a wheel can be large: hashed in chunks, not read whole
+            digest.update(hashlib.file_digest(f, "sha256").digest())
     return digest.hexdigest()[:16]
 
 

@@ -32,7 +32,6 @@ from ssm_rules.backends.local import (
     status,
     toolkit,
 )
-from ssm_rules.backends.local.archives import safe_extract
 from ssm_rules.backends.local.hosts import Host, HostSpec, MountMode
 from ssm_rules.backends.local.jobdir import JobDir
 from ssm_rules.backends.local.sandbox import (
@@ -47,6 +46,8 @@ from ssm_rules.distribution import LAUNCHERS as DISTRIBUTION_LAUNCHERS
 from ssm_rules.objects import S3Objects
 from ssm_rules.safe_tar import read_member
 from worker_toolkit import contract
+from worker_toolkit._tarballs import extract_tarball
+from worker_toolkit.hyperparameters import decode
 
 log = logging.getLogger("ssm_rules.local.runner")
 
@@ -250,7 +251,7 @@ class JobRun:
             self.checkpoints.download()
         if self.job_type is JobType.TRAINING and self._script_mode:
             self.check_stop()
-            hps = toolkit.decode_hyperparameters(self.body.get("HyperParameters") or {})
+            hps = decode(self.body.get("HyperParameters") or {})
             bundle = toolkit.fetch_code(
                 str(hps[contract.HP_SUBMIT_DIRECTORY]), self.jobdir.work_dir, self.s3
             )
@@ -297,7 +298,7 @@ class JobRun:
             return None
         code = self.jobdir.work_dir / "processing-code"
         if not code.is_dir():
-            safe_extract(bundle, code)
+            extract_tarball(bundle, code, skip_carrier=False)
         found = code / requirements_env.REQUIREMENTS_FILE
         return found if found.is_file() else None
 

@@ -1,7 +1,8 @@
 """Script mode, as the sagemaker-training-toolkit in SageMaker's framework images runs it.
 
 Followed from aws/sagemaker-training-toolkit (``environment.py``, ``mapping.py``,
-``entry_point.py``, ``process.py``):
+``entry_point.py``, ``process.py``); the hyperparameter rules are worker_toolkit.hyperparameters',
+shared with the in-job launcher:
 
 - hyperparameters.json values are JSON-decoded where they parse (``read_hyperparameters``);
   keys starting with ``sagemaker_`` are the toolkit's and are split off; the rest become the
@@ -19,7 +20,6 @@ Followed from aws/sagemaker-training-toolkit (``environment.py``, ``mapping.py``
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -27,77 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ssm_rules.backends.local.archives import safe_extract
 from ssm_rules.backends.local.sandbox import GROUP_NAME, NETWORK_INTERFACE, Sandbox
 from ssm_rules.objects import ObjectURI, S3Objects, store_for
 from worker_toolkit import _common, contract
-
-SAGEMAKER_PREFIX = "sagemaker_"
-# params.SAGEMAKER_HYPERPARAMETERS: split off even without the prefix
-SAGEMAKER_HYPERPARAMETERS = (
-    "sagemaker_program",
-    "sagemaker_submit_directory",
-    "sagemaker_enable_cloudwatch_metrics",
-    "sagemaker_region",
-    "sagemaker_container_log_level",
-    "sagemaker_job_name",
-    "default_user_module_name",
-    "_tuning_objective_metric",
-    "sagemaker_s3_output",
+from worker_toolkit._tarballs import extract_tarball
+from worker_toolkit.hyperparameters import (
+    SAGEMAKER_HYPERPARAMETERS,
+    decode,
+    env_value,
+    split_sagemaker,
+    to_cmd_args,
 )
+
 DEFAULT_LOG_LEVEL = 20  # logging.INFO
-
-
-def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
-    decoded: dict[str, Any] = {}
-    for k, v in raw.items():
-        try:
-            decoded[k] = json.loads(v)
-        except (ValueError, TypeError):
-            decoded[k] = v
-    return decoded
-
-
-def split_hyperparameters(decoded: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(sagemaker_*, user) as ``mapping.split_by_criteria`` splits them."""
-    sm = {
-        k: v
-        for k, v in decoded.items()
-        if k in SAGEMAKER_HYPERPARAMETERS or k.startswith(SAGEMAKER_PREFIX)
-    }
-    return sm, {k: v for k, v in decoded.items() if k not in sm}
-
-
-def _decode(obj: Any) -> str:
-    if obj is None:
-        return ""
-    if isinstance(obj, bytes):
-        return obj.decode("latin1")
-    return str(obj)
-
-
-def to_cmd_args(mapping: dict[str, Any]) -> list[str]:
-    args: list[str] = []
-    for key in sorted(mapping):
-        name = _decode(key)
-        args.append(("--" if len(name) > 1 else "-") + name if name else "")
-        value = mapping[key]
-        if hasattr(value, "items"):
-            args.append(",".join(f"{k}={v}" for k, v in sorted(value.items())))
-        else:
-            args.append(_decode(value))
-    return args
-
-
-def env_value(value: Any) -> str:
-    """``mapping.to_env_vars``' value format."""
-    if isinstance(value, bytes):
-        return value.decode("latin1")
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def fetch_code(submit_dir: str, cache: Path, s3: S3Objects | None = None) -> Path:
@@ -121,7 +63,7 @@ def install_code(bundle: Path, code_dir: Path) -> None:
 
         shutil.copytree(bundle, code_dir, dirs_exist_ok=True, symlinks=True)
     else:
-        safe_extract(bundle, code_dir)
+        extract_tarball(bundle, code_dir, skip_carrier=False)
 
 
 @dataclass(frozen=True)
@@ -142,7 +84,7 @@ def plan(
     """What ``train`` (the toolkit's entry) would execute on ``sandbox.host``, with
     ``python`` as the image's interpreter."""
     raw = dict(body.get("HyperParameters") or {})
-    sm, user = split_hyperparameters(decode_hyperparameters(raw))
+    sm, user = split_sagemaker(decode(raw))
     program = str(sm[contract.HP_PROGRAM])
     module_dir = str(sm.get(contract.HP_SUBMIT_DIRECTORY, sandbox.visible(contract.CODE_DIR)))
     log_level = sm.get(contract.HP_CONTAINER_LOG_LEVEL, DEFAULT_LOG_LEVEL)

@@ -8,15 +8,13 @@ a request outside it is refused with what to write instead, never half-run.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from ssm_rules.aws_names import job_name_problem
 from ssm_rules.backends.base import JobType
 from ssm_rules.objects import ObjectURI, ObjectURIError
 from worker_toolkit import contract
 
-# CreateTrainingJob / CreateProcessingJob: TrainingJobName pattern (botocore's model)
-JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 
 
@@ -47,11 +45,9 @@ def duplicate_name(job_type: JobType, name: str, arn: str) -> ResourceInUse:
 def validate(job_type: JobType, body: dict[str, Any]) -> None:
     key = "TrainingJobName" if job_type is JobType.TRAINING else "ProcessingJobName"
     name = body.get(key)
-    if not isinstance(name, str) or not JOB_NAME_PATTERN.match(name):
-        raise ValidationError(
-            f"{key} {name!r} must match [a-zA-Z0-9](-*[a-zA-Z0-9]){{0,62}} "
-            "(letters, digits and dashes, at most 63 characters)"
-        )
+    problem = job_name_problem(name, job_type)
+    if problem is not None:
+        raise ValidationError(f"{key}: {problem}")
     if job_type is JobType.TRAINING:
         _validate_training(body)
     else:
