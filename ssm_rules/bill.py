@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from ssm_rules.backends.base import JobState, JobType
 from ssm_rules.budget import timestamp
+from ssm_rules.warm_pools import retained_seconds
 
 # SageMaker's log groups (streams: "<job>/algo-<i>-<epoch>")
 LOG_GROUPS = {
@@ -232,8 +233,7 @@ def job_bill(entry: Mapping[str, Any], now: float, region: str, local_jobs: str 
     if ended is None and done:  # ended before it started (no capacity, stopped early)
         until = timestamp(desc.get("LastModifiedTime")) or now
     training, billable = _seconds(job_type, desc, until)
-    warm = desc.get("WarmPoolStatus") or {}
-    retained = _number(warm.get("ResourceRetainedBillableTimeInSeconds")) or 0.0
+    retained = retained_seconds(desc)
     metrics = dict(entry.get("metrics") or {})
     for m in desc.get("FinalMetricDataList") or []:  # SageMaker's own final values win
         if _number(m.get("Value")) is not None:

@@ -9,6 +9,8 @@ worst case of this job must stay within the budget. Spent is what SageMaker bill
 - processing: Describe has no billable time; ProcessingEndTime - ProcessingStartTime per
   instance is what is billed.
 - a job that never started (no start time: failed while acquiring capacity) costs 0.
+- a training job's warm pool: WarmPoolStatus.ResourceRetainedBillableTimeInSeconds x
+  InstanceCount at the on-demand price, counted as it grows (the pool outlives the job).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ssm_rules.backends.base import JobStatus, JobType
 from ssm_rules.plan import worst_cost
 from ssm_rules.pricing import Prices
 from ssm_rules.spec import TaskSpec
+from ssm_rules.warm_pools import retained_seconds
 
 
 def timestamp(value: Any) -> float | None:
@@ -39,7 +42,9 @@ def billed_instance_seconds(job_type: JobType, count: int, extra: dict[str, Any]
         seconds = extra.get("BillableTimeInSeconds")
         if seconds is None:
             seconds = extra.get("TrainingTimeInSeconds") or 0
-        return float(seconds) * count
+        # a warm pool kept after the job is billed too ("ResourceRetainedBillableTimeInSeconds
+        # * InstanceCount", WarmPoolStatus)
+        return (float(seconds) + retained_seconds(extra)) * count
     start = timestamp(extra.get("ProcessingStartTime"))
     end = timestamp(extra.get("ProcessingEndTime"))
     if start is None or end is None:
@@ -85,3 +90,9 @@ class Budget:
         with self._lock:
             self._running.pop(status.name, None)
             self.spent += price * seconds / 3600
+
+    def add_retained(self, spec: TaskSpec, seconds: float) -> None:
+        """A job's warm pool was kept ``seconds`` more (per instance) than counted so far."""
+        price = self.prices.price(spec.job_type, spec.instance.instance_type) or 0.0
+        with self._lock:
+            self.spent += price * seconds * spec.instance.count / 3600

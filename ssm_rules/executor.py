@@ -28,7 +28,7 @@ from ssm_rules._snakemake_internals import (
     hide_empty_shell_commands,
     is_forced,
 )
-from ssm_rules.backends.base import JobState, JobStatus, LogBudgetSpent
+from ssm_rules.backends.base import JobState, JobStatus, JobType, LogBudgetSpent
 from ssm_rules.board import Board
 from ssm_rules.budget import Budget
 from ssm_rules.context import RunContext, make_context
@@ -52,6 +52,7 @@ from ssm_rules.requests import build_request
 from ssm_rules.settings import ExecutorSettings
 from ssm_rules.spec import TaskSpec
 from ssm_rules.submission import InFlight, Submission, Submitter
+from ssm_rules.warm_pools import WarmPools, plan_of_jobs
 
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
@@ -124,6 +125,7 @@ class Executor(RemoteExecutor):
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
+        self.warm_pools = WarmPools({}, self.ctx.backend, self.logger)  # the plan's: below
         self._check_plan()
 
     def _new_board(self) -> Board:
@@ -157,6 +159,7 @@ class Executor(RemoteExecutor):
                 )
 
         requests: list[tuple[TaskSpec, Any]] = []
+        jobs: list[Any] = []
 
         def check(job: Any, view: JobView) -> None:
             spec = self.submitter.spec(view, plan=True)
@@ -164,6 +167,7 @@ class Executor(RemoteExecutor):
             request = build_request(spec, self.submitter.placement(spec, tags=tags, plan=True))
             self.ctx.validate(request)
             requests.append((spec, request))
+            jobs.append(job)
 
         errors = plan_errors(self.workflow.dag, check)
         if errors:
@@ -174,6 +178,16 @@ class Executor(RemoteExecutor):
             check_budget(planned, prices, self.settings.max_cost)
             self.submitter.budget = Budget(self.settings.max_cost, prices)
         self.ctx.authorize(requests)
+        # the warm pools of the plan's chains of on-demand training jobs (ssm_rules.warm_pools)
+        checked = [(job, spec, r) for job, (spec, r) in zip(jobs, requests, strict=True)]
+        self.warm_pools = WarmPools(
+            plan_of_jobs(checked), self.ctx.backend, self.logger, bill=self._bill_warm_pool
+        )
+        self.submitter.warm_pools = self.warm_pools
+
+    def _bill_warm_pool(self, spec: TaskSpec, seconds: float) -> None:
+        if self.submitter.budget is not None:
+            self.submitter.budget.add_retained(spec, seconds)
 
     # --- submission (ssm_rules.submission) ------------------------------------------------
 
@@ -326,6 +340,8 @@ class Executor(RemoteExecutor):
     def _act(self, t: Tracked, status: JobStatus) -> Ended:
         sub = t.current
         rule = sub.spec.rule
+        if sub.job_type is JobType.TRAINING:  # which pool it ran on; end pools nothing takes
+            self.warm_pools.ended(sub.spec, status)
         tail = self._refresh_logs(t, final=True)
         decision = decide(status, t.facts())
         if isinstance(decision, Fail):
@@ -388,6 +404,9 @@ class Executor(RemoteExecutor):
         super().shutdown()  # the status thread has stopped: no end is handed over any more
         self._workers.shutdown(wait=True)  # as the status thread did, finish what was begun
         self._submitters.shutdown(wait=True)
+        # the run is over (or cancelled): a warm pool no job of it will take would idle,
+        # billed, until its keep-alive ran out
+        self.warm_pools.end_all()
         if self.ctx.backend_name == "aws":  # ours only: the S3 storage plugin has its own clients
             self.logger.info(f"ssm_rules made {aws_clients.CALLS.summary()} to AWS")
         self._write_bill()

@@ -49,6 +49,7 @@ from ssm_rules.requests import (
 )
 from ssm_rules.settings import ExecutorSettings
 from ssm_rules.spec import Channel, TaskSpec
+from ssm_rules.warm_pools import WarmPools, keep_alive_of
 
 
 @dataclass
@@ -119,6 +120,7 @@ class Submitter:
         self.in_flight = in_flight
         self.budget: Budget | None = None  # with --sagemaker-max-cost, set once the plan is checked
         self.board: Board | None = None  # the run's live board, set by the executor
+        self.warm_pools: WarmPools | None = None  # set once the plan is checked
         # Two threads may stage the same thing at once (run_job, and a worker thread's next
         # member): one lock over the caches, so a shared dataset is synced and an image built
         # once per run.
@@ -145,6 +147,8 @@ class Submitter:
         built and validated before anything is deleted (stale outputs, clean_state)."""
         ctx = self.ctx
         self.in_flight.refuse_if_cancelling(spec.rule)
+        if self.warm_pools is not None:  # the keep-alive of a warm pool for its chain
+            spec = self.warm_pools.decide(spec)
         code_uri, code_sha = self._code(spec)
         channel_uris, versions = self._channels(spec)
         # an image built from job(dockerfile=...) is named by its context: part of the identity
@@ -180,14 +184,19 @@ class Submitter:
         # Tracked before the call and kept if it fails: a Create whose reply was lost may
         # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
         self.in_flight.track(place.job_name, request.job_type, spec.rule)
-        ctx.backend.submit(request)
+        if self.warm_pools is not None:  # falls back to no keep-alive if the quota refuses it
+            request = self.warm_pools.submit(ctx.backend.submit, request)
+        else:
+            ctx.backend.submit(request)
         # the name holds the wildcard values only as far as 63 characters allow: say them here
         wildcards = ", ".join(f"{k}={v}" for k, v in spec.wildcards)
+        keep = keep_alive_of(request)
         self.logger.info(
             f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
             f"{f'for {wildcards} ' if wildcards else ''}"
             f"({spec.instance.count} x {spec.instance.instance_type}"
-            f"{', spot' if spec.instance.spot else ''})"
+            f"{', spot' if spec.instance.spot else ''}"
+            f"{f', warm pool kept {keep // 60} min after it' if keep else ''})"
         )
         self._said(spec, place.job_name, "submitted")
         return Submission(spec, place, request.job_type)

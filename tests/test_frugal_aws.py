@@ -95,3 +95,30 @@ def test_a_status_round_costs_the_same_calls_for_3_or_12_jobs_in_flight(
         {("sagemaker", "ListTrainingJobs"): 1},
         {("sagemaker", "ListTrainingJobs"): 1, ("sagemaker", "Search"): 1},
     ]
+
+
+def test_a_refused_search_falls_back_to_describe_once_said(moto_server, monkeypatch, caplog):
+    """A policy without sagemaker:Search, or a filter the service refuses: the round still
+    ends with every job's details, by Describe, and the next rounds do not ask again."""
+    from moto.sagemaker import models
+    from moto.sagemaker.exceptions import AWSValidationException
+
+    from ssm_rules.backends.aws.service import AwsBackend
+    from ssm_rules.backends.base import JobRequest, JobType
+    from tests.test_aws_backend import Calls, training_body
+
+    def refuse(self, *args, **kwargs):
+        raise AWSValidationException("Search is not allowed here")
+
+    monkeypatch.setattr(models.SageMakerModelBackend, "search", refuse)
+    moto_server.reset()
+    counted = Calls()
+    aws = AwsBackend(*(counted.attach(moto_server.client(s)) for s in ("sagemaker", "logs")))
+    names = [f"work-1202000000-{i:06x}" for i in range(3)]
+    for name in names:
+        aws.submit(JobRequest(JobType.TRAINING, training_body(name)))
+    counted.clear()
+    statuses = aws.poll([(n, JobType.TRAINING) for n in names])  # moto: Completed at once
+    assert all(statuses[n].is_done and statuses[n].model_artifacts for n in names)
+    assert counted.count("Search") == 1 and counted.count("DescribeTrainingJob") == 3
+    assert caplog.text.count("SageMaker refused Search") == 1

@@ -372,3 +372,24 @@ def test_subprocesses_reach_the_server(aws: MotoServer, bucket: str, api_calls: 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"['{bucket}']"
     assert api_calls.count("s3", "ListBuckets") == 1
+
+
+def test_warm_pool_quota_and_update_of_an_unknown_job(aws: MotoServer, staged: str) -> None:
+    """The lifecycle itself (Available, Reused, ended by UpdateTrainingJob) is run through the
+    executor in tests/test_warm_pools.py; here what a plain client gets refused."""
+    sm = aws.client("sagemaker")
+    aws.hook.warm_pool_quota = 0  # AWS's default quota
+    body = training_body("train-warm", staged)
+    body["ResourceConfig"]["KeepAlivePeriodInSeconds"] = 300
+    with pytest.raises(ClientError) as e:
+        sm.create_training_job(**body)
+    assert e.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    assert "'ml.m5.large for training warm pool usage' is 0 Instances" in str(e.value)
+    assert "train-warm" not in {
+        j["TrainingJobName"] for j in sm.list_training_jobs()["TrainingJobSummaries"]
+    }
+    with pytest.raises(ClientError) as e:
+        sm.update_training_job(
+            TrainingJobName="nope", ResourceConfig={"KeepAlivePeriodInSeconds": 0}
+        )
+    assert e.value.response["Error"]["Code"] == "ValidationException"

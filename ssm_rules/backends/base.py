@@ -12,6 +12,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from snakemake_interface_common.exceptions import WorkflowError
+
+
+class WarmPoolQuotaError(WorkflowError):
+    """CreateTrainingJob refused the job's KeepAlivePeriodInSeconds: the account's warm pool
+    quota for the instance type ('<type> for training warm pool usage', 0 by default) is used
+    up. The same job without keep-alive would be accepted."""
+
 
 class JobType(enum.StrEnum):
     TRAINING = "training"
@@ -95,3 +103,9 @@ class Backend(Protocol):
 
     def find(self, job_type: JobType, name_prefix: str, tags: dict[str, str]) -> list[JobStatus]:
         """Jobs named ``name_prefix...`` carrying all ``tags``, newest first (re-attach)."""
+
+    def warm_pool(self, name: str) -> dict[str, Any] | None:
+        """The training job's WarmPoolStatus (DescribeTrainingJob), None if it has none."""
+
+    def end_warm_pool(self, name: str) -> None:
+        """End the training job's warm pool (UpdateTrainingJob, KeepAlivePeriodInSeconds 0)."""

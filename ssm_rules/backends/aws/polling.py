@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ssm_rules.backends.aws.errors import is_not_found
+from ssm_rules.backends.aws.errors import error_code, is_not_found
 from ssm_rules.backends.base import JobState, JobStatus, JobType
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
             # the run's bill (ssm_rules.bill): phases, spot, warm pool, processing instances
             "SecondaryStatusTransitions",
             "EnableManagedSpotTraining",
-            "WarmPoolStatus",
+            "WarmPoolStatus",  # a warm pool kept after the job (ssm_rules.warm_pools)
             "ProcessingResources",
             "StoppingCondition",
         ),
@@ -210,6 +210,9 @@ class StatusPoller:
     client: Any  # boto3 SageMaker client
     records: dict[str, JobRecord] = field(default_factory=dict)
     last_round: RoundStats = field(default_factory=RoundStats)
+    # Search refused (a policy without sagemaker:Search, or a filter the service does not
+    # take): the details come from Describe for the rest of the run, said once
+    search_refused: bool = False
 
     def track(self, name: str, job_type: JobType, submitted_at: datetime.datetime) -> None:
         """A job this backend just created: its CreationTime is not before ``submitted_at``."""
@@ -319,9 +322,10 @@ class StatusPoller:
         if not records:
             return
         left = records
-        if api.job_type is JobType.TRAINING:
-            found = self._search(api, [r.name for r in records])
-            left = []
+        if api.job_type is JobType.TRAINING and not self.search_refused:
+            found = self._search_or_none(api, [r.name for r in records])
+            left = [] if found is not None else records
+            found = found or {}
             for record in records:
                 desc = found.get(record.name)
                 state = job_state(desc[api.status_key]) if desc else None
@@ -331,6 +335,21 @@ class StatusPoller:
                     self._take(record, desc)
         for record in left:
             self._describe(record)
+
+    def _search_or_none(self, api: JobApi, names: list[str]) -> dict[str, dict[str, Any]] | None:
+        """:meth:`_search`, or None once SageMaker refused it (throttling and 5xx still
+        raise: the round is tried again)."""
+        try:
+            return self._search(api, names)
+        except Exception as e:
+            if error_code(e) not in ("AccessDeniedException", "ValidationException"):
+                raise
+            self.search_refused = True
+            log.warning(
+                "SageMaker refused Search (%s): ended jobs are described one by one instead",
+                error_code(e),
+            )
+            return None
 
     def _search(self, api: JobApi, names: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, LogEvent
-from ssm_rules.backends.local import requirements_env, status
+from ssm_rules.backends.local import requirements_env, status, warm_pools
 from ssm_rules.backends.local.hosts import kill_host
 from ssm_rules.backends.local.jobdir import (
     RUNNER_MODULE,
@@ -53,6 +53,8 @@ class LocalBackend:
     # --- Create*Job ---------------------------------------------------------------------
     def submit(self, request: JobRequest) -> None:
         validate(request.job_type, request.body)
+        if request.job_type is JobType.TRAINING:
+            warm_pools.check_quota(request.body)
         name = request.name
         jobdir = JobDir(self.root / name)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -64,6 +66,8 @@ class LocalBackend:
             ) from None
         write_json_atomic(jobdir.request_file, request.body)
         jobdir.write_status(status.initial(request.job_type, request.body))
+        if request.job_type is JobType.TRAINING:
+            warm_pools.claim(self.root, name, request.body)  # a matching warm pool, if any
         jobdir.logs_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
@@ -155,6 +159,19 @@ class LocalBackend:
                 except ProcessLookupError:
                     pass
 
+    # --- warm pools (UpdateTrainingJob, DescribeTrainingJob's WarmPoolStatus) -------------
+    def warm_pool(self, name: str) -> dict[str, Any] | None:
+        return self._current(name, JobType.TRAINING).get("WarmPoolStatus")
+
+    def update_keep_alive(self, name: str, seconds: int) -> None:
+        """UpdateTrainingJob(ResourceConfig={"KeepAlivePeriodInSeconds": seconds})."""
+        jobdir = JobDir(self.root / name)
+        doc = self._current(name, JobType.TRAINING)
+        warm_pools.update_keep_alive(self.root, jobdir, jobdir.read_request(), doc, seconds)
+
+    def end_warm_pool(self, name: str) -> None:
+        self.update_keep_alive(name, 0)
+
     # --- CloudWatch Logs ------------------------------------------------------------------
     def logs(self, name: str, job_type: JobType) -> Iterator[LogEvent]:
         """Every line of every host, stream by stream (``<job>/algo-i-<epoch>``, as in
@@ -177,6 +194,16 @@ class LocalBackend:
 
     # --- internals ------------------------------------------------------------------------
     def _current(self, name: str, job_type: JobType) -> dict[str, Any]:
+        """status.json, with the training job's WarmPoolStatus."""
+        doc = self._current_status(name, job_type)
+        if job_type is JobType.TRAINING:
+            jobdir = JobDir(self.root / name)
+            pool = warm_pools.status(self.root, jobdir, jobdir.read_request(), doc)
+            if pool is not None:
+                doc["WarmPoolStatus"] = pool
+        return doc
+
+    def _current_status(self, name: str, job_type: JobType) -> dict[str, Any]:
         """status.json, after making sure a dead runner does not leave a job InProgress."""
         jobdir = JobDir(self.root / name)
         try:

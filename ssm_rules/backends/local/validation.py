@@ -113,6 +113,13 @@ def _validate_training(body: dict[str, Any]) -> None:
     _uri(out.get("S3OutputPath"), "OutputDataConfig.S3OutputPath")
     if out.get("CompressionType", "GZIP") != "GZIP":
         raise ValidationError("OutputDataConfig.CompressionType: only GZIP is supported locally")
+    keep_alive = (body.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds", 0)
+    if keep_alive and body.get("EnableManagedSpotTraining"):
+        # AWS: "SageMaker Managed Warm Pools cannot be used with spot instances"
+        raise ValidationError(
+            "ResourceConfig.KeepAlivePeriodInSeconds with EnableManagedSpotTraining: warm "
+            "pools cannot be used with spot instances; drop one of them"
+        )
     count = (body.get("ResourceConfig") or {}).get("InstanceCount", 1)
     if not isinstance(count, int) or count < 1:
         raise ValidationError(f"ResourceConfig.InstanceCount {count!r} must be an integer >= 1")
