@@ -57,6 +57,7 @@ from ssm_rules.warm_pools import WarmPools, plan_of_jobs
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
 STOP_WAIT_SECONDS = 120
+STARTUP_SLEEP_SECONDS = 0.05
 MAX_FAILED_POLLS = 10  # consecutive status rounds that fail (after botocore's own retries)
 # How long a status round waits for the handling of the jobs that ended in it (promotion,
 # the next submission) before it moves on; one still being handled is reported in a later
@@ -244,20 +245,6 @@ class Executor(RemoteExecutor):
 
     # --- status: query, decide (ssm_rules.decisions), act ----------------------------------
 
-    async def sleep(self) -> None:
-        """The wait between status rounds, read again every half second.
-
-        RemoteExecutor.__init__ (snakemake-interface-executor-plugins 9) starts the status
-        thread before it calls ``__post_init__``: with no jobs yet, its first round is over at
-        once, and its first sleep read the interval before ``__post_init__`` set
-        ``--sagemaker-poll-interval``: Snakemake's ``--seconds-between-status-checks`` (the
-        sagemaker profile's 30 s), so the first status round came about 30 s after start.
-        Reading the interval while sleeping ends that first wait as soon as ours is set.
-        """
-        started = time.monotonic()
-        while (left := started + self.next_seconds_between_status_checks - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, 0.5))
-
     async def check_active_jobs(
         self, active_jobs: list[SubmittedJobInfo]
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
@@ -284,6 +271,8 @@ class Executor(RemoteExecutor):
             if self.submitter.budget is not None:
                 self.submitter.budget.settle(t.current.spec, status)
             t.ending = self._workers.submit(self._end, t, status)
+            # an end handled past this round's wait is reported in the round it wakes
+            t.ending.add_done_callback(lambda _: self._wake_status_check())
         # least recently read first: when the backend's log calls of the round run out, the
         # jobs left out are the first served next round (round robin)
         for t in sorted(running, key=lambda t: t.current.log_refreshed):
@@ -328,6 +317,67 @@ class Executor(RemoteExecutor):
                 return {}
         self._failed_polls = 0
         return statuses
+
+    async def sleep(self) -> None:
+        """The wait between status rounds.
+
+        A backend that can tell when a job ends (local: its runner exits) ends the wait then,
+        so a successor is submitted at once, not a poll interval later; a submission wakes it
+        too (the next wait must include the new job). After a failed round, the whole
+        interval: a backend that cannot answer is not asked again right away.
+
+        Otherwise the interval is read again every half second: RemoteExecutor.__init__
+        (snakemake-interface-executor-plugins 9) starts the status thread before it calls
+        ``__post_init__``, so the first sleep began before ``--sagemaker-poll-interval`` was
+        set, with Snakemake's ``--seconds-between-status-checks`` (the sagemaker profile's
+        30 s), and the first status round came about 30 s after start.
+        """
+        ctx = getattr(self, "ctx", None)
+        if ctx is None:  # __post_init__ is still running: no job yet
+            await asyncio.sleep(STARTUP_SLEEP_SECONDS)
+            return
+        wait_for_end = getattr(ctx.backend, "wait_for_end", None)
+        if wait_for_end is not None and not self._failed_polls:
+            with self.lock:  # Snakemake's list of the jobs still running after the last round
+                tracked: list[Tracked] = [info.aux[AUX_KEY] for info in self.active_jobs]
+            # a job whose end is being handled is over (its runner gone): its handling wakes us
+            names = [t.current.name for t in tracked if t.ending is None]
+            await asyncio.to_thread(wait_for_end, names, self.next_seconds_between_status_checks)
+            return
+        started = time.monotonic()
+        while (left := started + self.next_seconds_between_status_checks - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.5))
+
+    def report_job_submission(self, job_info: SubmittedJobInfo, register_job: bool = True) -> None:
+        super().report_job_submission(job_info, register_job)
+        self._wake_status_check()  # a job to watch: the next wait must include it
+
+    def shutdown(self) -> None:
+        """Snakemake joins the status thread: wake it from its wait rather than let the
+        run's end wait out the interval."""
+        with self.lock:
+            self.wait = False
+        self._wake_status_check()
+        super().shutdown()  # the status thread has stopped: no end is handed over any more
+        self._workers.shutdown(wait=True)  # as the status thread did, finish what was begun
+        self._submitters.shutdown(wait=True)
+        # the run is over (or cancelled): a warm pool no job of it will take would idle,
+        # billed, until its keep-alive ran out
+        self.warm_pools.end_all()
+        if self.ctx.backend_name == "aws":  # ours only: the S3 storage plugin has its own clients
+            self.logger.info(f"ssm_rules made {aws_clients.CALLS.summary()} to AWS")
+        self._write_bill()
+
+    def _wake_status_check(self) -> None:
+        ctx = getattr(self, "ctx", None)  # None: __post_init__ has not run (or failed)
+        wake = getattr(ctx.backend, "wake", None) if ctx is not None else None
+        if wake is not None:
+            wake()
+
+    def _note_progress(self, sub: Submission, status: JobStatus | None) -> None:
+        if status is not None and status.secondary and status.secondary != sub.secondary:
+            sub.secondary = status.secondary
+            self.logger.info(f"rule {sub.spec.rule}: job {sub.name} {status.secondary}")
 
     def _end(self, t: Tracked, status: JobStatus) -> Ended:
         """Carry out the decision about a job that ended (in a worker thread). Nothing
@@ -399,17 +449,6 @@ class Executor(RemoteExecutor):
             for uri in sub.spec.logs:
                 t.finished_logs[uri] = t.finished_logs.get(uri, "") + text
         return "\n".join(e.message for e in sub.log_events[-LOG_TAIL_LINES:])
-
-    def shutdown(self) -> None:
-        super().shutdown()  # the status thread has stopped: no end is handed over any more
-        self._workers.shutdown(wait=True)  # as the status thread did, finish what was begun
-        self._submitters.shutdown(wait=True)
-        # the run is over (or cancelled): a warm pool no job of it will take would idle,
-        # billed, until its keep-alive ran out
-        self.warm_pools.end_all()
-        if self.ctx.backend_name == "aws":  # ours only: the S3 storage plugin has its own clients
-            self.logger.info(f"ssm_rules made {aws_clients.CALLS.summary()} to AWS")
-        self._write_bill()
 
     def _write_bill(self) -> None:
         """After every run (also a failed or cancelled one): the bill, next to the record."""

@@ -72,6 +72,7 @@ def test_no_job_starts_that_could_take_the_spend_past_the_budget(tmp_path):
         budget.admit(spec, "job-4")
 
 
+@pytest.mark.slow  # a snakemake run
 def test_a_retry_over_budget_is_not_submitted_and_says_what_was_spent(tmp_path, monkeypatch):
     """The plan fits the budget; Snakemake's retry of the failed job would not."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

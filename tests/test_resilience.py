@@ -75,15 +75,21 @@ def workflow(tmp_path: Path, steps: int = 3, spot: int = 1) -> Workflow:
 
 
 def jobs(wf: Workflow) -> list[dict]:
-    root = wf.root / ".ssm_rules" / "jobs"
-    if not root.exists():
-        return []
-    return [json.loads((d / "request.json").read_text()) for d in sorted(root.iterdir())]
+    return _records(wf, "request.json")
 
 
 def job_status(wf: Workflow) -> list[dict]:
+    return _records(wf, "status.json")
+
+
+def _records(wf: Workflow, name: str) -> list[dict]:
+    """Each job's record, of the jobs created so far: a job being created (its directory
+    made, its files not yet written, atomically) is not one yet."""
     root = wf.root / ".ssm_rules" / "jobs"
-    return [json.loads((d / "status.json").read_text()) for d in sorted(root.iterdir())]
+    if not root.exists():
+        return []
+    files = [d / name for d in sorted(root.iterdir())]
+    return [json.loads(f.read_text()) for f in files if f.exists()]
 
 
 def start_and_kill_client(wf: Workflow, *extra: str, env: dict[str, str] | None = None) -> None:
@@ -100,12 +106,15 @@ def start_and_kill_client(wf: Workflow, *extra: str, env: dict[str, str] | None 
     wf.run(*ARGS, "--unlock")  # Snakemake's own lock survives a SIGKILL
 
 
-def gated(train_py: str, gate: Path) -> str:
-    """The worker, finishing only once ``gate`` exists (the job's processes see this
-    machine's files): still running when a second client starts, however loaded the machine."""
-    last = 'pathlib.Path(os.environ["SSM_OUTPUT_OUT"])'
+def gated(
+    train_py: str, gate: Path, before: str = 'pathlib.Path(os.environ["SSM_OUTPUT_OUT"])'
+) -> str:
+    """The worker, going on past the line starting with ``before`` (by default: finishing)
+    only once ``gate`` exists (the job's processes see this machine's files): still running
+    when a second client starts, however loaded the machine."""
     wait = f"while not pathlib.Path({str(gate)!r}).exists():\n    time.sleep(0.1)\n"
-    return train_py.replace(last, wait + last)
+    assert train_py.count(f"\n{before}") == 1, before
+    return train_py.replace(f"\n{before}", f"\n{wait}{before}")
 
 
 def rerun_until(proc: subprocess.Popen[str], text: str, then: Callable[[], None]) -> str:
@@ -119,7 +128,7 @@ def rerun_until(proc: subprocess.Popen[str], text: str, then: Callable[[], None]
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any(text in line for line in lines), timeout=120)
+        wait_for(lambda: any(text in line for line in lines), timeout=300)
     finally:
         then()
     proc.wait(timeout=120)
@@ -206,8 +215,8 @@ def test_ctrl_c_stops_every_job_and_waits_for_it(tmp_path):
     client = wf.popen(*ARGS, env=GRACE)
     wait_for(
         lambda: (
-            len(jobs(wf)) == 3
-            and all(s.get("SecondaryStatus") == "Training" for s in job_status(wf))
+            len(statuses := job_status(wf)) == 3
+            and all(s.get("SecondaryStatus") == "Training" for s in statuses)
         )
     )
     client.send_signal(signal.SIGINT)
@@ -221,13 +230,14 @@ def test_ctrl_c_stops_every_job_and_waits_for_it(tmp_path):
 
 def test_detach_leaves_jobs_running_and_says_how_to_reattach(tmp_path):
     wf = Workflow(tmp_path)
+    gate = tmp_path / "gate"  # the job runs until it opens: still running after the client
     wf.write(
         "Snakefile",
-        """
+        f"""
 rule slow:
     output: "o.txt"
     resources: spot=0
-    shell: "sleep 3; echo ok > {output}"
+    shell: "while [ ! -e {gate} ]; do sleep 0.1; done; echo ok > {{output}}"
 """,
     )
     client = wf.popen(*ARGS, "--sagemaker-detach")
@@ -236,6 +246,7 @@ rule slow:
     output = client.communicate(timeout=60)[0]
     assert "leaving 1 SageMaker job(s) running" in output and "same snakemake command" in output
     assert job_status(wf)[0]["TrainingJobStatus"] == "InProgress"
+    gate.touch()
     wf.run(*ARGS, "--unlock")
     wf.run(*ARGS)  # re-attaches and promotes
     assert len(jobs(wf)) == 1 and wf.path("o.txt").read_text() == "ok\n"
@@ -280,11 +291,16 @@ def test_clean_state_wipes_the_state_first(tmp_path):
 
 
 def test_orphan_of_an_earlier_run_with_other_params_is_named_with_how_to_stop_it(tmp_path):
-    wf = workflow(tmp_path, steps=200)  # 60 s: still running on a loaded machine
-    # the orphan saves no checkpoint while the test runs: the new job starts from step 0
-    start_and_kill_client(wf, env={"SSM_LOCAL_CHECKPOINT_SYNC_SECONDS": "600"})
+    wf = workflow(tmp_path, steps=2)
+    # The orphan makes no step, so it writes no task state that its checkpoint syncs could
+    # hand to the new job, and runs until it is stopped (its gate never opens), however
+    # loaded the machine.
+    gate = tmp_path / "gate"
+    wf.write("train.py", gated(TRAIN_PY, gate, before="while done <"))
+    start_and_kill_client(wf)
+    wf.write("train.py", TRAIN_PY)  # ungated: the new job runs through
     snakefile = wf.path("Snakefile")
-    snakefile.write_text(snakefile.read_text().replace("steps=200", "steps=1"))
+    snakefile.write_text(snakefile.read_text().replace("steps=2", "steps=1"))
     try:
         out = wf.run(*ARGS)
         orphan = jobs(wf)[0]["TrainingJobName"]
