@@ -15,7 +15,9 @@ worst case of this job must stay within the budget. Spent is what SageMaker bill
 
 from __future__ import annotations
 
+import datetime
 import threading
+from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
 
@@ -24,6 +26,15 @@ from ssm_rules.plan import worst_cost
 from ssm_rules.pricing import Prices
 from ssm_rules.spec import TaskSpec
 from ssm_rules.warm_pools import retained_seconds
+
+
+def timestamp(value: Any) -> float | None:
+    """Epoch seconds of a time as boto3 (datetime) or a JSON record (ISO string) has it."""
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    if isinstance(value, str) and value:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
 
 
 def billed_instance_seconds(status: JobStatus, job_type: JobType, count: int) -> float:

@@ -31,6 +31,7 @@ from ssm_rules._snakemake_internals import (
 from ssm_rules.backends.base import JobState, JobStatus, JobType, LogBudgetSpent
 from ssm_rules.backends.context import RunContext
 from ssm_rules.backends.registry import run_context
+from ssm_rules.board import Board
 from ssm_rules.budget import Budget
 from ssm_rules.decisions import (
     Fail,
@@ -116,6 +117,9 @@ class Executor(RemoteExecutor):
         self.submitter = Submitter(
             self.ctx, self.settings, self.workflow, self.logger, self.in_flight
         )
+        self._prices = run_prices(self.ctx)
+        self.board = self._new_board()
+        self.submitter.board = self.board  # says each job submitted, re-attached or reused
         self._workers = ThreadPoolExecutor(END_WORKERS, thread_name_prefix="ssm-rules-end")
         self._submitters = ThreadPoolExecutor(SUBMIT_WORKERS, thread_name_prefix="ssm-rules-submit")
         self._failed_polls = 0
@@ -123,6 +127,19 @@ class Executor(RemoteExecutor):
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
         self.warm_pools = WarmPools({}, self.ctx.backend, self.logger)  # the plan's: below
         self._check_plan()
+
+    def _new_board(self) -> Board:
+        """The live board and the run record (ssm_rules.board, ssm_rules.runrecord)."""
+        local = self.ctx.backend_name == "local"
+        return Board(
+            self.logger,
+            self.ctx.backend_name,
+            self.ctx.region,
+            Path.cwd() / self.settings.local_root,
+            self.ctx.root,
+            str(getattr(self.ctx.backend, "root", "")) if local else None,
+            self._prices,
+        )
 
     def _check_plan(self) -> None:
         """Validate every job this run will submit before submitting any: a typo in the last
@@ -165,7 +182,7 @@ class Executor(RemoteExecutor):
         if errors:
             raise refusal(errors)
         if self.settings.max_cost is not None:
-            prices = run_prices(self.ctx)
+            prices = self._prices
             planned = [PlannedJob(spec, "", {}, "") for spec, _ in requests]
             check_budget(planned, prices, self.settings.max_cost)
             self.submitter.budget = Budget(self.settings.max_cost, prices)
@@ -259,8 +276,8 @@ class Executor(RemoteExecutor):
             if t.ending is not None:
                 continue  # its end is being handled: below
             status = statuses.get(t.current.name)
+            self.board.seen(t.current.name, status)  # a line per status change
             if status is None or not status.is_done:
-                self._note_progress(t.current, status)
                 running.append(t)
                 yield info
                 continue
@@ -274,6 +291,7 @@ class Executor(RemoteExecutor):
         # jobs left out are the first served next round (round robin)
         for t in sorted(running, key=lambda t: t.current.log_refreshed):
             self._refresh_logs(t)
+        self.board.tick()  # the summary, at its interval
         ending = [asyncio.wrap_future(t.ending) for t in tracked if t.ending is not None]
         if ending:  # most ends take well under this: reported in the round they ended
             await asyncio.wait(ending, timeout=END_WAIT_SECONDS)
@@ -362,6 +380,7 @@ class Executor(RemoteExecutor):
         self.warm_pools.end_all()
         if self.ctx.backend_name == "aws":  # ours only: the S3 storage plugin has its own clients
             self.logger.info(f"ssm_rules made {aws_clients.CALLS.summary()} to AWS")
+        self._write_bill()
 
     def _wake_status_check(self) -> None:
         ctx = getattr(self, "ctx", None)  # None: __post_init__ has not run (or failed)
@@ -426,6 +445,7 @@ class Executor(RemoteExecutor):
             new = sub.log_reader.read()
             sub.log_refreshed = now
             sub.log_events.extend(new)
+            self.board.log_lines(sub.name, new)  # metric values as they change
             texts = log_texts(sub.spec, sub.name, sub.log_events)
             if new or final:
                 for uri, text in texts.items():
@@ -440,6 +460,20 @@ class Executor(RemoteExecutor):
             for uri, text in texts.items():
                 t.finished_logs[uri] = t.finished_logs.get(uri, "") + text
         return "\n".join(e.message for e in sub.log_events[-LOG_TAIL_LINES:])
+
+    def _write_bill(self) -> None:
+        """After every run (also a failed or cancelled one): the bill, next to the record."""
+        record = self.board.close()
+        if record is None:
+            return  # no job was submitted
+        from ssm_rules.report import write_report
+
+        try:
+            html, png = write_report(record.path, record.doc, time.time())
+        except Exception as e:  # noqa: BLE001 — the run's outcome stands without its report
+            self.logger.warning(f"could not write the run's report: {e!r}")
+            return
+        self.logger.info(f"SageMaker bill: {html} ({png}; record {record.path})")
 
     # --- cancellation ------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from snakemake_interface_common.exceptions import WorkflowError
 from ssm_rules import docker_images, manifest_file, staging
 from ssm_rules.backends.base import JobState, JobType, LogEvent, LogReader
 from ssm_rules.backends.context import RunContext
+from ssm_rules.board import Board
 from ssm_rules.budget import Budget
 from ssm_rules.digests import CACHE_FILE, DigestCache
 from ssm_rules.identity import (
@@ -59,7 +60,6 @@ class Submission:
     spec: TaskSpec
     place: Placement
     job_type: JobType
-    secondary: str = ""  # last SecondaryStatus seen, to log changes once
     log_reader: LogReader | None = None
     log_events: list[LogEvent] = field(default_factory=list)
     log_refreshed: float = 0.0  # time.monotonic() of the last read
@@ -120,6 +120,7 @@ class Submitter:
         self.logger = logger
         self.in_flight = in_flight
         self.budget: Budget | None = None  # with --sagemaker-max-cost, set once the plan is checked
+        self.board: Board | None = None  # the run's live board, set by the executor
         self.warm_pools: WarmPools | None = None  # set once the plan is checked
         # Two threads may stage the same thing at once (run_job, and a worker thread's next
         # member): one lock over the caches, so a shared dataset is synced and an image built
@@ -198,6 +199,7 @@ class Submitter:
             f"{', spot' if spec.instance.spot else ''}"
             f"{f', warm pool kept {keep // 60} min after it' if keep else ''})"
         )
+        self._said(spec, place.job_name, "submitted")
         return Submission(spec, place, request.job_type)
 
     def placement(
@@ -274,6 +276,7 @@ class Submitter:
                     f"{spec.label}: re-attaching to job {status.name}, still running with "
                     "the same code, inputs and parameters"
                 )
+                self._said(spec, status.name, "re-attached")
                 return Submission(spec, place, spec.job_type)
             if (
                 status.state is JobState.COMPLETED
@@ -284,8 +287,13 @@ class Submitter:
                     f"{spec.label}: reusing job {status.name}, which completed with the same "
                     "code, inputs and parameters"
                 )
+                self._said(spec, status.name, "reused")
                 return Submission(spec, place, spec.job_type)
         return None
+
+    def _said(self, spec: TaskSpec, name: str, how: str) -> None:
+        if self.board is not None:
+            self.board.submitted(spec, name, spec.job_type, how)
 
     def _note_state_writer(self, spec: TaskSpec, job: str, parts: dict[str, Any]) -> None:
         """A job that resumes from task state written by a job with other code, params or

@@ -136,7 +136,24 @@ def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
         # billed; its instances: the plan's history matches earlier jobs on them
         **typed_fields(api.job_type, desc),
         extra=_pick(
-            desc, "LastModifiedTime", "ExitMessage", "FinalMetricDataList", "WarmPoolStatus"
+            desc,
+            "LastModifiedTime",
+            "CreationTime",
+            api.end_key,
+            "TrainingStartTime",  # how long a job ran before a time limit stopped it
+            "ProcessingStartTime",
+            "ExitMessage",
+            "TrainingTimeInSeconds",
+            "BillableTimeInSeconds",
+            "ProcessingStartTime",  # with ProcessingEndTime: what a processing job is billed
+            "ResourceConfig",  # the plan's history matches earlier jobs on it
+            "FinalMetricDataList",
+            # the run's bill (ssm_rules.bill): phases, spot, warm pool, processing instances
+            "SecondaryStatusTransitions",
+            "EnableManagedSpotTraining",
+            "WarmPoolStatus",  # a warm pool kept after the job (ssm_rules.warm_pools)
+            "ProcessingResources",
+            "StoppingCondition",
         ),
     )
 
