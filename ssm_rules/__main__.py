@@ -89,7 +89,11 @@ def install_profile(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ssm_rules", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m ssm_rules",
+        description="ssm_rules: install a profile; a run's plan, status, bill (report); stop an "
+        "earlier run's jobs; clean old records and staged objects.",
+    )
     commands = p.add_subparsers(dest="command", required=True)
     install = commands.add_parser(
         "install-profile",
@@ -104,11 +108,19 @@ def parser() -> argparse.ArgumentParser:
     install.add_argument("--bucket", help="sagemaker-bucket: staging bucket of your account")
     install.add_argument("--force", action="store_true", help="overwrite an existing profile")
     install.set_defaults(run=install_profile)
+    from ssm_rules.commands import add_commands
+
+    add_commands(commands)  # plan, status, report, stop, clean
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if rest and args.command != "plan":
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "plan":  # the rest is snakemake's
+        args.snakemake_args = rest
     return int(args.run(args))
 
 

@@ -233,6 +233,19 @@ def producer_flags(job: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     return found
 
 
+def dependency_edges(jobs: list[Any]) -> list[tuple[Any, Any]]:
+    """(producer, consumer) for each pair of ``jobs`` where the consumer waits for the
+    producer's output: ``dag.dependencies[consumer]`` maps each of its producer jobs to the
+    files it gives."""
+    wanted = set(jobs)
+    return [
+        (producer, job)
+        for job in jobs
+        for producer in job.dag.dependencies.get(job, {})
+        if producer in wanted
+    ]
+
+
 def forget_storage_folders(job: Any) -> None:
     """A ``directory()`` output in storage that a remote job created: snakemake-storage-plugin-s3
     caches ``is_dir()`` on its storage object the first time it looks (before the job, when

@@ -21,6 +21,9 @@ from typing import Any
 
 MAX_ATTEMPTS = int(os.environ.get("SSM_AWS_MAX_ATTEMPTS", "8"))
 USER_AGENT = "ssm_rules"
+# An S3 client's pooled connections: as many as objects.TRANSFER_CONCURRENCY requests in flight
+# (botocore's default pool is 10).
+S3_CONNECTIONS = 20
 
 
 class CallCounts:
@@ -81,5 +84,6 @@ def client(service: str, region: str | None = None) -> Any:
         retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         # in the User-Agent: our calls are told apart from others' (CloudTrail's userAgent)
         user_agent_extra=USER_AGENT,
+        **({"max_pool_connections": S3_CONNECTIONS} if service == "s3" else {}),
     )
     return count_calls(session(region).client(service, config=config))

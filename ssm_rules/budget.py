@@ -9,6 +9,8 @@ worst case of this job must stay within the budget. Spent is what SageMaker bill
 - processing: Describe has no billable time; ProcessingEndTime - ProcessingStartTime per
   instance is what is billed.
 - a job that never started (no start time: failed while acquiring capacity) costs 0.
+- a training job's warm pool: WarmPoolStatus.ResourceRetainedBillableTimeInSeconds x
+  InstanceCount at the on-demand price, counted as it grows (the pool outlives the job).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from ssm_rules.backends.base import JobStatus, JobType
 from ssm_rules.plan import worst_cost
 from ssm_rules.pricing import Prices
 from ssm_rules.spec import TaskSpec
+from ssm_rules.warm_pools import retained_seconds
 
 
-def _timestamp(value: Any) -> float | None:
+def timestamp(value: Any) -> float | None:
+    """Epoch seconds of a time as boto3 (datetime) or a JSON record (ISO string) has it."""
     if isinstance(value, datetime.datetime):
         return value.timestamp()
     if isinstance(value, str) and value:
@@ -33,18 +37,18 @@ def _timestamp(value: Any) -> float | None:
     return None
 
 
-def billed_instance_seconds(job_type: JobType, count: int, extra: dict[str, Any]) -> float:
+def billed_instance_seconds(status: JobStatus, job_type: JobType, count: int) -> float:
     """Instance-seconds SageMaker bills for an ended job (see the module docstring)."""
     if job_type is JobType.TRAINING:
-        seconds = extra.get("BillableTimeInSeconds")
+        seconds = status.billable_seconds
         if seconds is None:
-            seconds = extra.get("TrainingTimeInSeconds") or 0
-        return float(seconds) * count
-    start = _timestamp(extra.get("ProcessingStartTime"))
-    end = _timestamp(extra.get("ProcessingEndTime"))
-    if start is None or end is None:
+            seconds = status.training_seconds or 0
+        # a warm pool kept after the job is billed too ("ResourceRetainedBillableTimeInSeconds
+        # * InstanceCount", WarmPoolStatus)
+        return (float(seconds) + retained_seconds(status.extra)) * count
+    if status.start_time is None or status.end_time is None:
         return 0.0
-    return max(0.0, end - start) * count
+    return max(0.0, (status.end_time - status.start_time).total_seconds()) * count
 
 
 class Budget:
@@ -81,7 +85,13 @@ class Budget:
     def settle(self, spec: TaskSpec, status: JobStatus) -> None:
         """A job ended: its reservation becomes what it was billed."""
         price = self.prices.price(spec.job_type, spec.instance.instance_type) or 0.0
-        seconds = billed_instance_seconds(spec.job_type, spec.instance.count, status.extra)
+        seconds = billed_instance_seconds(status, spec.job_type, spec.instance.count)
         with self._lock:
             self._running.pop(status.name, None)
             self.spent += price * seconds / 3600
+
+    def add_retained(self, spec: TaskSpec, seconds: float) -> None:
+        """A job's warm pool was kept ``seconds`` more (per instance) than counted so far."""
+        price = self.prices.price(spec.job_type, spec.instance.instance_type) or 0.0
+        with self._lock:
+            self.spent += price * seconds * spec.instance.count / 3600

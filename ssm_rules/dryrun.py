@@ -21,7 +21,8 @@ from ssm_rules._snakemake_internals import (
     needrun_in_order,
     snakemake_logger,
 )
-from ssm_rules.context import RunContext, local_context
+from ssm_rules.backends.context import RunContext
+from ssm_rules.backends.registry import run_context
 from ssm_rules.history import History
 from ssm_rules.plan import check_budget, check_jobs, render
 from ssm_rules.pricing import Prices, load
@@ -41,7 +42,7 @@ def plan_context(settings: ExecutorSettings, workdir: Path, logger: Any) -> RunC
     created); without credentials the checks that need none still run and fail as in the real
     run (region, role, VPC settings), and the rest is said to be unchecked."""
     if settings.backend == "local":
-        return local_context(settings, workdir)
+        return run_context(settings, workdir)
     from ssm_rules import aws_clients
     from ssm_rules.backends.aws import context as aws
     from ssm_rules.backends.aws.service import AwsBackend

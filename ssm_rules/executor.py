@@ -28,9 +28,11 @@ from ssm_rules._snakemake_internals import (
     hide_empty_shell_commands,
     is_forced,
 )
-from ssm_rules.backends.base import JobState, JobStatus, LogBudgetSpent
+from ssm_rules.backends.base import JobState, JobStatus, JobType, LogBudgetSpent
+from ssm_rules.backends.context import RunContext
+from ssm_rules.backends.registry import run_context
+from ssm_rules.board import Board
 from ssm_rules.budget import Budget
-from ssm_rules.context import RunContext, make_context
 from ssm_rules.decisions import (
     Fail,
     JobFacts,
@@ -51,10 +53,12 @@ from ssm_rules.requests import build_request
 from ssm_rules.settings import ExecutorSettings
 from ssm_rules.spec import TaskSpec
 from ssm_rules.submission import InFlight, Submission, Submitter
+from ssm_rules.warm_pools import WarmPools, plan_of_jobs
 
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
 STOP_WAIT_SECONDS = 120
+STARTUP_SLEEP_SECONDS = 0.05
 MAX_FAILED_POLLS = 10  # consecutive status rounds that fail (after botocore's own retries)
 # How long a status round waits for the handling of the jobs that ended in it (promotion,
 # the next submission) before it moves on; one still being handled is reported in a later
@@ -107,7 +111,7 @@ class Executor(RemoteExecutor):
         left = scratch.use(Path.cwd() / self.settings.local_root)
         if left:
             self.logger.debug(f"removed the scratch files of {len(left)} killed client(s)")
-        self.ctx: RunContext = make_context(self.settings, Path.cwd(), self.logger)
+        self.ctx: RunContext = run_context(self.settings, Path.cwd(), self.logger)
         hide_empty_shell_commands()  # our script: jobs would each print "Shell command: None"
         if self.settings.poll_interval is not None:
             self.next_seconds_between_status_checks = self.settings.poll_interval
@@ -115,12 +119,29 @@ class Executor(RemoteExecutor):
         self.submitter = Submitter(
             self.ctx, self.settings, self.workflow, self.logger, self.in_flight
         )
+        self._prices = run_prices(self.ctx)
+        self.board = self._new_board()
+        self.submitter.board = self.board  # says each job submitted, re-attached or reused
         self._workers = ThreadPoolExecutor(END_WORKERS, thread_name_prefix="ssm-rules-end")
         self._submitters = ThreadPoolExecutor(SUBMIT_WORKERS, thread_name_prefix="ssm-rules-submit")
         self._failed_polls = 0
         # CloudWatch reads cost one call per stream: follow remote logs less often
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
+        self.warm_pools = WarmPools({}, self.ctx.backend, self.logger)  # the plan's: below
         self._check_plan()
+
+    def _new_board(self) -> Board:
+        """The live board and the run record (ssm_rules.board, ssm_rules.runrecord)."""
+        local = self.ctx.backend_name == "local"
+        return Board(
+            self.logger,
+            self.ctx.backend_name,
+            self.ctx.region,
+            Path.cwd() / self.settings.local_root,
+            self.ctx.root,
+            str(getattr(self.ctx.backend, "root", "")) if local else None,
+            self._prices,
+        )
 
     def _check_plan(self) -> None:
         """Validate every job this run will submit before submitting any: a typo in the last
@@ -140,6 +161,7 @@ class Executor(RemoteExecutor):
                 )
 
         requests: list[tuple[TaskSpec, Any]] = []
+        jobs: list[Any] = []
 
         def check(job: Any, view: JobView) -> None:
             spec = self.submitter.spec(view, plan=True)
@@ -147,16 +169,27 @@ class Executor(RemoteExecutor):
             request = build_request(spec, self.submitter.placement(spec, tags=tags, plan=True))
             self.ctx.validate(request)
             requests.append((spec, request))
+            jobs.append(job)
 
         errors = plan_errors(self.workflow.dag, check)
         if errors:
             raise refusal(errors)
         if self.settings.max_cost is not None:
-            prices = run_prices(self.ctx)
+            prices = self._prices
             planned = [PlannedJob(spec, "", {}, "") for spec, _ in requests]
             check_budget(planned, prices, self.settings.max_cost)
             self.submitter.budget = Budget(self.settings.max_cost, prices)
         self.ctx.authorize(requests)
+        # the warm pools of the plan's chains of on-demand training jobs (ssm_rules.warm_pools)
+        checked = [(job, spec, r) for job, (spec, r) in zip(jobs, requests, strict=True)]
+        self.warm_pools = WarmPools(
+            plan_of_jobs(checked), self.ctx.backend, self.logger, bill=self._bill_warm_pool
+        )
+        self.submitter.warm_pools = self.warm_pools
+
+    def _bill_warm_pool(self, spec: TaskSpec, seconds: float) -> None:
+        if self.submitter.budget is not None:
+            self.submitter.budget.add_retained(spec, seconds)
 
     # --- submission (ssm_rules.submission) ------------------------------------------------
 
@@ -213,20 +246,6 @@ class Executor(RemoteExecutor):
 
     # --- status: query, decide (ssm_rules.decisions), act ----------------------------------
 
-    async def sleep(self) -> None:
-        """The wait between status rounds, read again every half second.
-
-        RemoteExecutor.__init__ (snakemake-interface-executor-plugins 9) starts the status
-        thread before it calls ``__post_init__``: with no jobs yet, its first round is over at
-        once, and its first sleep read the interval before ``__post_init__`` set
-        ``--sagemaker-poll-interval``: Snakemake's ``--seconds-between-status-checks`` (the
-        sagemaker profile's 30 s), so the first status round came about 30 s after start.
-        Reading the interval while sleeping ends that first wait as soon as ours is set.
-        """
-        started = time.monotonic()
-        while (left := started + self.next_seconds_between_status_checks - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, 0.5))
-
     async def check_active_jobs(
         self, active_jobs: list[SubmittedJobInfo]
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
@@ -244,8 +263,8 @@ class Executor(RemoteExecutor):
             if t.ending is not None:
                 continue  # its end is being handled: below
             status = statuses.get(t.current.name)
+            self.board.seen(t.current.name, status)  # a line per status change
             if status is None or not status.is_done:
-                self._note_progress(t.current, status)
                 running.append(t)
                 yield info
                 continue
@@ -253,10 +272,13 @@ class Executor(RemoteExecutor):
             if self.submitter.budget is not None:
                 self.submitter.budget.settle(t.current.spec, status)
             t.ending = self._workers.submit(self._end, t, status)
+            # an end handled past this round's wait is reported in the round it wakes
+            t.ending.add_done_callback(lambda _: self._wake_status_check())
         # least recently read first: when the backend's log calls of the round run out, the
         # jobs left out are the first served next round (round robin)
         for t in sorted(running, key=lambda t: t.current.log_refreshed):
             self._refresh_logs(t)
+        self.board.tick()  # the summary, at its interval
         ending = [asyncio.wrap_future(t.ending) for t in tracked if t.ending is not None]
         if ending:  # most ends take well under this: reported in the round they ended
             await asyncio.wait(ending, timeout=END_WAIT_SECONDS)
@@ -297,6 +319,62 @@ class Executor(RemoteExecutor):
         self._failed_polls = 0
         return statuses
 
+    async def sleep(self) -> None:
+        """The wait between status rounds.
+
+        A backend that can tell when a job ends (local: its runner exits) ends the wait then,
+        so a successor is submitted at once, not a poll interval later; a submission wakes it
+        too (the next wait must include the new job). After a failed round, the whole
+        interval: a backend that cannot answer is not asked again right away.
+
+        Otherwise the interval is read again every half second: RemoteExecutor.__init__
+        (snakemake-interface-executor-plugins 9) starts the status thread before it calls
+        ``__post_init__``, so the first sleep began before ``--sagemaker-poll-interval`` was
+        set, with Snakemake's ``--seconds-between-status-checks`` (the sagemaker profile's
+        30 s), and the first status round came about 30 s after start.
+        """
+        ctx = getattr(self, "ctx", None)
+        if ctx is None:  # __post_init__ is still running: no job yet
+            await asyncio.sleep(STARTUP_SLEEP_SECONDS)
+            return
+        wait_for_end = getattr(ctx.backend, "wait_for_end", None)
+        if wait_for_end is not None and not self._failed_polls:
+            with self.lock:  # Snakemake's list of the jobs still running after the last round
+                tracked: list[Tracked] = [info.aux[AUX_KEY] for info in self.active_jobs]
+            # a job whose end is being handled is over (its runner gone): its handling wakes us
+            names = [t.current.name for t in tracked if t.ending is None]
+            await asyncio.to_thread(wait_for_end, names, self.next_seconds_between_status_checks)
+            return
+        started = time.monotonic()
+        while (left := started + self.next_seconds_between_status_checks - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.5))
+
+    def report_job_submission(self, job_info: SubmittedJobInfo, register_job: bool = True) -> None:
+        super().report_job_submission(job_info, register_job)
+        self._wake_status_check()  # a job to watch: the next wait must include it
+
+    def shutdown(self) -> None:
+        """Snakemake joins the status thread: wake it from its wait rather than let the
+        run's end wait out the interval."""
+        with self.lock:
+            self.wait = False
+        self._wake_status_check()
+        super().shutdown()  # the status thread has stopped: no end is handed over any more
+        self._workers.shutdown(wait=True)  # as the status thread did, finish what was begun
+        self._submitters.shutdown(wait=True)
+        # the run is over (or cancelled): a warm pool no job of it will take would idle,
+        # billed, until its keep-alive ran out
+        self.warm_pools.end_all()
+        if self.ctx.backend_name == "aws":  # ours only: the S3 storage plugin has its own clients
+            self.logger.info(f"ssm_rules made {aws_clients.CALLS.summary()} to AWS")
+        self._write_bill()
+
+    def _wake_status_check(self) -> None:
+        ctx = getattr(self, "ctx", None)  # None: __post_init__ has not run (or failed)
+        wake = getattr(ctx.backend, "wake", None) if ctx is not None else None
+        if wake is not None:
+            wake()
+
     def _note_progress(self, sub: Submission, status: JobStatus | None) -> None:
         if status is not None and status.secondary and status.secondary != sub.secondary:
             sub.secondary = status.secondary
@@ -313,6 +391,8 @@ class Executor(RemoteExecutor):
     def _act(self, t: Tracked, status: JobStatus) -> Ended:
         sub = t.current
         rule = sub.spec.rule
+        if sub.job_type is JobType.TRAINING:  # which pool it ran on; end pools nothing takes
+            self.warm_pools.ended(sub.spec, status)
         tail = self._refresh_logs(t, final=True)
         decision = decide(status, t.facts())
         if isinstance(decision, Fail):
@@ -355,6 +435,7 @@ class Executor(RemoteExecutor):
             new = sub.log_reader.read()
             sub.log_refreshed = now
             sub.log_events.extend(new)
+            self.board.log_lines(sub.name, new)  # metric values as they change
             text = render(sub.name, sub.log_events)
             if new or final:
                 for uri in sub.spec.logs:
@@ -370,12 +451,19 @@ class Executor(RemoteExecutor):
                 t.finished_logs[uri] = t.finished_logs.get(uri, "") + text
         return "\n".join(e.message for e in sub.log_events[-LOG_TAIL_LINES:])
 
-    def shutdown(self) -> None:
-        super().shutdown()  # the status thread has stopped: no end is handed over any more
-        self._workers.shutdown(wait=True)  # as the status thread did, finish what was begun
-        self._submitters.shutdown(wait=True)
-        if self.ctx.backend_name == "aws":  # ours only: the S3 storage plugin has its own clients
-            self.logger.info(f"ssm_rules made {aws_clients.CALLS.summary()} to AWS")
+    def _write_bill(self) -> None:
+        """After every run (also a failed or cancelled one): the bill, next to the record."""
+        record = self.board.close()
+        if record is None:
+            return  # no job was submitted
+        from ssm_rules.report import write_report
+
+        try:
+            html, png = write_report(record.path, record.doc, time.time())
+        except Exception as e:  # noqa: BLE001 — the run's outcome stands without its report
+            self.logger.warning(f"could not write the run's report: {e!r}")
+            return
+        self.logger.info(f"SageMaker bill: {html} ({png}; record {record.path})")
 
     # --- cancellation ------------------------------------------------------------------
 

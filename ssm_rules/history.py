@@ -11,7 +11,6 @@ times, and a Describe per earlier job is too many calls for a dry run.
 from __future__ import annotations
 
 import statistics
-from typing import Any
 
 from ssm_rules.backends.base import Backend, JobState, JobStatus, JobType
 from ssm_rules.budget import billed_instance_seconds
@@ -20,24 +19,13 @@ from ssm_rules.requests import job_name_prefix
 from ssm_rules.spec import TaskSpec
 
 
-def _resources(job_type: JobType, extra: dict[str, Any]) -> tuple[str, int] | None:
-    if job_type is JobType.TRAINING:
-        config = extra.get("ResourceConfig") or {}
-    else:
-        config = (extra.get("ProcessingResources") or {}).get("ClusterConfig") or {}
-    if "InstanceType" not in config:
-        return None
-    return config["InstanceType"], int(config.get("InstanceCount", 1))
-
-
 def median_billable_seconds(spec: TaskSpec, earlier: list[JobStatus]) -> float | None:
     """Per instance, of the Completed jobs with this spec's instance type and count."""
     inst = spec.instance
     seconds = [
-        billed_instance_seconds(spec.job_type, 1, s.extra)
+        billed_instance_seconds(s, spec.job_type, 1)
         for s in earlier
-        if s.state is JobState.COMPLETED
-        and _resources(spec.job_type, s.extra) == (inst.instance_type, inst.count)
+        if s.state is JobState.COMPLETED and s.instances == (inst.instance_type, inst.count)
     ]
     seconds = [s for s in seconds if s > 0]
     return statistics.median(seconds) if seconds else None

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import datetime
-from typing import Any
 
 from ssm_rules.backends.base import JobState, JobStatus, JobType
 from ssm_rules.spec import Instance
@@ -36,7 +34,7 @@ def classify(status: JobStatus) -> Outcome:
     if _CAPACITY.search(status.failure_reason or ""):
         return Outcome.CAPACITY
     if status.secondary == MAX_WAIT_EXCEEDED:
-        trained = int(status.extra.get("TrainingTimeInSeconds") or 0)
+        trained = status.training_seconds or 0
         return Outcome.CAPACITY if trained < TRAINED_SECONDS_NOT_CAPACITY else Outcome.STOPPED
     if status.state is JobState.STOPPED:
         return Outcome.STOPPED
@@ -92,28 +90,11 @@ def _processing_over_time(
 
 
 def _seconds_run(status: JobStatus, job_type: JobType) -> float | None:
-    extra = status.extra
-    if job_type is JobType.TRAINING and extra.get("TrainingTimeInSeconds") is not None:
-        return float(extra["TrainingTimeInSeconds"])
-    start_key, end_key = (
-        ("TrainingStartTime", "TrainingEndTime")
-        if job_type is JobType.TRAINING
-        else ("ProcessingStartTime", "ProcessingEndTime")
-    )
-    start, end = _time(extra.get(start_key)), _time(extra.get(end_key))
-    return end - start if start is not None and end is not None else None
-
-
-def _time(value: Any) -> float | None:
-    """A Describe time: boto3 gives datetimes; the local backend's documents ISO strings."""
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            return None
-    return None
+    if job_type is JobType.TRAINING and status.training_seconds is not None:
+        return float(status.training_seconds)
+    if status.start_time is None or status.end_time is None:
+        return None
+    return (status.end_time - status.start_time).total_seconds()
 
 
 def _duration(seconds: float) -> str:

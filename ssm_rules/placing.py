@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 
 from ssm_rules.backends.base import JobType
-from ssm_rules.context import RunContext
+from ssm_rules.backends.context import RunContext
 from ssm_rules.images import image_uri
 from ssm_rules.requests import Placement, job_name
 from ssm_rules.spec import TaskSpec

@@ -20,13 +20,14 @@ from snakemake_interface_common.exceptions import WorkflowError
 
 from ssm_rules._snakemake_internals import declared_resources, needrun_jobs, runs_here_by_rule
 from ssm_rules.backends.base import JobType
-from ssm_rules.context import RunContext
+from ssm_rules.backends.context import RunContext
 from ssm_rules.jobview import JobView, view_of
 from ssm_rules.placing import placement
 from ssm_rules.pricing import Prices
 from ssm_rules.requests import build_request
 from ssm_rules.settings import ExecutorSettings
-from ssm_rules.spec import TaskSpec, build_spec
+from ssm_rules.spec import Instance, TaskSpec, build_spec
+from ssm_rules.warm_pools import plan_of_jobs, with_keep_alive
 
 
 def spec_of(
@@ -135,7 +136,7 @@ def check_jobs(
     submit); nothing is uploaded. All rules' errors at once, none submitted."""
     from ssm_rules.identity import identity, identity_tags
 
-    planned: list[PlannedJob] = []
+    checked: list[tuple[Any, TaskSpec, Any, Any, dict[str, str]]] = []
 
     def check(job: Any, view: JobView) -> None:
         spec = spec_of(view, settings, dag.workflow, plan=True)
@@ -143,13 +144,18 @@ def check_jobs(
         place = placement(ctx, spec, tags=tags, plan=True)
         request = build_request(spec, place)
         ctx.validate(request)
-        planned.append(
-            PlannedJob(spec, place.image_uri, dict(view.wildcards), reason(job), request)
-        )
+        checked.append((job, spec, place, request, dict(view.wildcards)))
 
     errors = plan_errors(dag, check, jobs)
     if errors:
         raise refusal(errors)
+    # the warm pools of the chains among them: the keep-alive each request is sent with
+    pools = plan_of_jobs([(job, spec, request) for job, spec, _, request, _ in checked])
+    planned = []
+    for job, spec, place, _, wildcards in checked:
+        spec = with_keep_alive(spec, pools[spec.task_id].keep_alive_seconds)
+        request = build_request(spec, place)
+        planned.append(PlannedJob(spec, place.image_uri, wildcards, reason(job), request))
     return planned
 
 
@@ -211,6 +217,15 @@ def _expected(spec: TaskSpec, prices: Prices, median: float | None) -> str:
     return f"{cost} ({median:.0f}s)"
 
 
+def _spot(inst: Instance) -> str:
+    """yes, no, or "no, keep-alive 5m00s": on-demand with a warm pool (ssm_rules.warm_pools)."""
+    if inst.spot:
+        return "yes"
+    return (
+        f"no, keep-alive {_duration(inst.keep_alive_seconds)}" if inst.keep_alive_seconds else "no"
+    )
+
+
 def render(
     planned: list[PlannedJob],
     prices: Prices,
@@ -239,7 +254,7 @@ def render(
                 ",".join(f"{k}={v}" for k, v in p.wildcards.items()) or "-",
                 "training" if p.spec.job_type is JobType.TRAINING else "processing",
                 f"{inst.count} x {inst.instance_type}",
-                "yes" if inst.spot else "no",
+                _spot(inst),
                 f"{_duration(inst.max_run_seconds)}/{_duration(inst.max_wait_seconds)}",
                 f"{inst.volume_gb} GB",
                 p.image,

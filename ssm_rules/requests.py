@@ -242,6 +242,10 @@ def training_request(spec: TaskSpec, place: Placement) -> dict[str, Any]:
         ]
     if instance.spot:
         body["StoppingCondition"]["MaxWaitTimeInSeconds"] = instance.max_wait_seconds
+    if instance.keep_alive_seconds:
+        # a managed warm pool for the next matching job (ssm_rules.warm_pools decides)
+        assert not instance.spot, "SageMaker refuses warm pools with managed spot"
+        body["ResourceConfig"]["KeepAlivePeriodInSeconds"] = instance.keep_alive_seconds
     if spec.state_prefix:
         # SageMaker syncs CheckpointConfig.LocalPath to S3Uri during the job and restores it
         # on a spot restart; the URI must end with "/" so that keys stay under the prefix.

@@ -8,7 +8,8 @@ from typing import Optional
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
-BACKENDS = ("local", "aws")
+from ssm_rules.backends.registry import BACKENDS  # the names only: no backend is imported
+
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 # AWS publishes no rate for CreateTrainingJob / CreateProcessingJob; users report SageMaker's
 # control plane throttling at about 2 requests per second per account (ListTrainingJobs),

@@ -78,8 +78,12 @@ OUR_RESOURCES = {
     "volume_size_gb",
     "job_type",
     "spot_retries",
+    "keep_alive_mins",
 }
 DEFAULT_SPOT_RETRIES = 2
+# SageMaker managed warm pools: KeepAlivePeriodInSeconds of one training job is at most 3600 s
+# ("Maximum warm pool duration", SageMaker developer guide; botocore's model allows more)
+MAX_KEEP_ALIVE_MINS = 60
 
 
 class SpecError(WorkflowError):
@@ -134,6 +138,9 @@ class Instance:
     max_wait_seconds: int | None
     volume_gb: int
     spot_retries: int = 0  # capacity failures on spot retried before falling back to on-demand
+    keep_alive_mins: int | None = None  # resources keep_alive_mins as written (None: not given)
+    # ResourceConfig.KeepAlivePeriodInSeconds as sent: decided for the run's DAG (warm_pools)
+    keep_alive_seconds: int = 0
 
     def on_demand(self) -> Instance:
         return replace(self, spot=False, max_wait_seconds=None)
@@ -665,7 +672,37 @@ def _instance(view: JobView, job_type: JobType, default_type: str) -> Instance:
         max_wait * 60 if max_wait is not None else None,
         volume,
         retries,
+        keep_alive_mins=_keep_alive_mins(view, job_type, spot),
     )
+
+
+def _keep_alive_mins(view: JobView, job_type: JobType, spot: bool) -> int | None:
+    """resources keep_alive_mins: how long a SageMaker managed warm pool keeps the job's
+    instances after it ended, for a matching successor. Only on-demand training jobs have
+    warm pools ("SageMaker Managed Warm Pools cannot be used with spot instances")."""
+    mins = _int_resource(view, "keep_alive_mins", None, 0)
+    if not mins:
+        return mins
+    if job_type is JobType.PROCESSING:
+        raise _err(
+            view,
+            f"resources keep_alive_mins={mins} on a processing rule: SageMaker keeps warm "
+            "pools for training jobs only; drop keep_alive_mins, or use job_type='training'",
+        )
+    if spot:
+        raise _err(
+            view,
+            f"resources keep_alive_mins={mins} with spot: SageMaker managed warm pools cannot "
+            "be used with spot instances (and spot is the default for training); set spot=0 "
+            "to keep on-demand instances warm, or drop keep_alive_mins",
+        )
+    if mins > MAX_KEEP_ALIVE_MINS:
+        raise _err(
+            view,
+            f"resources keep_alive_mins={mins} exceeds SageMaker's limit for a warm pool: "
+            f"write keep_alive_mins<={MAX_KEEP_ALIVE_MINS}",
+        )
+    return mins
 
 
 def _check_volume(view: JobView, instance_type: str, volume: int) -> None:

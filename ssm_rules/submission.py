@@ -20,8 +20,9 @@ from snakemake_interface_common.exceptions import WorkflowError
 
 from ssm_rules import docker_images, manifest_file, staging
 from ssm_rules.backends.base import JobState, JobType, LogEvent, LogReader
+from ssm_rules.backends.context import RunContext
+from ssm_rules.board import Board
 from ssm_rules.budget import Budget
-from ssm_rules.context import RunContext
 from ssm_rules.digests import CACHE_FILE, DigestCache
 from ssm_rules.identity import (
     IDENTITY_TAG,
@@ -48,6 +49,7 @@ from ssm_rules.requests import (
 )
 from ssm_rules.settings import ExecutorSettings
 from ssm_rules.spec import Channel, TaskSpec
+from ssm_rules.warm_pools import WarmPools, keep_alive_of
 
 
 @dataclass
@@ -57,7 +59,6 @@ class Submission:
     spec: TaskSpec
     place: Placement
     job_type: JobType
-    secondary: str = ""  # last SecondaryStatus seen, to log changes once
     log_reader: LogReader | None = None
     log_events: list[LogEvent] = field(default_factory=list)
     log_refreshed: float = 0.0  # time.monotonic() of the last read
@@ -118,6 +119,8 @@ class Submitter:
         self.logger = logger
         self.in_flight = in_flight
         self.budget: Budget | None = None  # with --sagemaker-max-cost, set once the plan is checked
+        self.board: Board | None = None  # the run's live board, set by the executor
+        self.warm_pools: WarmPools | None = None  # set once the plan is checked
         # Two threads may stage the same thing at once (run_job, and a worker thread's next
         # member): one lock over the caches, so a shared dataset is synced and an image built
         # once per run.
@@ -144,6 +147,8 @@ class Submitter:
         built and validated before anything is deleted (stale outputs, clean_state)."""
         ctx = self.ctx
         self.in_flight.refuse_if_cancelling(spec.rule)
+        if self.warm_pools is not None:  # the keep-alive of a warm pool for its chain
+            spec = self.warm_pools.decide(spec)
         code_uri, code_sha = self._code(spec)
         channel_uris, versions = self._channels(spec)
         # an image built from job(dockerfile=...) is named by its context: part of the identity
@@ -179,15 +184,21 @@ class Submitter:
         # Tracked before the call and kept if it fails: a Create whose reply was lost may
         # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
         self.in_flight.track(place.job_name, request.job_type, spec.rule)
-        ctx.backend.submit(request)
+        if self.warm_pools is not None:  # falls back to no keep-alive if the quota refuses it
+            request = self.warm_pools.submit(ctx.backend.submit, request)
+        else:
+            ctx.backend.submit(request)
         # the name holds the wildcard values only as far as 63 characters allow: say them here
         wildcards = ", ".join(f"{k}={v}" for k, v in spec.wildcards)
+        keep = keep_alive_of(request)
         self.logger.info(
             f"rule {spec.rule}: submitted {request.job_type} job {place.job_name} "
             f"{f'for {wildcards} ' if wildcards else ''}"
             f"({spec.instance.count} x {spec.instance.instance_type}"
-            f"{', spot' if spec.instance.spot else ''})"
+            f"{', spot' if spec.instance.spot else ''}"
+            f"{f', warm pool kept {keep // 60} min after it' if keep else ''})"
         )
+        self._said(spec, place.job_name, "submitted")
         return Submission(spec, place, request.job_type)
 
     def placement(
@@ -247,7 +258,7 @@ class Submitter:
         still running is an orphan of an earlier run: say so, with how to stop it."""
         prefix = job_name_prefix(spec.rule)
         found = self.ctx.backend.find(spec.job_type, prefix, {TASK_TAG: spec.task_id[:256]})
-        same = [s for s in found if s.extra.get("Tags", {}).get(IDENTITY_TAG) == ident]
+        same = [s for s in found if s.tags.get(IDENTITY_TAG) == ident]
         for status in found:
             if status not in same and status.state is JobState.IN_PROGRESS:
                 kind = "training" if spec.job_type is JobType.TRAINING else "processing"
@@ -264,6 +275,7 @@ class Submitter:
                     f"rule {spec.rule}: re-attaching to job {status.name}, still running with "
                     "the same code, inputs and parameters"
                 )
+                self._said(spec, status.name, "re-attached")
                 return Submission(spec, place, spec.job_type)
             if (
                 status.state is JobState.COMPLETED
@@ -274,8 +286,13 @@ class Submitter:
                     f"rule {spec.rule}: reusing job {status.name}, which completed with the same "
                     "code, inputs and parameters"
                 )
+                self._said(spec, status.name, "reused")
                 return Submission(spec, place, spec.job_type)
         return None
+
+    def _said(self, spec: TaskSpec, name: str, how: str) -> None:
+        if self.board is not None:
+            self.board.submitted(spec, name, spec.job_type, how)
 
     def _note_state_writer(self, spec: TaskSpec, job: str, parts: dict[str, Any]) -> None:
         """A job that resumes from task state written by a job with other code, params or

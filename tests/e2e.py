@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 # snakemake arguments of a quick run on the local backend
 LOCAL_ARGS = (
     *("--executor", "sagemaker", "--sagemaker-backend", "local", "--jobs", "4"),
-    *("--seconds-between-status-checks", "0", "--latency-wait", "1"),
+    *("--seconds-between-status-checks", "1", "--latency-wait", "1"),
 )
 
 
@@ -30,13 +31,22 @@ def aws_args(bucket: str) -> tuple[str, ...]:
     )
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 60) -> None:
+def wait_for(predicate: Callable[[], object], timeout: float = 300) -> None:
+    """Until ``predicate()`` holds. The timeout only ends a test that is stuck: it is no
+    measure of speed (a snakemake client takes a minute to start on a loaded machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s")
+
+
+def interruptible() -> None:
+    """In a child before it execs: SIGINT back to its default action, so that the program
+    (Python: KeyboardInterrupt) reacts to Ctrl-C whatever disposition it would inherit
+    (POSIX: an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass
@@ -67,6 +77,9 @@ class Workflow:
         return proc
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """The client in the background, as a user's terminal runs it: Ctrl-C (SIGINT)
+        interrupts it, even when this test process ignores SIGINT (started in the background
+        by a non-interactive shell, or by nohup), which its children would inherit."""
         return subprocess.Popen(
             [sys.executable, "-m", "snakemake", *args],
             cwd=self.root,
@@ -74,6 +87,7 @@ class Workflow:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, **(env or {})},
+            preexec_fn=interruptible,
         )
 
     def path(self, rel: str) -> Path:

@@ -7,8 +7,10 @@ CreateProcessingJob body, exactly as the server received it, is handed to a
 :class:`~ssm_rules.backends.local.LocalBackend`, whose detached runner executes it. The
 runner reaches moto's S3 through ``AWS_ENDPOINT_URL`` (inherited from this process), so the
 code bundle and channels come from moto's S3 and model.tar.gz / output / checkpoints /
-processing outputs go back there. Describe* and List* show the local job's live status;
-each host's log lines are copied into moto's CloudWatch Logs; Stop* stops the local job.
+processing outputs go back there. Describe* and List* show the local job's live status
+(with the local warm pools' WarmPoolStatus); each host's log lines are copied into moto's
+CloudWatch Logs; Stop* stops the local job; UpdateTrainingJob changes its warm pool's
+keep-alive. ``hook.warm_pool_quota`` refuses keep-alives past a quota (AWS's default: 0).
 
 Only the lifecycle is replaced: moto still parses, validates and serializes every call,
 and its fake job objects stay the records that Describe*/List* serialize — the hook just
@@ -41,7 +43,11 @@ from urllib.request import Request, urlopen
 from moto.logs.models import LogsBackend, logs_backends
 from moto.moto_api._internal.models import MotoAPIBackend
 from moto.sagemaker import models as sm_models
-from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
+from moto.sagemaker.exceptions import (
+    ResourceInUseException,
+    SagemakerClientError,
+    ValidationError,
+)
 from moto.sagemaker.responses import SageMakerResponse
 from moto.server import ThreadedMotoServer
 
@@ -352,6 +358,10 @@ class SageMakerJobHook:
         # Archive names ("model.tar.gz", "output.tar.gz") a job "forgets" to upload: deleted
         # from moto's S3 the moment the job turns Completed, before anyone can see that status.
         self.lose_artifacts: set[str] = set()
+        # The account's warm pool quota in instances ("<type> for training warm pool usage",
+        # 0 by default on AWS); None: no limit. Over it, CreateTrainingJob with a keep-alive
+        # answers ResourceLimitExceeded as SageMaker does.
+        self.warm_pool_quota: int | None = None
 
     # --- lifecycle of the hook itself ----------------------------------------------------
     def install(self) -> None:
@@ -369,6 +379,7 @@ class SageMakerJobHook:
             self._jobs.clear()
             self._locals.clear()
             self.lose_artifacts.clear()
+            self.warm_pool_quota = None
             self._generation += 1
             if root is not None:
                 self._root = Path(root)
@@ -451,6 +462,38 @@ class SageMakerJobHook:
             job.local.stop([(name, job_type)])
             self._refresh(job)
 
+    def update_keep_alive(self, backend: Any, name: str, seconds: int) -> None:
+        """UpdateTrainingJob ResourceConfig.KeepAlivePeriodInSeconds (the local pool's)."""
+        with self._lock:
+            job = self.job(backend.account_id, backend.region_name, JobType.TRAINING, name)
+            if job is None:
+                arn = sm_models.FakeTrainingJob.arn_formatter(
+                    name, backend.account_id, backend.region_name
+                )
+                raise ValidationError(message=f"Could not find training job '{arn}'.")
+            try:
+                job.local.update_keep_alive(name, seconds)
+            except LocalSageMakerError as e:
+                raise ValidationError(message=str(e)) from e
+            self._refresh(job)
+
+    def check_warm_pool_quota(self, body: dict[str, Any]) -> None:
+        """CreateTrainingJob: a keep-alive over the warm pool quota is refused, with the
+        message SageMaker gives for an account-level service limit."""
+        resources = body.get("ResourceConfig") or {}
+        wanted = int(resources.get("InstanceCount", 1))
+        if self.warm_pool_quota is None or not resources.get("KeepAlivePeriodInSeconds"):
+            return
+        if wanted > self.warm_pool_quota:
+            raise ResourceLimitExceeded(
+                f"The account-level service limit '{resources.get('InstanceType')} for "
+                f"training warm pool usage' is {self.warm_pool_quota} Instances, with current "
+                f"utilization of 0 Instances and a request delta of {wanted} Instances. Please "
+                "use AWS Service Quotas to request an increase for this quota. If AWS Service "
+                "Quotas is not available, contact AWS support to request an increase for this "
+                "quota."
+            )
+
     def sync_logs(self, account_id: str, region: str) -> None:
         """Before moto's CloudWatch Logs answers a read: copy what the jobs logged so far."""
         with self._lock:
@@ -470,10 +513,18 @@ class SageMakerJobHook:
             _lose_artifacts(job, doc, self.lose_artifacts)
         _apply_status(job.job_type, job.fake, doc)
         _copy_logs(job)
-        job.drained = _state(job).is_done  # logs were copied after the job ended
+        # logs were copied after the job ended; a warm pool still changes after it
+        pool = (doc.get("WarmPoolStatus") or {}).get("Status")
+        job.drained = _state(job).is_done and pool not in ("Available", "InUse")
 
 
 _STATUS_KEYS = {JobType.TRAINING: "TrainingJobStatus", JobType.PROCESSING: "ProcessingJobStatus"}
+
+
+class ResourceLimitExceeded(SagemakerClientError):
+    """SageMaker's error for a service quota (moto has none)."""
+
+    code = "ResourceLimitExceeded"
 
 
 def _lose_artifacts(job: HookedJob, doc: dict[str, Any], names: set[str]) -> None:
@@ -523,6 +574,7 @@ _TRAINING_FIELDS = {
     "BillableTimeInSeconds": "billable_time_in_seconds",
     # moto invents a "train:progress" metric; a real job reports only what it logged
     "FinalMetricDataList": "final_metric_data_list",
+    "WarmPoolStatus": "warm_pool_status",  # moto has no warm pools
 }
 _PROCESSING_FIELDS = {
     "ProcessingJobStatus": "processing_job_status",
@@ -623,6 +675,7 @@ def _install(hook: SageMakerJobHook, patches: _Patches) -> None:
         _patch_describe(hook, patches, job_type)
         _patch_list(hook, patches, job_type)
         _patch_stop(hook, patches, job_type)
+    _patch_update_training(hook, patches)
     _patch_search(hook, patches)
     _patch_logs_reads(hook, patches)
     _patch_reset(hook, patches)
@@ -659,6 +712,8 @@ def _patch_create(hook: SageMakerJobHook, patches: _Patches, job_type: JobType) 
                 f"and region, and a {_kind(job_type)} job with this name already exists "
                 f"({jobs[name].arn})"
             )
+        if job_type is JobType.TRAINING:
+            hook.check_warm_pool_quota(body)
         result = original(self)
         try:
             hook.created(backend, job_type, body, jobs[name])
@@ -746,6 +801,26 @@ def _patch_stop(hook: SageMakerJobHook, patches: _Patches, job_type: JobType) ->
 
     patches.set(sm_models.SageMakerModelBackend, method, backend_stop)
     patches.set(SageMakerResponse, method, response_stop)
+
+
+def _patch_update_training(hook: SageMakerJobHook, patches: _Patches) -> None:
+    """UpdateTrainingJob (moto has none): ResourceConfig.KeepAlivePeriodInSeconds changes the
+    job's warm pool (0 ends it), as the managed warm pools guide describes. Added to the
+    response class like Stop*: moto dispatches "SageMaker.UpdateTrainingJob" to it."""
+
+    def response_update(self: SageMakerResponse) -> Any:
+        name = self._get_param("TrainingJobName")
+        resources = self._get_param("ResourceConfig") or {}
+        if "KeepAlivePeriodInSeconds" in resources:
+            hook.update_keep_alive(
+                self.sagemaker_backend, name, int(resources["KeepAlivePeriodInSeconds"])
+            )
+        arn = sm_models.FakeTrainingJob.arn_formatter(
+            name, self.sagemaker_backend.account_id, self.sagemaker_backend.region_name
+        )
+        return json.dumps({"TrainingJobArn": arn})
+
+    patches.set(SageMakerResponse, "update_training_job", response_update)
 
 
 def _patch_search(hook: SageMakerJobHook, patches: _Patches) -> None:

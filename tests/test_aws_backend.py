@@ -681,6 +681,7 @@ def test_requests_ssm_rules_builds_pass_the_service_model(
 # --- the sagemaker profile ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a snakemake run
 def test_install_profile_puts_it_where_snakemake_looks(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

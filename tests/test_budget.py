@@ -8,7 +8,7 @@ import datetime
 import pytest
 from snakemake_interface_common.exceptions import WorkflowError
 
-from ssm_rules.backends.base import JobState, JobStatus, JobType
+from ssm_rules.backends.base import JobState, JobStatus, JobType, typed_fields
 from ssm_rules.budget import Budget, billed_instance_seconds
 from ssm_rules.pricing import Prices, PriceTable, write_cache
 from ssm_rules.spec import build_spec
@@ -18,11 +18,17 @@ from tests.jobviews import view
 UTC = datetime.UTC
 
 
+def billed(job_type: JobType, count: int, reply: dict) -> float:
+    """What a job is billed, from its Describe* reply (read as both backends read it)."""
+    status = JobStatus("job-1", JobState.COMPLETED, **typed_fields(job_type, reply))
+    return billed_instance_seconds(status, job_type, count)
+
+
 def test_training_is_billed_per_instance_for_its_billable_seconds():
     # DescribeTrainingJob: BillableTimeInSeconds is per instance (spot: less than training)
     extra = {"TrainingTimeInSeconds": 600, "BillableTimeInSeconds": 240}
-    assert billed_instance_seconds(JobType.TRAINING, 2, extra) == 480
-    assert billed_instance_seconds(JobType.TRAINING, 1, {"TrainingTimeInSeconds": 60}) == 60
+    assert billed(JobType.TRAINING, 2, extra) == 480
+    assert billed(JobType.TRAINING, 1, {"TrainingTimeInSeconds": 60}) == 60
 
 
 def test_processing_is_billed_from_its_start_to_its_end():
@@ -31,22 +37,17 @@ def test_processing_is_billed_from_its_start_to_its_end():
         "ProcessingStartTime": start,
         "ProcessingEndTime": start + datetime.timedelta(seconds=90),
     }
-    assert billed_instance_seconds(JobType.PROCESSING, 3, extra) == 270
+    assert billed(JobType.PROCESSING, 3, extra) == 270
     local = {
         "ProcessingStartTime": "2026-12-02T01:00:00+00:00",
         "ProcessingEndTime": "2026-12-02T01:00:30+00:00",
     }
-    assert billed_instance_seconds(JobType.PROCESSING, 1, local) == 30  # the local backend's ISO
+    assert billed(JobType.PROCESSING, 1, local) == 30  # the local backend's ISO
 
 
 def test_a_job_that_never_started_costs_nothing():
-    assert (
-        billed_instance_seconds(
-            JobType.PROCESSING, 2, {"ProcessingEndTime": "2026-12-02T01:00:00+00:00"}
-        )
-        == 0
-    )
-    assert billed_instance_seconds(JobType.TRAINING, 2, {}) == 0
+    assert billed(JobType.PROCESSING, 2, {"ProcessingEndTime": "2026-12-02T01:00:00+00:00"}) == 0
+    assert billed(JobType.TRAINING, 2, {}) == 0
 
 
 def test_no_job_starts_that_could_take_the_spend_past_the_budget(tmp_path):
@@ -65,13 +66,14 @@ def test_no_job_starts_that_could_take_the_spend_past_the_budget(tmp_path):
         "rule train: not submitted: $0.00 spent so far and $1.20 reserved by 2 running job(s)"
         in str(refused.value)
     )
-    ended = JobStatus("job-1", JobState.COMPLETED, extra={"BillableTimeInSeconds": 100})
+    ended = JobStatus("job-1", JobState.COMPLETED, billable_seconds=100)
     budget.settle(spec, ended)  # 100 s x $3.6/h = $0.10 spent; $0.60 reserved
     budget.admit(spec, "job-3")  # 0.10 + 0.60 + 0.60 <= 1.5
     with pytest.raises(WorkflowError, match=r"\$0\.10 spent so far"):
         budget.admit(spec, "job-4")
 
 
+@pytest.mark.slow  # a snakemake run
 def test_a_retry_over_budget_is_not_submitted_and_says_what_was_spent(tmp_path, monkeypatch):
     """The plan fits the budget; Snakemake's retry of the failed job would not."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

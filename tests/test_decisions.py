@@ -4,6 +4,7 @@ and the tracked job's facts alone: no process, no AWS."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -32,8 +33,8 @@ def facts(instance=SPOT, failures=0, members_left=0, job_type=JobType.TRAINING):
     return JobFacts(job_type, instance, failures, members_left)
 
 
-def ended(state, reason=None, secondary="", **extra):
-    return JobStatus("job-1", state, secondary, reason, extra=extra)
+def ended(state, reason=None, secondary="", **fields):
+    return JobStatus("job-1", state, secondary, reason, **fields)
 
 
 def test_a_completed_job_is_promoted_and_its_snakemake_job_succeeds():
@@ -67,12 +68,12 @@ def test_no_spot_retries_goes_on_demand_at_once():
 
 
 def test_a_spot_job_that_waited_past_max_wait_without_training_is_a_capacity_retry():
-    status = ended(JobState.STOPPED, secondary="MaxWaitTimeExceeded", TrainingTimeInSeconds=3)
+    status = ended(JobState.STOPPED, secondary="MaxWaitTimeExceeded", training_seconds=3)
     assert decide(status, facts()) == RetrySpot(1, 2, "MaxWaitTimeExceeded")
 
 
 def test_a_spot_job_that_trained_until_max_wait_fails_naming_max_wait_mins():
-    status = ended(JobState.STOPPED, secondary="MaxWaitTimeExceeded", TrainingTimeInSeconds=7000)
+    status = ended(JobState.STOPPED, secondary="MaxWaitTimeExceeded", training_seconds=7000)
     decision = decide(status, facts())
     assert isinstance(decision, Fail)
     assert "max_wait_mins" in decision.why and decision.why.startswith("Stopped")
@@ -93,7 +94,7 @@ def test_a_stopped_job_fails():
 
 
 def test_a_job_at_max_run_fails_naming_max_run_mins():
-    status = ended(JobState.STOPPED, secondary="MaxRuntimeExceeded", TrainingTimeInSeconds=3600)
+    status = ended(JobState.STOPPED, secondary="MaxRuntimeExceeded", training_seconds=3600)
     decision = decide(status, facts())
     assert isinstance(decision, Fail) and "max_run_mins=60" in decision.why
 
@@ -106,8 +107,8 @@ def test_a_failed_group_member_fails_the_group_without_starting_the_next():
 def test_a_processing_job_stopped_at_its_limit_fails_naming_max_run_mins():
     status = ended(
         JobState.STOPPED,
-        ProcessingStartTime="2026-01-01T00:00:00+00:00",
-        ProcessingEndTime="2026-01-01T01:00:00+00:00",
+        start_time=datetime(2026, 1, 1, tzinfo=UTC),
+        end_time=datetime(2026, 1, 1, 1, tzinfo=UTC),
     )
     decision = decide(status, facts(ON_DEMAND, job_type=JobType.PROCESSING))
     assert isinstance(decision, Fail) and "MaxRuntimeInSeconds=3600" in decision.why

@@ -9,11 +9,7 @@ from tests.jobviews import view
 
 
 def training(state: JobState, seconds: int, instance: str = "ml.m5.large", count: int = 2):
-    extra = {
-        "ResourceConfig": {"InstanceType": instance, "InstanceCount": count, "VolumeSizeInGB": 30},
-        "BillableTimeInSeconds": seconds,
-    }
-    return JobStatus("train-1", state, extra=extra)
+    return JobStatus("train-1", state, billable_seconds=seconds, instances=(instance, count))
 
 
 def test_only_completed_jobs_on_the_same_instances_count(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.e2e import LOCAL_ARGS, REPO, Workflow, planned_rules
 from tests.test_worker_toolkit import ORIGINAL_ENV, ORIGINAL_FIELDS
 
@@ -16,6 +18,7 @@ def _python_blocks(text: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
+@pytest.mark.slow  # a snakemake run
 def test_the_sweep_recipe_plans_one_job_per_combination(tmp_path: Path) -> None:
     sweep = next(b for b in _python_blocks(DOC.read_text()) if "expand(" in b)
     wf = Workflow(tmp_path)

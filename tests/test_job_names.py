@@ -136,6 +136,7 @@ print("lr", snakemake.wildcards.lr)
 """
 
 
+@pytest.mark.slow  # a snakemake run
 def test_sweep_run_names_logs_and_file_modes(tmp_path: Path, umask: int) -> None:
     wf = Workflow(tmp_path / "wf")
     wf.write("Snakefile", SWEEP)

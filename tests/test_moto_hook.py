@@ -165,7 +165,7 @@ def wait_training(sm: Any, name: str, *states: str) -> dict[str, Any]:
         desc = sm.describe_training_job(TrainingJobName=name)
         return desc if desc["TrainingJobStatus"] in states else None
 
-    return wait_for(reached, timeout=45, what=f"{name} in {states}")
+    return wait_for(reached, timeout=300, what=f"{name} in {states}")
 
 
 def tar_members(s3: Any, bucket: str, key: str) -> dict[str, bytes]:
@@ -230,7 +230,7 @@ def test_stop_training_job_goes_stopping_then_stopped(aws: MotoServer, staged: s
         text = [m for _, m in iter_log_messages(logs, LOG_GROUPS[JobType.TRAINING], "train-stop/")]
         return "waiting for a stop" in text
 
-    wait_for(waiting, timeout=30, what="the program to run")
+    wait_for(waiting, timeout=300, what="the program to run")
     sm.stop_training_job(TrainingJobName="train-stop")
     stopping = sm.describe_training_job(TrainingJobName="train-stop")
     assert stopping["TrainingJobStatus"] in ("Stopping", "Stopped")
@@ -258,7 +258,7 @@ def test_processing_job_reads_inputs_and_uploads_outputs(aws: MotoServer, staged
         desc = sm.describe_processing_job(ProcessingJobName="proc-ok")
         return desc if desc["ProcessingJobStatus"] != "InProgress" else None
 
-    done = wait_for(finished, timeout=45, what="proc-ok to end")
+    done = wait_for(finished, timeout=300, what="proc-ok to end")
     assert done["ProcessingJobStatus"] == "Completed", done.get("FailureReason")
     assert done["ProcessingStartTime"] <= done["ProcessingEndTime"]
     body = s3.get_object(Bucket=staged, Key="processed/proc-ok/count.txt")["Body"].read()
@@ -278,12 +278,12 @@ def test_list_shows_live_statuses(aws: MotoServer, staged: str) -> None:
         return {s["TrainingJobName"]: s["TrainingJobStatus"] for s in summaries}
 
     assert listed() == {"live-a": "InProgress", "live-b": "InProgress"}
-    wait_for(lambda: listed()["live-b"] == "Completed", timeout=45, what="live-b Completed")
+    wait_for(lambda: listed()["live-b"] == "Completed", timeout=300, what="live-b Completed")
     assert listed()["live-a"] == "InProgress"
     in_progress = sm.list_training_jobs(StatusEquals="InProgress")["TrainingJobSummaries"]
     assert "live-a" in [s["TrainingJobName"] for s in in_progress]
     sm.stop_training_job(TrainingJobName="live-a")
-    wait_for(lambda: listed()["live-a"] == "Stopped", timeout=45, what="live-a Stopped")
+    wait_for(lambda: listed()["live-a"] == "Stopped", timeout=300, what="live-a Stopped")
 
 
 def test_search_by_tag_shows_live_status(aws: MotoServer, staged: str) -> None:
@@ -308,7 +308,7 @@ def test_search_by_tag_shows_live_status(aws: MotoServer, staged: str) -> None:
 
     assert found() == {"tagged": "InProgress"}
     sm.stop_training_job(TrainingJobName="tagged")
-    wait_for(lambda: found() == {"tagged": "Stopped"}, timeout=45, what="tagged Stopped")
+    wait_for(lambda: found() == {"tagged": "Stopped"}, timeout=300, what="tagged Stopped")
 
 
 def test_duplicate_name_and_refused_request(aws: MotoServer, staged: str) -> None:
@@ -372,3 +372,24 @@ def test_subprocesses_reach_the_server(aws: MotoServer, bucket: str, api_calls: 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"['{bucket}']"
     assert api_calls.count("s3", "ListBuckets") == 1
+
+
+def test_warm_pool_quota_and_update_of_an_unknown_job(aws: MotoServer, staged: str) -> None:
+    """The lifecycle itself (Available, Reused, ended by UpdateTrainingJob) is run through the
+    executor in tests/test_warm_pools.py; here what a plain client gets refused."""
+    sm = aws.client("sagemaker")
+    aws.hook.warm_pool_quota = 0  # AWS's default quota
+    body = training_body("train-warm", staged)
+    body["ResourceConfig"]["KeepAlivePeriodInSeconds"] = 300
+    with pytest.raises(ClientError) as e:
+        sm.create_training_job(**body)
+    assert e.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    assert "'ml.m5.large for training warm pool usage' is 0 Instances" in str(e.value)
+    assert "train-warm" not in {
+        j["TrainingJobName"] for j in sm.list_training_jobs()["TrainingJobSummaries"]
+    }
+    with pytest.raises(ClientError) as e:
+        sm.update_training_job(
+            TrainingJobName="nope", ResourceConfig={"KeepAlivePeriodInSeconds": 0}
+        )
+    assert e.value.response["Error"]["Code"] == "ValidationException"

@@ -47,7 +47,7 @@ from ssm_rules.spec import Instance
     ],
 )
 def test_classify(state, secondary, reason, trained, expected):
-    status = JobStatus("j", state, secondary, reason, extra={"TrainingTimeInSeconds": trained})
+    status = JobStatus("j", state, secondary, reason, training_seconds=trained)
     assert classify(status) is expected
 
 
@@ -95,9 +95,7 @@ def test_a_job_over_max_run_names_the_limit_the_resource_and_how_long_it_ran(tmp
 
 
 def test_a_spot_job_over_max_wait_names_max_wait_mins():
-    status = JobStatus(
-        "j", JobState.STOPPED, "MaxWaitTimeExceeded", extra={"TrainingTimeInSeconds": 7000}
-    )
+    status = JobStatus("j", JobState.STOPPED, "MaxWaitTimeExceeded", training_seconds=7000)
     why = why_it_ended(status, JobType.TRAINING, INSTANCE)
     assert "MaxWaitTimeInSeconds=120 (resources: max_wait_mins=2)" in why
     assert "after running 116 min 40 s." in why and "Raise max_wait_mins" in why
@@ -106,7 +104,7 @@ def test_a_spot_job_over_max_wait_names_max_wait_mins():
 def test_other_endings_keep_sagemakers_reason():
     failed = JobStatus("j", JobState.FAILED, "Failed", "AlgorithmError: ExitCode 1")
     assert why_it_ended(failed, JobType.TRAINING, INSTANCE) == "Failed: AlgorithmError: ExitCode 1"
-    quick = JobStatus("j", JobState.STOPPED, "Stopped", extra={"TrainingTimeInSeconds": 3})
+    quick = JobStatus("j", JobState.STOPPED, "Stopped", training_seconds=3)
     assert why_it_ended(quick, JobType.TRAINING, INSTANCE) == "Stopped: (no FailureReason)"
 
 

@@ -22,12 +22,13 @@ import pytest
 from ssm_rules.backends.base import JobState
 from ssm_rules.backends.local import LocalBackend
 from ssm_rules.backends.local import requirements_env as renv
-from ssm_rules.context import local_context
+from ssm_rules.backends.local.context import local_context
 from ssm_rules.settings import ExecutorSettings
 from tests.e2e import LOCAL_ARGS, Workflow
 from tests.test_local_backend import code_tar, log_text, members, run, training
 from worker_toolkit import launcher
 from worker_toolkit._requirements import failing_line
+from worker_toolkit.task import TaskDescription
 
 
 def build_wheel(where: Path, name: str = "tinypkg", version: str = "1.0", body: str = "") -> Path:
@@ -172,17 +173,21 @@ def test_failing_line_from_pips_errors(error: str, expected: str | None) -> None
     assert failing_line(text, error) == expected
 
 
+def _task(job_type: str) -> TaskDescription:
+    return TaskDescription(kind="script", job_type=job_type, program="main.py")
+
+
 def test_launcher_on_sagemaker_processing_reports_the_line(tmp_path: Path, wheels: Path) -> None:
     """Off the local backend the launcher pip-installs a processing job's requirements.txt
     itself (into the image's Python: only a failing, offline install is run here)."""
     (tmp_path / "requirements.txt").write_text(requirements(wheels, "nosuchpkg>=3"))
     env = {k: v for k, v in os.environ.items() if k != "SSM_LOCAL_BACKEND"}
-    text = launcher.install_requirements({"job_type": "processing"}, tmp_path, env)
+    text = launcher.install_requirements(_task("processing"), tmp_path, env)
     assert text is not None and text.startswith("InstallRequirementsError:\nExitCode 1\n")
     assert 'ExtraInfo "requirements.txt line 3: nosuchpkg>=3"' in text
-    assert launcher.install_requirements({"job_type": "training"}, tmp_path, env) is None
+    assert launcher.install_requirements(_task("training"), tmp_path, env) is None
     local = {**env, "SSM_LOCAL_BACKEND": "1"}
-    assert launcher.install_requirements({"job_type": "processing"}, tmp_path, local) is None
+    assert launcher.install_requirements(_task("processing"), tmp_path, local) is None
 
 
 # --- jobs on the local backend --------------------------------------------------------------
@@ -266,6 +271,7 @@ open(snakemake.output[0], "w").write(tinypkg.VERSION)
 """
 
 
+@pytest.mark.slow  # a snakemake run
 def test_processing_and_training_rules_share_one_install(tmp_path: Path, wheels: Path) -> None:
     """Through Snakemake and the plugin: the script's directory is the job's code; its
     requirements.txt is installed once for both rules (same hash), which run at the same

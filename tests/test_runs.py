@@ -77,22 +77,22 @@ rule fail:
 
 
 def test_forcerun_never_accepts_the_old_output(tmp_path):
+    # the job's processes see this machine's files: a flag of this test's own (a shared path
+    # in /tmp would be another run's to delete)
+    flag = tmp_path / "fail-yes"
     wf = workflow(
-        tmp_path,
-        """
+        tmp_path / "wf",
+        f"""
 rule r:
     output: "v.txt"
-    shell: "test -e /tmp/ssm-never-exists-{config[fail]} && exit 4; echo new > {output}"
+    shell: "test -e {tmp_path}/fail-{{config[fail]}} && exit 4; echo new > {{output}}"
 """,
     )
     wf.run(*ARGS, "--config", "fail=no")
     assert wf.path("v.txt").read_text() == "new\n"
     wf.write("v.txt", "old\n")
-    Path("/tmp/ssm-never-exists-yes").touch()
-    try:
-        proc = wf.run(*ARGS, "--config", "fail=yes", "--forcerun", "r", check=False)
-    finally:
-        Path("/tmp/ssm-never-exists-yes").unlink()
+    flag.touch()
+    proc = wf.run(*ARGS, "--config", "fail=yes", "--forcerun", "r", check=False)
     assert proc.returncode != 0
     assert not wf.path("v.txt").exists()  # the stale "old" can never pass as this run's result
 
@@ -134,6 +134,33 @@ rule slow:
     wf.run(*ARGS, "--unlock")  # Snakemake's own lock survives a SIGKILL
     wf.run(*ARGS, "--rerun-incomplete")
     assert wf.path("slow.txt").read_text() == "done\n"
+
+
+def test_a_job_end_wakes_the_status_check_whatever_the_interval(tmp_path):
+    """The client learns of a local job's end when its runner exits, not at the next status
+    round: a chain of three jobs (each submitted once the one before was promoted) and the
+    run's end wait out none of the 600 s between status checks."""
+    wf = workflow(
+        tmp_path,
+        """
+rule all:
+    input: "c.txt"
+rule a:
+    output: "a.txt"
+    shell: "echo a > {output}"
+rule b:
+    input: "a.txt"
+    output: "b.txt"
+    shell: "cat {input} > {output}; echo b >> {output}"
+rule c:
+    input: "b.txt"
+    output: "c.txt"
+    shell: "cat {input} > {output}; echo c >> {output}"
+""",
+    )
+    # a run that slept between rounds would take 4 x 600 s: subprocess.run's timeout ends it
+    wf.run(*ARGS, "--seconds-between-status-checks", "600", timeout=300)
+    assert wf.path("c.txt").read_text() == "a\nb\nc\n"
 
 
 def test_log_is_written_while_the_job_runs(tmp_path):
@@ -304,12 +331,12 @@ rule stuck:
     try:
         wf.run(*ARGS, "bg.txt", env=env)
         assert wf.path("bg.txt").read_text() == "done\n"
-        wait_for(lambda: not _processes_with(marker), timeout=5)  # completion kills them
+        wait_for(lambda: not _processes_with(marker), timeout=120)  # completion kills them
         client = wf.popen(*ARGS, "stuck.txt", env=env)
         wait_for(lambda: _processes_with(marker + "-stuck"))
         client.send_signal(signal.SIGINT)  # stop: SIGTERM is ignored, SIGKILL must reach all
         client.communicate(timeout=60)
-        wait_for(lambda: not _processes_with(marker), timeout=15)
+        wait_for(lambda: not _processes_with(marker), timeout=120)
     finally:
         for pid in _processes_with(marker):
             os.kill(pid, signal.SIGKILL)

@@ -149,6 +149,22 @@ BAD = {
         ["max_run_mins=1000000", "<="],
     ),
     "spot not a flag": (dict(resources={"spot": "maybe"}), ["'maybe'", "spot=0"]),
+    "keep_alive_mins with spot": (
+        dict(resources={"keep_alive_mins": 5}),
+        ["keep_alive_mins=5 with spot", "set spot=0", "drop keep_alive_mins"],
+    ),
+    "keep_alive_mins on processing": (
+        dict(resources={"keep_alive_mins": 5, "job_type": "processing"}),
+        ["keep_alive_mins=5 on a processing rule", "training jobs only"],
+    ),
+    "keep_alive_mins beyond SageMaker's limit": (
+        dict(resources={"keep_alive_mins": 61, "spot": 0}),
+        ["keep_alive_mins=61", "keep_alive_mins<=60"],
+    ),
+    "keep_alive_mins not a number": (
+        dict(resources={"keep_alive_mins": "soon", "spot": 0}),
+        ["'soon'", "whole number"],
+    ),
     "job_type unknown": (dict(resources={"job_type": "batch"}), ["'batch'", "'processing'"]),
     "volume 0": (dict(resources={"volume_size_gb": 0}), ["volume_size_gb=0", ">=1"]),
     "run: body": (dict(body="run"), ["run: body", "script"]),

@@ -19,7 +19,9 @@ import pytest
 
 from ssm_rules import executor as executor_module
 from ssm_rules.backends.base import JobState, JobStatus, JobType
+from ssm_rules.board import Board
 from ssm_rules.executor import SUCCEEDED, Ended, Executor, Tracked
+from ssm_rules.pricing import Prices
 from ssm_rules.settings import ExecutorSettings
 from ssm_rules.submission import InFlight, Submission
 from tests.test_requests import place
@@ -39,13 +41,14 @@ class Statuses:
 
 
 @pytest.fixture
-def executor(monkeypatch):
+def executor(monkeypatch, tmp_path):
     monkeypatch.setattr(executor_module, "END_WAIT_SECONDS", 0.2)
     ex = Executor.__new__(Executor)  # no Snakemake workflow: the round alone
     ex.settings = ExecutorSettings()
     ex.logger = logging.getLogger("test_status_round")
     ex.in_flight = InFlight()
     ex.submitter = SimpleNamespace(budget=None)
+    ex.board = Board(ex.logger, "local", "us-east-1", tmp_path, "file:///", None, Prices(None))
     ex._workers = ThreadPoolExecutor(2)
     ex._failed_polls = 0
     ex.log_refresh_seconds = float("inf")

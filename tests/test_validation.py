@@ -12,7 +12,7 @@ from snakemake_interface_common.exceptions import WorkflowError
 from ssm_rules.backends.aws.errors import InvalidRequestError
 from ssm_rules.backends.aws.validation import RequestValidator
 from ssm_rules.backends.base import JobType
-from ssm_rules.context import local_context
+from ssm_rules.backends.local.context import local_context
 from ssm_rules.executor import identity_tags
 from ssm_rules.identity import identity
 from ssm_rules.images import image_uri

@@ -91,20 +91,22 @@ def _top(name: str) -> str:
     return name.removeprefix("./").split("/", 1)[0]
 
 
-def _check_member(member: tarfile.TarInfo, dest: Path) -> None:
-    """The ``data`` filter's refusals, for Pythons without it."""
+def _check_member(member: tarfile.TarInfo, dest: Path) -> str | None:
+    """What the ``data`` filter would refuse about ``member``, for Pythons without it (whose
+    tarfile has none of the filter's error classes either)."""
     target = os.path.realpath(dest / member.name)
     if os.path.isabs(member.name) or not (target + os.sep).startswith(str(dest) + os.sep):
-        raise tarfile.OutsideDestinationError(member, target)
+        return f"{member.name!r}, which would land outside {dest}"
     if member.issym() or member.islnk():
         link = member.linkname
         base = os.path.dirname(target) if member.issym() else str(dest)
         if os.path.isabs(link) or not (
             os.path.realpath(os.path.join(base, link)) + os.sep
         ).startswith(str(dest) + os.sep):
-            raise tarfile.LinkOutsideDestinationError(member, link)
+            return f"{member.name!r}, a link to {link!r} outside {dest}"
     elif not (member.isfile() or member.isdir()):
-        raise tarfile.SpecialFileError(member)
+        return f"{member.name!r}, a special file"
+    return None
 
 
 def extract_tarball(src: Path, dest: Path, skip_carrier: bool = True) -> None:
@@ -112,18 +114,18 @@ def extract_tarball(src: Path, dest: Path, skip_carrier: bool = True) -> None:
     ssm_rules adds to output.tar.gz. UnsafeArchiveError (a ValueError) names the member."""
     dest = Path(os.path.realpath(dest))
     dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(src, "r:*") as tar:
-            members = [
-                m
-                for m in tar.getmembers()
-                if not (skip_carrier and _top(m.name) == SSM_FILES_MEMBER)
-            ]
-            if hasattr(tarfile, "data_filter"):
+    with tarfile.open(src, "r:*") as tar:
+        members = [
+            m for m in tar.getmembers() if not (skip_carrier and _top(m.name) == SSM_FILES_MEMBER)
+        ]
+        if hasattr(tarfile, "data_filter"):
+            try:
                 tar.extractall(dest, members=members, filter="data")
-                return
-            for member in members:
-                _check_member(member, dest)
-            tar.extractall(dest, members=members)  # noqa: S202 — every member checked above
-    except tarfile.FilterError as exc:
-        raise UnsafeArchiveError(f"{src}: refusing to extract {exc}") from exc
+            except tarfile.FilterError as exc:
+                raise UnsafeArchiveError(f"{src}: refusing to extract {exc}") from exc
+            return
+        for member in members:
+            problem = _check_member(member, dest)
+            if problem is not None:
+                raise UnsafeArchiveError(f"{src}: refusing to extract {problem}")
+        tar.extractall(dest, members=members)  # noqa: S202 — every member checked above

@@ -12,6 +12,7 @@ import functools
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ssm_rules import aws_clients
@@ -19,7 +20,7 @@ from ssm_rules.aws_names import bucket_name_problem, region_problem
 from ssm_rules.backends.aws import iam
 from ssm_rules.backends.aws.errors import AwsSetupError, aws_error, error_code
 from ssm_rules.backends.aws.validation import RequestValidator
-from ssm_rules.context import RunContext
+from ssm_rules.backends.context import RunContext
 from ssm_rules.objects import S3Objects
 from ssm_rules.settings import ExecutorSettings
 
@@ -189,7 +190,11 @@ def root_uri(bucket: str, prefix: str) -> str:
     return f"s3://{bucket}/{prefix}/" if prefix else f"s3://{bucket}/"
 
 
-def aws_context(settings: ExecutorSettings, logger: Any = None) -> RunContext:
+def aws_context(
+    settings: ExecutorSettings, workdir: Path | None = None, logger: Any = None
+) -> RunContext:
+    """The run's context on AWS (the registry's ContextMaker). ``workdir`` is not used: the
+    aws backend stages everything under its S3 root."""
     from ssm_rules.backends.aws.image_build import ImageBuilder
     from ssm_rules.backends.aws.service import AwsBackend
 

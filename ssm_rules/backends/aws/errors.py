@@ -1,27 +1,27 @@
-"""What the aws backend raises. All are WorkflowErrors: Snakemake prints them without a
-traceback, and each message names the value and what to write instead."""
+"""What the aws backend raises. All are BackendErrors (WorkflowErrors: Snakemake prints them
+without a traceback), and each message names the value and what to write instead."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-from snakemake_interface_common.exceptions import WorkflowError
+from ssm_rules.backends.base import BackendError
 
 
-class AwsSetupError(WorkflowError):
+class AwsSetupError(BackendError):
     """Region, credentials, account, role or bucket could not be resolved."""
 
 
-class InvalidRequestError(WorkflowError):
+class InvalidRequestError(BackendError):
     """A Create*Job request breaks the SageMaker service model (checked before sending)."""
 
 
-class SubmitError(WorkflowError):
+class SubmitError(BackendError):
     """SageMaker refused a Create*Job call; the AWS error code and message are kept."""
 
 
-class StatusError(WorkflowError):
+class StatusError(BackendError):
     """The jobs' status could not be read (SageMaker refused, or kept failing for rounds)."""
 
 

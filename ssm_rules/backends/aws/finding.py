@@ -64,7 +64,7 @@ class JobFinder:
                 lookup = find_training if key[0] is JobType.TRAINING else find_processing
                 entry = (self.clock(), lookup(self.client, name_prefix))
                 self._cache[key] = entry
-        return [(s, t) for s, t in entry[1] if _has_tags(s.extra.get("Tags", {}), tags)]
+        return [(s, t) for s, t in entry[1] if _has_tags(s.tags, tags)]
 
 
 def find_training(client: Any, name_prefix: str) -> Found:
@@ -115,8 +115,8 @@ def find_processing(client: Any, name_prefix: str) -> Found:
 
 
 def _with_tags(status: JobStatus, tags: list[dict[str, str]]) -> JobStatus:
-    """The job's tags ride along in ``extra["Tags"]`` (the executor compares identities)."""
-    return replace(status, extra={**status.extra, "Tags": {t["Key"]: t["Value"] for t in tags}})
+    """The job's tags ride along (the executor compares identities)."""
+    return replace(status, tags={t["Key"]: t["Value"] for t in tags})
 
 
 def _tags_of(client: Any, arn: str) -> list[dict[str, str]]:

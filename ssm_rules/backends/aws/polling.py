@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ssm_rules.backends.aws.errors import error_code, is_not_found
-from ssm_rules.backends.base import JobState, JobStatus, JobType
+from ssm_rules.backends.base import JobState, JobStatus, JobType, typed_fields
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,8 @@ def status_from_summary(api: JobApi, summary: dict[str, Any]) -> JobStatus:
         secondary=summary.get("SecondaryStatus", ""),
         # ProcessingJobSummary carries FailureReason; TrainingJobSummary does not
         failure_reason=summary.get("FailureReason") or _unknown_status(summary, api),
-        extra=_pick(summary, "LastModifiedTime", "CreationTime", api.end_key, "ExitMessage"),
+        **typed_fields(api.job_type, summary),
+        extra=_pick(summary, "LastModifiedTime", "ExitMessage"),
     )
 
 
@@ -131,6 +132,9 @@ def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
         secondary=desc.get("SecondaryStatus", ""),
         failure_reason=desc.get("FailureReason") or _unknown_status(desc, api),
         model_artifacts=artifacts.get("S3ModelArtifacts"),
+        # times and seconds: how long a job ran before a time limit stopped it, what it is
+        # billed; its instances: the plan's history matches earlier jobs on them
+        **typed_fields(api.job_type, desc),
         extra=_pick(
             desc,
             "LastModifiedTime",
@@ -144,6 +148,12 @@ def status_from_description(api: JobApi, desc: dict[str, Any]) -> JobStatus:
             "ProcessingStartTime",  # with ProcessingEndTime: what a processing job is billed
             "ResourceConfig",  # the plan's history matches earlier jobs on it
             "FinalMetricDataList",
+            # the run's bill (ssm_rules.bill): phases, spot, warm pool, processing instances
+            "SecondaryStatusTransitions",
+            "EnableManagedSpotTraining",
+            "WarmPoolStatus",  # a warm pool kept after the job (ssm_rules.warm_pools)
+            "ProcessingResources",
+            "StoppingCondition",
         ),
     )
 

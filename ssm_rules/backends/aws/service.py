@@ -22,7 +22,13 @@ from ssm_rules.backends.aws.errors import (
 )
 from ssm_rules.backends.aws.polling import APIS, StatusPoller, utcnow
 from ssm_rules.backends.aws.validation import OPERATIONS
-from ssm_rules.backends.base import JobRequest, JobStatus, JobType, LogEvent
+from ssm_rules.backends.base import (
+    JobRequest,
+    JobStatus,
+    JobType,
+    LogEvent,
+    WarmPoolQuotaError,
+)
 from ssm_rules.rate_limit import RateLimiter
 from ssm_rules.settings import DEFAULT_MAX_SUBMIT_RATE
 
@@ -94,6 +100,8 @@ class AwsBackend:
         try:
             create(**request.body)
         except (ClientError, ParamValidationError, BotoCoreError) as e:
+            if _warm_pool_quota(e, request):
+                raise WarmPoolQuotaError(aws_error(e)) from e
             if not _created_by_an_earlier_attempt(e):
                 raise SubmitError(
                     f"SageMaker refused {operation} for job {request.name}: {aws_error(e)} "
@@ -181,6 +189,19 @@ class AwsBackend:
                         f"{_cli(api.stop_op)} --{_cli(api.name_key)} {name}'"
                     )
 
+    # --- warm pools -----------------------------------------------------------------------
+
+    def warm_pool(self, name: str) -> dict[str, Any] | None:
+        """DescribeTrainingJob's WarmPoolStatus (one call)."""
+        return self.sagemaker.describe_training_job(TrainingJobName=name).get("WarmPoolStatus")
+
+    def end_warm_pool(self, name: str) -> None:
+        """ "To manually terminate a warm pool, set the KeepAlivePeriodInSeconds value to 0"
+        (UpdateTrainingJob; SageMaker developer guide, managed warm pools)."""
+        self.sagemaker.update_training_job(
+            TrainingJobName=name, ResourceConfig={"KeepAlivePeriodInSeconds": 0}
+        )
+
     # --- logs ---------------------------------------------------------------------------
 
     def logs(self, name: str, job_type: JobType) -> Iterator[LogEvent]:
@@ -203,6 +224,18 @@ class AwsBackend:
         with self._poller_lock:
             record = self.poller.records.get(name)
         return bool(record and record.status and record.status.is_done)
+
+
+def _warm_pool_quota(e: Exception, request: JobRequest) -> bool:
+    """ResourceLimitExceeded for the warm pool quota of a request with a keep-alive: "The
+    account-level service limit '<type> for training warm pool usage' is 0 Instances, ...".
+    The job itself would be accepted without its keep-alive."""
+    keep_alive = (request.body.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
+    return (
+        bool(keep_alive)
+        and error_code(e) == "ResourceLimitExceeded"
+        and "warm pool" in aws_error(e).lower()
+    )
 
 
 def _created_by_an_earlier_attempt(e: Exception) -> bool:

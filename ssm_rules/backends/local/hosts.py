@@ -28,11 +28,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssm_rules.backends.local import exits
 from worker_toolkit import contract
 
 log = logging.getLogger(__name__)
 
 NO_MOUNT_ENV = "SSM_LOCAL_NO_MOUNT"
+# What the client probed, handed to its runners: one probe (an unshare process) per run,
+# not one per job.
+PROBED_MOUNT_ENV = "SSM_LOCAL_PROBED_MOUNT"
 STOP_GRACE_ENV = "SSM_STOP_GRACE_SECONDS"
 
 # Client variables a job never gets: credentials and config of the machine that submitted
@@ -130,7 +134,10 @@ def mount_mode() -> MountMode:
     """
     if os.environ.get(NO_MOUNT_ENV, "") not in ("", "0"):
         return MountMode.NONE
-    return _probed_mode()
+    try:
+        return MountMode(os.environ[PROBED_MOUNT_ENV])
+    except (KeyError, ValueError):
+        return _probed_mode()
 
 
 def container_env(extra_path: Sequence[str] = (), python: str = sys.executable) -> dict[str, str]:
@@ -290,7 +297,7 @@ def terminate(hosts: Sequence[Host], grace: float) -> None:
             h.signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(h.poll() is None for h in hosts):
-        time.sleep(0.05)
+        exits.wait_any([h.pid for h in hosts if h.poll() is None], deadline - time.monotonic())
     for h in hosts:
         kill_host(h.pid)  # also leftovers of a host that already exited
     for h in hosts:

@@ -26,6 +26,7 @@ from ssm_rules.backends.base import JobState, JobType
 from ssm_rules.backends.local import (
     artifacts,
     channels,
+    exits,
     faults,
     hosts,
     requirements_env,
@@ -52,6 +53,9 @@ from worker_toolkit.hyperparameters import decode
 log = logging.getLogger("ssm_rules.local.runner")
 
 CHECKPOINT_SYNC_ENV = "SSM_LOCAL_CHECKPOINT_SYNC_SECONDS"
+# A stop comes as SIGTERM (which wakes the watch at once) after the stop file is written;
+# the file alone is looked for this often too.
+STOP_FILE_CHECK_SECONDS = 0.5
 TAIL_LINES = 10
 
 
@@ -114,6 +118,7 @@ class JobRun:
         self.name = jobdir.name
         self.status = status.StatusDoc(self.job_type, jobdir.read_status())
         self.stop_event = threading.Event()
+        self.wakeup = exits.Wakeup()  # poked with stop_event: the watch wakes at once
         self.mount = hosts.mount_mode()
         self.sandboxes = sandboxes_for(jobdir, self.body, self.mount is not MountMode.NONE)
         self.host_names = [sb.host for sb in self.sandboxes]
@@ -485,7 +490,11 @@ class JobRun:
             if time.monotonic() >= next_sync:
                 self._sync()  # SageMaker syncs checkpoints (and TensorBoard) while training runs
                 next_sync = time.monotonic() + sync_every
-            time.sleep(0.05)
+            # until a host exits, SIGTERM pokes the wake-up, or the next thing falls due
+            due = [next_sync, time.monotonic() + STOP_FILE_CHECK_SECONDS]
+            due += [t for t in (deadline, wait_deadline, interrupt_at) if t is not None]
+            running = [h.pid for h in self.running if h.exit_code is None]
+            exits.wait_any(running, min(due) - time.monotonic(), self.wakeup)
 
     def _sync(self) -> None:
         for sync in (self.checkpoints, self.tensorboard):
@@ -557,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # StopTrainingJob: the runner stops the hosts itself (SIGTERM, then SIGKILL).
         if job is not None:
             job.stop_event.set()
+            job.wakeup.poke()
 
     signal.signal(signal.SIGTERM, on_term)
     jobdir = JobDir(Path(args[0]).resolve())

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, LogEvent
-from ssm_rules.backends.local import requirements_env, status
+from ssm_rules.backends.local import exits, hosts, requirements_env, status, warm_pools
 from ssm_rules.backends.local.hosts import kill_host
 from ssm_rules.backends.local.jobdir import (
     RUNNER_MODULE,
@@ -49,12 +49,24 @@ class LocalBackend:
         # one cache of requirements.txt environments for all jobs of this root (runner.py)
         self.env_cache = self.root.parent / "python-envs"
         self.skip_requirements = skip_requirements
+        self._wakeup = exits.Wakeup()  # ends a wait_for_end: e.g. a new job to watch
 
     # --- Create*Job ---------------------------------------------------------------------
     def submit(self, request: JobRequest) -> None:
         validate(request.job_type, request.body)
+        if request.job_type is JobType.TRAINING:
+            warm_pools.check_quota(request.body)
         name = request.name
         jobdir = JobDir(self.root / name)
+        # The slow part (the mount probe runs a process) before the job exists: a client
+        # killed after the job's creation and before its runner's start leaves a job that
+        # never runs (it fails after RUNNER_START_SECONDS); keep that window short.
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
+        env.setdefault(requirements_env.CACHE_ENV, str(self.env_cache))
+        if self.skip_requirements:
+            env[requirements_env.SKIP_ENV] = "1"
+        env[hosts.PROBED_MOUNT_ENV] = hosts.mount_mode().value
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             jobdir.path.mkdir()  # atomic: two clients creating one name cannot both win
@@ -64,12 +76,9 @@ class LocalBackend:
             ) from None
         write_json_atomic(jobdir.request_file, request.body)
         jobdir.write_status(status.initial(request.job_type, request.body))
+        if request.job_type is JobType.TRAINING:
+            warm_pools.claim(self.root, name, request.body)  # a matching warm pool, if any
         jobdir.logs_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
-        env.setdefault(requirements_env.CACHE_ENV, str(self.env_cache))
-        if self.skip_requirements:
-            env[requirements_env.SKIP_ENV] = "1"
         with open(jobdir.runner_log, "ab") as out:
             # The runner daemonizes (--detach): it survives its client, like a SageMaker
             # job, and has written runner.pid by the time this first process exits.
@@ -131,8 +140,27 @@ class LocalBackend:
                 doc = self._current(path.name, job_type)
                 st = status.to_job_status(job_type, doc, JobDir(path).stop_requested)
                 # the job's tags ride along, as Search returns them (the executor compares them)
-                found.append((doc["CreationTime"], replace(st, extra={**st.extra, "Tags": have})))
+                found.append((doc["CreationTime"], replace(st, tags=have)))
         return [st for _, st in sorted(found, key=lambda item: item[0], reverse=True)]
+
+    def wait_for_end(self, names: Sequence[str], timeout: float) -> None:
+        """Block until one of the named jobs may have ended, :meth:`wake` was called, or
+        ``timeout`` passed: what the client does between status rounds. A job has ended
+        when its runner exits (it writes the final status, then exits), and that wakes us
+        at once, so a successor is submitted without waiting out a fixed poll interval."""
+        pids = []
+        for name in names:
+            pid = JobDir(self.root / name).runner_pid()
+            if pid is None:
+                continue  # being submitted (its submit wakes us) or never started (poll says)
+            if not process_alive(pid, RUNNER_MODULE):
+                return  # ended, or died: the next status round finds out which
+            pids.append(pid)
+        exits.wait_any(pids, timeout, self._wakeup)
+
+    def wake(self) -> None:
+        """End a :meth:`wait_for_end` in progress (or the next one) at once."""
+        self._wakeup.poke()
 
     # --- Stop*Job -----------------------------------------------------------------------
     def stop(self, jobs: Sequence[tuple[str, JobType]]) -> None:
@@ -154,6 +182,19 @@ class LocalBackend:
                     os.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
+
+    # --- warm pools (UpdateTrainingJob, DescribeTrainingJob's WarmPoolStatus) -------------
+    def warm_pool(self, name: str) -> dict[str, Any] | None:
+        return self._current(name, JobType.TRAINING).get("WarmPoolStatus")
+
+    def update_keep_alive(self, name: str, seconds: int) -> None:
+        """UpdateTrainingJob(ResourceConfig={"KeepAlivePeriodInSeconds": seconds})."""
+        jobdir = JobDir(self.root / name)
+        doc = self._current(name, JobType.TRAINING)
+        warm_pools.update_keep_alive(self.root, jobdir, jobdir.read_request(), doc, seconds)
+
+    def end_warm_pool(self, name: str) -> None:
+        self.update_keep_alive(name, 0)
 
     # --- CloudWatch Logs ------------------------------------------------------------------
     def logs(self, name: str, job_type: JobType) -> Iterator[LogEvent]:
@@ -177,6 +218,16 @@ class LocalBackend:
 
     # --- internals ------------------------------------------------------------------------
     def _current(self, name: str, job_type: JobType) -> dict[str, Any]:
+        """status.json, with the training job's WarmPoolStatus."""
+        doc = self._current_status(name, job_type)
+        if job_type is JobType.TRAINING:
+            jobdir = JobDir(self.root / name)
+            pool = warm_pools.status(self.root, jobdir, jobdir.read_request(), doc)
+            if pool is not None:
+                doc["WarmPoolStatus"] = pool
+        return doc
+
+    def _current_status(self, name: str, job_type: JobType) -> dict[str, Any]:
         """status.json, after making sure a dead runner does not leave a job InProgress."""
         jobdir = JobDir(self.root / name)
         try:

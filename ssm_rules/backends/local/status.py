@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ssm_rules.backends.base import JobState, JobStatus, JobType
+from ssm_rules.backends.base import JobState, JobStatus, JobType, typed_fields
 from ssm_rules.backends.local.jobdir import now_iso
 
 ACCOUNT = "000000000000"
@@ -158,5 +158,6 @@ def to_job_status(job_type: JobType, doc: dict[str, Any], stop_requested: bool) 
         secondary=secondary,
         failure_reason=doc.get("FailureReason"),
         model_artifacts=artifacts,
+        **typed_fields(job_type, doc),
         extra=doc,
     )

@@ -11,19 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 from ssm_rules.aws_names import job_name_problem
-from ssm_rules.backends.base import JobType
+from ssm_rules.backends.base import BackendError, JobType
 from ssm_rules.objects import ObjectURI, ObjectURIError
 from worker_toolkit import contract
 
 DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 
 
-class LocalSageMakerError(Exception):
+class LocalSageMakerError(BackendError):
     """Base of the errors the local service raises for a request."""
 
 
 class ValidationError(LocalSageMakerError, ValueError):
-    """SageMaker's ValidationException."""
+    """SageMaker's ValidationException; the message starts with that code, as the other
+    local errors' do and as the aws backend quotes SageMaker's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"ValidationException: {message}")
 
 
 class ResourceInUse(LocalSageMakerError, ValueError):
@@ -113,6 +117,13 @@ def _validate_training(body: dict[str, Any]) -> None:
     _uri(out.get("S3OutputPath"), "OutputDataConfig.S3OutputPath")
     if out.get("CompressionType", "GZIP") != "GZIP":
         raise ValidationError("OutputDataConfig.CompressionType: only GZIP is supported locally")
+    keep_alive = (body.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds", 0)
+    if keep_alive and body.get("EnableManagedSpotTraining"):
+        # AWS: "SageMaker Managed Warm Pools cannot be used with spot instances"
+        raise ValidationError(
+            "ResourceConfig.KeepAlivePeriodInSeconds with EnableManagedSpotTraining: warm "
+            "pools cannot be used with spot instances; drop one of them"
+        )
     count = (body.get("ResourceConfig") or {}).get("InstanceCount", 1)
     if not isinstance(count, int) or count < 1:
         raise ValidationError(f"ResourceConfig.InstanceCount {count!r} must be an integer >= 1")

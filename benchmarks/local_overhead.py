@@ -1,0 +1,80 @@
+"""Per-job overhead of the local backend over plain Snakemake, serial and parallel.
+
+Run from the repository root (no AWS, no Docker)::
+
+    .venv/bin/python benchmarks/local_overhead.py [--jobs 20]
+
+The same Snakefile of no-op ``shell:`` rules runs side by side in one run: with plain
+Snakemake (``--cores``: each job a local shell) and with ``profiles/local``, as a user runs
+it (each job a local SageMaker training job: a runner, its /opt/ml sandbox, the launcher,
+the outputs promoted). ``serial`` chains the jobs (each needs the one before), ``parallel``
+makes them independent (``--jobs 4``). The figure of interest is the overhead per job,
+(ours - plain) / N: it includes learning of each job's end and submitting the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PARALLEL_JOBS = 4
+
+
+def snakefile(n: int, serial: bool) -> str:
+    targets = [f"out/j{n - 1}.txt"] if serial else [f"out/j{i}.txt" for i in range(n)]
+    rules = [f"rule all:\n    input: {targets!r}\n"]
+    for i in range(n):
+        dep = f'    input: "out/j{i - 1}.txt"\n' if serial and i else ""
+        rules.append(
+            f'rule j{i}:\n{dep}    output: "out/j{i}.txt"\n    shell: "echo {i} > {{output}}"\n'
+        )
+    return "\n".join(rules)
+
+
+def run(root: Path, args: list[str]) -> float:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(root)},
+    )
+    took = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.exit(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    return took
+
+
+def measure(n: int, serial: bool) -> tuple[float, float]:
+    jobs = "1" if serial else str(PARALLEL_JOBS)
+    with tempfile.TemporaryDirectory(prefix="ssm-overhead-") as tmp:
+        plain_root, ours_root = Path(tmp, "plain"), Path(tmp, "ours")
+        for root in (plain_root, ours_root):
+            root.mkdir()
+            (root / "Snakefile").write_text(snakefile(n, serial))
+        plain = run(plain_root, ["--cores", jobs])
+        # the local profile, as a user runs it (its status-check interval included)
+        ours = run(ours_root, ["--profile", str(REPO / "profiles" / "local"), "--jobs", jobs])
+    return plain, ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=20, help="no-op jobs per run")
+    n = parser.parse_args().jobs
+    print(f"{n} no-op jobs; plain snakemake vs the local backend, same Snakefile")
+    print(f"{'mode':10} {'plain s':>8} {'ours s':>8} {'ratio':>6} {'overhead/job s':>15}")
+    for serial in (True, False):
+        plain, ours = measure(n, serial)
+        mode = "serial" if serial else f"parallel{PARALLEL_JOBS}"
+        print(f"{mode:10} {plain:8.2f} {ours:8.2f} {ours / plain:6.2f} {(ours - plain) / n:15.3f}")
+
+
+if __name__ == "__main__":
+    main()
