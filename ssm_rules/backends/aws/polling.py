@@ -325,11 +325,11 @@ class StatusPoller:
         for what it did not return as the List showed it (``listed``: name → state)."""
         if not records:
             return
-        left = records
+        found = None
         if api.job_type is JobType.TRAINING and not self.search_refused:
             found = self._search_or_none(api, [r.name for r in records])
-            left = [] if found is not None else records
-            found = found or {}
+        left = list(records) if found is None else []
+        if found is not None:
             for record in records:
                 desc = found.get(record.name)
                 state = job_state(desc[api.status_key]) if desc else None
