@@ -54,8 +54,15 @@ def wildcards_text(wildcards: Mapping[str, str]) -> str:
 
 
 def _who(rule: str, wildcards: Mapping[str, str]) -> str:
+    """``rule``: a rule's name, or the label of a group's job ("group g", TaskSpec.label)."""
     w = wildcards_text(wildcards)
-    return f"rule {rule}" + (f" ({w})" if w else "")
+    who = rule if rule.startswith("group ") else f"rule {rule}"
+    return who + (f" ({w})" if w else "")
+
+
+def _name(spec: TaskSpec) -> str:
+    """How the board and the record name a job: its rule, or "group g" for a group's job."""
+    return spec.label if spec.members else spec.rule
 
 
 def status_line(
@@ -224,7 +231,7 @@ class Board:
         self._record().add_job(
             {
                 "name": name,
-                "rule": spec.rule,
+                "rule": _name(spec),
                 "wildcards": dict(spec.wildcards),
                 "job_type": job_type.value,
                 "instance_type": inst.instance_type,
@@ -243,7 +250,7 @@ class Board:
         )
         if how != "reused":
             command = follow_command(self.backend, job_type, name, spec.logs, self.jobs_root)
-            self.logger.info(tail_line(spec.rule, dict(spec.wildcards), name, command))
+            self.logger.info(tail_line(_name(spec), dict(spec.wildcards), name, command))
 
     @_courtesy
     def seen(self, name: str, status: JobStatus | None) -> None:
@@ -264,7 +271,7 @@ class Board:
             )
             elapsed = None if created is None else self.clock() - created
             self.logger.info(
-                status_line(job.spec.rule, dict(job.spec.wildcards), name, shown, elapsed)
+                status_line(_name(job.spec), dict(job.spec.wildcards), name, shown, elapsed)
             )
 
     @_courtesy
@@ -275,7 +282,7 @@ class Board:
         changed = job.metrics.read([e.message for e in events])
         if changed:
             self._record().update_job(name, metrics=dict(job.metrics.values))
-            self.logger.info(metric_line(job.spec.rule, dict(job.spec.wildcards), name, changed))
+            self.logger.info(metric_line(_name(job.spec), dict(job.spec.wildcards), name, changed))
 
     @_courtesy
     def tick(self) -> None:

@@ -188,6 +188,8 @@ def test_status_metric_and_summary_lines():
         == "rule train (size=big, seed=1): job train-1 Downloading after 1m05s"
     )
     assert status_line("prep", {}, "p-1", "InProgress", None) == "rule prep: job p-1 InProgress"
+    # a group's one job is named by its group, as the executor's messages name it
+    assert status_line("group g", {}, "g-1", "Training", None) == "group g: job g-1 Training"
     assert (
         metric_line("train", {}, "t-1", {"loss": 0.25}) == "rule train: job t-1 metrics: loss=0.25"
     )
