@@ -127,6 +127,10 @@ class Executor(RemoteExecutor):
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
         self.warm_pools = WarmPools({}, self.ctx.backend, self.logger)  # the plan's: below
         self._check_plan()
+        # Last: the status thread (started before this method, see sleep()) reads the
+        # attributes above. An exception there before Snakemake's scheduler exists is only
+        # printed (RemoteExecutor._wait_thread), and the run would wait forever.
+        self._ready = True
 
     def _new_board(self) -> Board:
         """The live board and the run record (ssm_rules.board, ssm_rules.runrecord)."""
@@ -346,10 +350,10 @@ class Executor(RemoteExecutor):
         set, with Snakemake's ``--seconds-between-status-checks`` (the sagemaker profile's
         30 s), and the first status round came about 30 s after start.
         """
-        ctx = getattr(self, "ctx", None)
-        if ctx is None:  # __post_init__ is still running: no job yet
+        if not getattr(self, "_ready", False):  # __post_init__ is still running: no job yet
             await asyncio.sleep(STARTUP_SLEEP_SECONDS)
             return
+        ctx = self.ctx
         wait_for_end = getattr(ctx.backend, "wait_for_end", None)
         if wait_for_end is not None and not self._failed_polls:
             with self.lock:  # Snakemake's list of the jobs still running after the last round

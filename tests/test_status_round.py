@@ -111,3 +111,12 @@ def test_an_error_while_handling_an_end_is_that_jobs_error(tmp_path, executor, m
     monkeypatch.setattr(Executor, "_act", act)
     assert round_of(executor, [broken]) == []
     assert errors == [(broken, "OSError: disk full\n")] and executor.reports == []
+
+
+def test_the_status_threads_wait_before_the_executor_is_ready_does_not_fail() -> None:
+    """Snakemake starts the status thread before ``__post_init__`` runs; a wait that read an
+    attribute not yet set would end that thread silently (the scheduler does not exist yet to
+    hear of it) and the run would hang with its jobs done. Half set up, it only waits."""
+    ex = Executor.__new__(Executor)
+    ex.ctx = SimpleNamespace(backend=None)  # set early in __post_init__; _failed_polls is not
+    asyncio.run(asyncio.wait_for(ex.sleep(), timeout=5))
