@@ -70,7 +70,7 @@ class Budget:
             if worst is None or self.spent + reserved + worst > self.max_cost:
                 cost = "an unknown cost" if worst is None else f"${worst:.2f}"
                 raise WorkflowError(
-                    f"rule {spec.rule}: not submitted: ${self.spent:.2f} spent so far and "
+                    f"{spec.label}: not submitted: ${self.spent:.2f} spent so far and "
                     f"${reserved:.2f} reserved by {len(self._running)} running job(s); this "
                     f"job's worst case ({cost}) would pass --sagemaker-max-cost "
                     f"{self.max_cost:g}. Raise it and rerun: finished jobs are not run again"

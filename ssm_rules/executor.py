@@ -286,7 +286,7 @@ class Executor(RemoteExecutor):
                 yield info
                 continue
             self.in_flight.untrack(t.current.name)
-            if self.submitter.budget is not None:
+            if self.submitter.budget is not None and not t.current.reused:
                 self.submitter.budget.settle(t.current.spec, status)
             t.ending = self._workers.submit(self._end, t, status)
             # an end handled past this round's wait is reported in the round it wakes
@@ -391,11 +391,6 @@ class Executor(RemoteExecutor):
         wake = getattr(ctx.backend, "wake", None) if ctx is not None else None
         if wake is not None:
             wake()
-
-    def _note_progress(self, sub: Submission, status: JobStatus | None) -> None:
-        if status is not None and status.secondary and status.secondary != sub.secondary:
-            sub.secondary = status.secondary
-            self.logger.info(f"{sub.spec.label}: job {sub.name} {status.secondary}")
 
     def _end(self, t: Tracked, status: JobStatus) -> Ended:
         """Carry out the decision about a job that ended (in a worker thread). Nothing

@@ -63,6 +63,7 @@ class Submission:
     log_reader: LogReader | None = None
     log_events: list[LogEvent] = field(default_factory=list)
     log_refreshed: float = 0.0  # time.monotonic() of the last read
+    reused: bool = False  # completed in an earlier run: nothing of it is billed to this one
 
     @property
     def name(self) -> str:
@@ -161,34 +162,36 @@ class Submitter:
         ctx.validate(request)
         if self.budget is not None:  # refused before anything is deleted or sent
             self.budget.admit(spec, place.job_name)
-        staging.remove_stale_outputs(ctx.store, spec)
-        adopted = self._adopt(spec, ident, forced)
-        if adopted is not None:
-            if self.budget is not None:  # nothing new is billed for a job already paid for
-                self.budget.release(place.job_name)
-            return adopted
         try:
+            staging.remove_stale_outputs(ctx.store, spec)
+            adopted = self._adopt(spec, ident, forced)
+            if adopted is not None:
+                if self.budget is not None:  # nothing new is billed for a job already paid for
+                    self.budget.release(place.job_name)
+                return adopted
             self._ensure_image(spec, place.image_uri)
+            if spec.state_prefix:
+                self._note_state_writer(spec, place.job_name, parts)
+            if spec.clean_state and spec.state_prefix:
+                n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
+                self.logger.info(f"{spec.label}: clean_state wiped {n} state objects")
+            if has_task_file(spec):
+                uri = task_file_uri(place)
+                task = task_description(spec, place.restore_state)
+                staging.upload_text(ctx.store(uri), task.to_json(), uri)
+            # Tracked before the call and kept if it fails: a Create whose reply was lost may
+            # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
+            self.in_flight.track(place.job_name, request.job_type, spec.rule)
+            if self.warm_pools is not None:  # falls back to no keep-alive if the quota refuses it
+                request = self.warm_pools.submit(ctx.backend.submit, request)
+            else:
+                ctx.backend.submit(request)
         except Exception:
-            if self.budget is not None:  # no job was sent: nothing to reserve for it
+            # no job was started (a Create refused, or failed past its retries): its
+            # reservation would otherwise refuse later jobs as if it ran
+            if self.budget is not None:
                 self.budget.release(place.job_name)
             raise
-        if spec.state_prefix:
-            self._note_state_writer(spec, place.job_name, parts)
-        if spec.clean_state and spec.state_prefix:
-            n = staging.clear_prefix(ctx.store(spec.state_prefix), spec.state_prefix)
-            self.logger.info(f"rule {spec.rule}: clean_state wiped {n} state objects")
-        if has_task_file(spec):
-            uri = task_file_uri(place)
-            task = task_description(spec, place.restore_state)
-            staging.upload_text(ctx.store(uri), task.to_json(), uri)
-        # Tracked before the call and kept if it fails: a Create whose reply was lost may
-        # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
-        self.in_flight.track(place.job_name, request.job_type, spec.rule)
-        if self.warm_pools is not None:  # falls back to no keep-alive if the quota refuses it
-            request = self.warm_pools.submit(ctx.backend.submit, request)
-        else:
-            ctx.backend.submit(request)
         # the name holds the wildcard values only as far as 63 characters allow: say them here
         wildcards = ", ".join(f"{k}={v}" for k, v in spec.wildcards)
         keep = keep_alive_of(request)
@@ -245,7 +248,7 @@ class Submitter:
 
             def log(line: str) -> None:
                 lines.append(line)
-                self.logger.info(f"rule {spec.rule}: {line}")
+                self.logger.info(f"{spec.label}: {line}")
                 for log_uri in spec.logs:
                     write_log(self.ctx.store(log_uri), log_uri, "\n".join(lines) + "\n")
 
@@ -288,7 +291,7 @@ class Submitter:
                     "code, inputs and parameters"
                 )
                 self._said(spec, status.name, "reused")
-                return Submission(spec, place, spec.job_type)
+                return Submission(spec, place, spec.job_type, reused=True)
         return None
 
     def _said(self, spec: TaskSpec, name: str, how: str) -> None:
@@ -306,7 +309,7 @@ class Submitter:
             changed = differences(before["parts"], parts) if before.get("parts") else []
             if changed and store.list(spec.state_prefix):
                 self.logger.warning(
-                    f"rule {spec.rule}: job {job} resumes from the task state at "
+                    f"{spec.label}: job {job} resumes from the task state at "
                     f"{spec.state_prefix}, which job {before.get('job')} wrote with other "
                     f"{'; '.join(changed)}. If that state must not carry over, set "
                     "job(clean_state=True) for this run."

@@ -845,3 +845,10 @@ def test_log_reads_stay_within_the_rounds_budget_and_lose_nothing(
     aws.poll([(names[0], JobType.TRAINING)])  # moto: Completed at once
     aws.log_budget.left = 0  # spent by the other jobs of the round
     assert [e.message for e in readers[names[0]].read()] == ["last words"]
+    # later rounds no longer ask about it (its end is being handled in a worker thread, and
+    # the poller forgets it): its final read is still not cut by the budget
+    put_lines(logs, f"{names[0]}/algo-2-1700000000", ["after the end"], group)
+    aws.poll([(names[1], JobType.TRAINING)])
+    aws.poll([(names[1], JobType.TRAINING)])
+    aws.log_budget.left = 0
+    assert [e.message for e in readers[names[0]].read()] == ["after the end"]

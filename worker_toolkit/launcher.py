@@ -511,7 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     if rc != 0:
         return rc
     _log(f"Invoking {task.kind} ({task.job_type} job): {shlex.join(cmd)}")
-    rc, tail = run_program(cmd, _code_dir(), env)
+    try:
+        rc, tail = run_program(cmd, _code_dir(), env)
+    except OSError as exc:  # e.g. a program that is not executable: its reason, not a traceback
+        return _cannot_start(root, exc)
     if rc != 0:
         _log(f"program failed with exit code {rc}")
         write_failure(root, failure_text(rc, what, tail))
@@ -546,11 +549,14 @@ def run_group(task: GroupTaskDescription, root: str) -> int:
     upload once, after the last member."""
     code_dir = _code_dir()
     members = task.members
-    failure = install_requirements(task, code_dir, dict(os.environ))
+    try:  # as a single task's preparation: a reason in the failure file, not a traceback
+        failure = install_requirements(task, code_dir, dict(os.environ))
+        env = _jobenv.build_env(members[0], root, code_dir, os.environ)  # the host's SM_* values
+    except (LaunchError, OSError, ValueError, KeyError) as exc:
+        return _cannot_start(root, exc, f"group {task.group}: ")
     if failure is not None:
         write_failure(root, failure)
         return 1
-    env = _jobenv.build_env(members[0], root, code_dir, os.environ)  # the host's SM_* values
     for i, member in enumerate(members):
         who = f"rule {member.label} (member {i + 1}/{len(members)} of group {task.group}): "
         print(f"{c.GROUP_MEMBER_MARK}{i + 1}/{len(members)}: rule {member.label}", flush=True)

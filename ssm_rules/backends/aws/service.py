@@ -70,6 +70,9 @@ class AwsBackend:
         # the executor's main thread (submit, find, cancel) and its status thread (poll) share
         # the poller's records
         self._poller_lock = threading.Lock()
+        # jobs a round reported ended: the poller forgets them once no round asks about them,
+        # while their final log read (in an end-handling thread) may still be going on
+        self._ended_names: set[str] = set()
         self._log = logger or log
 
     @classmethod
@@ -129,7 +132,9 @@ class AwsBackend:
         self.log_budget.renew()
         try:
             with self._poller_lock:
-                return self.poller.poll(jobs)
+                statuses = self.poller.poll(jobs)
+                self._ended_names.update(n for n, st in statuses.items() if st.is_done)
+                return statuses
         except (ClientError, BotoCoreError) as e:
             names = ", ".join(n for n, _ in jobs)
             raise StatusError(
@@ -222,6 +227,8 @@ class AwsBackend:
     def _ended(self, name: str) -> bool:
         """The last status round reported the job ended."""
         with self._poller_lock:
+            if name in self._ended_names:
+                return True
             record = self.poller.records.get(name)
         return bool(record and record.status and record.status.is_done)
 
