@@ -9,9 +9,11 @@ spot retry): each guards its state with a lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,8 @@ from ssm_rules.settings import ExecutorSettings
 from ssm_rules.spec import Channel, TaskSpec
 from ssm_rules.warm_pools import WarmPools, keep_alive_of
 
+CREATE_WAIT_SECONDS = 60  # cancel() waits this long at most for Create calls under way
+
 
 @dataclass
 class Submission:
@@ -80,6 +84,10 @@ class InFlight:
         self._jobs: dict[str, JobType] = {}
         self._lock = threading.Lock()
         self._cancelling = False  # nothing new is submitted after cancel()
+        # Create calls under way (a worker thread's spot retry, the submit pool): cancel()
+        # waits for them, or a job created just after its snapshot's stop would run unwatched
+        self._creating = 0
+        self._created = threading.Condition(self._lock)
 
     def track(self, name: str, job_type: JobType, rule: str) -> None:
         """Register a job about to be created (or adopted). Refused once cancel() took its
@@ -88,6 +96,21 @@ class InFlight:
             if self._cancelling:
                 raise WorkflowError(f"rule {rule}: not submitted, the run is being cancelled")
             self._jobs[name] = job_type
+
+    @contextlib.contextmanager
+    def creating(self, name: str, job_type: JobType, rule: str) -> Iterator[None]:
+        """Register a job (see track) for the span of its Create call."""
+        with self._lock:
+            if self._cancelling:
+                raise WorkflowError(f"rule {rule}: not submitted, the run is being cancelled")
+            self._jobs[name] = job_type
+            self._creating += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._creating -= 1
+                self._created.notify_all()
 
     def untrack(self, name: str) -> None:
         with self._lock:
@@ -103,6 +126,9 @@ class InFlight:
         return the jobs in flight now."""
         with self._lock:
             self._cancelling = True
+            # a Create under way ends soon (botocore's retries are bounded): then its job,
+            # if it was made, is in the snapshot and is stopped with the others
+            self._created.wait_for(lambda: self._creating == 0, timeout=CREATE_WAIT_SECONDS)
             return dict(self._jobs)
 
 
@@ -181,11 +207,11 @@ class Submitter:
                 staging.upload_text(ctx.store(uri), task.to_json(), uri)
             # Tracked before the call and kept if it fails: a Create whose reply was lost may
             # have created the job, and Ctrl-C must stop it (stopping an unknown job is a no-op).
-            self.in_flight.track(place.job_name, request.job_type, spec.rule)
-            if self.warm_pools is not None:  # falls back to no keep-alive if the quota refuses it
-                request = self.warm_pools.submit(ctx.backend.submit, request)
-            else:
-                ctx.backend.submit(request)
+            with self.in_flight.creating(place.job_name, request.job_type, spec.rule):
+                if self.warm_pools is not None:  # no keep-alive if the quota refuses it
+                    request = self.warm_pools.submit(ctx.backend.submit, request)
+                else:
+                    ctx.backend.submit(request)
         except Exception:
             # no job was started (a Create refused, or failed past its retries): its
             # reservation would otherwise refuse later jobs as if it ran
