@@ -29,6 +29,7 @@ from ssm_rules.backends.aws.validation import (
     validate_request,
 )
 from ssm_rules.backends.base import JobRequest, JobState, JobType
+from ssm_rules.rate_limit import RateLimiter
 from ssm_rules.settings import ExecutorSettings
 from tests.moto_server import ACCOUNT, FOREIGN_ENV, PlainMotoServer
 
@@ -107,7 +108,8 @@ def backend(moto: PlainMotoServer) -> tuple[AwsBackend, Calls]:
     counter = Calls()
     sm = counter.attach(plain_client("sagemaker"))
     logs = counter.attach(plain_client("logs"))
-    return AwsBackend(sm, logs), counter
+    # no submit rate limit: these tests count calls (test_creates_are_rate_limited has its own)
+    return AwsBackend(sm, logs, submit_limiter=RateLimiter(None)), counter
 
 
 def settings(**kwargs: Any) -> ExecutorSettings:
@@ -789,7 +791,6 @@ def test_finding_costs_one_lookup_per_rule_prefix_not_one_per_job(
 def test_creates_are_rate_limited(moto: PlainMotoServer) -> None:
     """12 jobs at --sagemaker-max-submit-rate 3: never more than 3 Creates in a second, counted
     on a clock that sleeping moves (the test takes no time)."""
-    from ssm_rules.rate_limit import RateLimiter
 
     now = [0.0]
     create_times: list[float] = []
