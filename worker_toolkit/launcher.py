@@ -519,6 +519,15 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"program failed with exit code {rc}")
         write_failure(root, failure_text(rc, what, tail))
         return rc
+    return _hand_over(task, root, env, _shorten(what, 200))
+
+
+def _hand_over(
+    task: TaskDescription | GroupTaskDescription, root: str, env: dict[str, str], what: str
+) -> int:
+    """After the program (a group: its last member) succeeded: on the main host, put the
+    outputs where SageMaker's upload takes them; a failure there fails the job, ``what``
+    naming it in the failure file."""
     if not _is_main_host(env):
         return 0
     warning = _outputs.empty_model_warning(task, env[c.ENV_MODEL_DIR], env[c.ENV_CURRENT_HOST])
@@ -530,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         reason = f"Handing over the outputs failed: {exc}"
     if reason:
         _log(reason)
-        write_failure(root, f"ExitCode 1: {_shorten(what, 200)} | {reason}\n", overwrite=True)
+        write_failure(root, f"ExitCode 1: {what} | {reason}\n", overwrite=True)
         return 1
     return 0
 
@@ -563,20 +572,7 @@ def run_group(task: GroupTaskDescription, root: str) -> int:
         rc = _run_member(member, root, code_dir / member.code_dir, who, i)
         if rc != 0:
             return rc
-    if not _is_main_host(env):
-        return 0
-    warning = _outputs.empty_model_warning(task, env[c.ENV_MODEL_DIR], env[c.ENV_CURRENT_HOST])
-    if warning:
-        _log(warning)
-    try:
-        reason = finish(task, root)
-    except (OSError, ValueError) as exc:
-        reason = f"Handing over the outputs failed: {exc}"
-    if reason:
-        _log(reason)
-        write_failure(root, f"ExitCode 1: group {task.group} | {reason}\n", overwrite=True)
-        return 1
-    return 0
+    return _hand_over(task, root, env, f"group {task.group}")
 
 
 def _run_member(member: MemberTask, root: str, member_dir: Path, who: str, index: int) -> int:
