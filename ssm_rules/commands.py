@@ -83,12 +83,19 @@ def job_lines(record: RunRecord, now: float) -> list[str]:
     return lines
 
 
-def status(args: argparse.Namespace) -> int:
+def _refreshed_record(args: argparse.Namespace) -> RunRecord | None:
+    """The run asked about, its unfinished jobs asked of their backend (problems warned)."""
     record = _record(args)
+    if record is not None:
+        for problem in refresh(record):
+            print(f"warning: {problem}", file=sys.stderr)
+    return record
+
+
+def status(args: argparse.Namespace) -> int:
+    record = _refreshed_record(args)
     if record is None:
         return 1
-    for problem in refresh(record):
-        print(f"warning: {problem}", file=sys.stderr)
     ended = record.doc.get("ended")
     alive = "running" if record.client_alive() else "its client is gone"
     print(f"run {record.run_id}: {'ended ' + ended if ended else 'not ended, ' + alive}")
@@ -103,11 +110,9 @@ def status(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    record = _record(args)
+    record = _refreshed_record(args)
     if record is None:
         return 1
-    for problem in refresh(record):
-        print(f"warning: {problem}", file=sys.stderr)
     now = time.time()
     for line in bill_lines(record.doc, bill_of(record.doc, now)):
         print(line)
