@@ -6,10 +6,11 @@ boto3 and the SageMaker SDK are imported only when a job needs them.
 
 from snakemake_interface_executor_plugins.settings import CommonSettings
 
+from ssm_rules._snakemake_internals import build_settings_in_dry_runs
 from ssm_rules.executor import Executor
 from ssm_rules.settings import ExecutorSettings
 
-# Checked with Snakemake 9.27: with a shared file system assumed, Snakemake deletes or
+# Checked with Snakemake 9.20 to 9.27: with a shared file system assumed, Snakemake deletes or
 # overwrites the job's storage outputs itself; jobs run remotely and fetch nothing from us.
 common_settings = CommonSettings(
     non_local_exec=True,
@@ -22,5 +23,7 @@ common_settings = CommonSettings(
     can_transfer_local_files=True,
     init_seconds_before_status_checks=0,
 )
+
+build_settings_in_dry_runs("sagemaker")
 
 __all__ = ["Executor", "ExecutorSettings", "common_settings"]

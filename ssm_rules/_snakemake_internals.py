@@ -284,6 +284,7 @@ def guard_missing_scripts() -> None:
 
 
 _dry_run_check: list[Any] = []  # the check of the latest settings (one per CLI process)
+_dry_run_executor: list[str] = []  # the executor whose settings a dry run builds itself
 
 
 def install_dry_run_check(check: Any) -> None:
@@ -292,21 +293,44 @@ def install_dry_run_check(check: Any) -> None:
     settings), so the executor's plan check cannot run there; the DAG processors do run
     (``DAG.postprocess``), once the needrun jobs are known: ScriptProcessor's pass is the hook.
     Installing again only replaces the check."""
+    _dry_run_check[:] = [check]
+    _patch_script_processor()
+
+
+def build_settings_in_dry_runs(executor: str) -> None:
+    """Snakemake 9.21 to 9.26 build no settings of the chosen executor for ``-n`` at all
+    (``args_to_api`` builds the dryrun executor's), so the settings' own hooks
+    (:func:`install_dry_run_check`, :func:`guard_missing_scripts`) would never be installed.
+    Called when the plugin is imported by the ``snakemake`` command: a dry run of
+    ``executor`` builds its settings from the command line (:func:`dry_run_target`) at the
+    DAG's first processor pass, before any script is read. A no-op elsewhere, and on the
+    releases that build the settings themselves."""
+    import sys
+
+    if "snakemake.cli" not in sys.modules:  # not the snakemake command: nothing to hook
+        return
+    _dry_run_executor[:] = [executor]
+    _patch_script_processor()
+
+
+def _patch_script_processor() -> None:
     import snakemake.api  # noqa: F401 — first: snakemake.dag alone is a circular import
     from snakemake.dag import DAGProcessorBase, ScriptProcessor
 
-    _dry_run_check[:] = [check]
     if "process" in ScriptProcessor.__dict__:
         return
 
     def process(self: Any) -> None:
-        DAGProcessorBase.process(self)
-        if type(self) is not ScriptProcessor:  # NotebookProcessor inherits it: once per pass
-            return
         try:
             dry = bool(self.dag.workflow.dryrun)
         except AttributeError:  # a DAG built without an executor (--list, --dag, ...)
             dry = False
+        if dry and not _dry_run_check and _dry_run_executor:
+            # building the settings installs their check (ExecutorSettings.__post_init__)
+            dry_run_target()
+        DAGProcessorBase.process(self)
+        if type(self) is not ScriptProcessor:  # NotebookProcessor inherits it: once per pass
+            return
         if dry and _dry_run_check:
             _dry_run_check[0](self.dag)
 
@@ -358,9 +382,17 @@ def dry_run_target() -> tuple[Any, str | None, Any] | None:
 
     Snakemake 9 runs a dry run with its own "dryrun" executor: ours is never instantiated and
     the Workflow gets no executor settings (``Workflow.execute(executor_settings=None)``).
-    The settings parsed from the command line stay a local of ``DAGApi.execute_workflow``,
-    and the workflow is ``self`` of ``Workflow.execute``, both callers of the log call that
-    the plan hook intercepts (a logging filter runs in the caller's thread).
+    The workflow is ``self`` of ``Workflow.execute``, a caller of the log call that the plan
+    hook intercepts (a logging filter runs in the caller's thread). Where the executor the
+    user asked for is depends on the release:
+
+    - up to 9.20, ``DAGApi.execute_workflow`` swaps in the dryrun executor itself and keeps
+      the one asked for, and its parsed settings, as its locals ``executor`` and
+      ``executor_settings`` (beside ``pseudo_executor``);
+    - from 9.21, ``snakemake.cli.args_to_api`` overwrites ``args.executor`` with "dryrun"
+      before anything is parsed: the one asked for (on the command line or in a profile) is
+      what the same parser makes of the same command line, and its settings are parsed from
+      ``args``, which holds every plugin's options whatever the executor.
     """
     import sys
 
@@ -375,10 +407,38 @@ def dry_run_target() -> tuple[Any, str | None, Any] | None:
         if frame.f_code.co_name == "execute_workflow" and "pseudo_executor" in local:
             executor, settings = local.get("executor"), local.get("executor_settings")
             break
+        if frame.f_code.co_name == "args_to_api" and getattr(local.get("args"), "dryrun", False):
+            if not _asked:  # once: the DAG's processor pass and the plan hook both ask
+                _asked.append(_asked_executor(local["args"], local["parser"], frame.f_back))
+            executor, settings = _asked[0]
+            break
         frame = frame.f_back
     if workflow is None or executor is None:
         return None
     return workflow, executor, settings
+
+
+_asked: list[tuple[str | None, Any]] = []  # what _asked_executor found (one per CLI process)
+
+
+def _asked_executor(args: Any, parser: Any, caller: Any) -> tuple[str | None, Any]:
+    """The executor a ``snakemake -n`` was given, and its settings (Snakemake >= 9.21)."""
+    import sys
+
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+    argv = caller.f_locals.get("argv") if caller is not None else None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" in argv:  # as snakemake.cli.parse_args: explicit targets after "--"
+        argv = argv[: argv.index("--")]
+    try:
+        executor = parser.parse_args(argv).executor
+    except SystemExit:  # it parsed once: not expected; no plan rather than no run
+        return None, None
+    registry = ExecutorPluginRegistry()
+    if executor is None or not registry.is_installed(executor):
+        return executor, None
+    return executor, registry.get_plugin(executor).get_settings(args)
 
 
 @contextlib.contextmanager

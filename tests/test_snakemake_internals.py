@@ -175,11 +175,27 @@ def test_the_settings_have_the_fields(owner: str, names: list[str]) -> None:
     assert not missing, _changed(f"{owner}.{', '.join(missing)}")
 
 
-def test_a_dry_runs_settings_are_where_dry_run_target_reads_them() -> None:
-    """dry_run_target reads these locals of ``DAGApi.execute_workflow`` off the stack."""
+def test_a_dry_runs_executor_is_where_dry_run_target_reads_it() -> None:
+    """dry_run_target reads the executor asked for off the stack: up to 9.20 locals of
+    ``DAGApi.execute_workflow``; from 9.21 ``args_to_api``'s ``args`` and ``parser``, called
+    by ``main`` with its ``argv``, after it replaced ``args.executor`` by "dryrun"."""
     code = _resolve("snakemake.api.DAGApi").execute_workflow.__code__
-    for local in ("executor", "pseudo_executor", "executor_settings"):
-        assert local in code.co_varnames, _changed(f"DAGApi.execute_workflow's local {local!r}")
+    if "pseudo_executor" in code.co_varnames:
+        for local in ("executor", "executor_settings"):
+            assert local in code.co_varnames, _changed(f"DAGApi.execute_workflow's {local!r}")
+        return
+    cli = importlib.import_module("snakemake.cli")
+    to_api = cli.args_to_api
+    assert list(inspect.signature(to_api).parameters)[:2] == ["args", "parser"], _changed(
+        "snakemake.cli.args_to_api(args, parser)"
+    )
+    assert 'args.executor = "dryrun"' in inspect.getsource(to_api), _changed(
+        "args_to_api's dry run executor"
+    )
+    main = inspect.getsource(cli.main)
+    assert "args_to_api(args, parser)" in main and "argv" in cli.main.__code__.co_varnames, (
+        _changed("snakemake.cli.main(argv) calling args_to_api(args, parser)")
+    )
 
 
 def test_the_path_modifier_leaves_a_flagged_path_alone() -> None:
