@@ -19,7 +19,8 @@ import threading
 from collections import Counter
 from typing import Any
 
-MAX_ATTEMPTS = int(os.environ.get("SSM_AWS_MAX_ATTEMPTS", "8"))
+MAX_ATTEMPTS_ENV = "SSM_AWS_MAX_ATTEMPTS"
+DEFAULT_MAX_ATTEMPTS = 8
 USER_AGENT = "ssm_rules"
 # An S3 client's pooled connections: as many as objects.TRANSFER_CONCURRENCY requests in flight
 # (botocore's default pool is 10).
@@ -75,13 +76,18 @@ def session(region: str | None = None) -> Any:
     return boto3.session.Session(region_name=region or None)
 
 
+def max_attempts() -> int:
+    """Attempts per call, first one included (``SSM_AWS_MAX_ATTEMPTS``, read per client)."""
+    return int(os.environ.get(MAX_ATTEMPTS_ENV) or DEFAULT_MAX_ATTEMPTS)
+
+
 def client(service: str, region: str | None = None) -> Any:
     from botocore.config import Config
 
     # "total_max_attempts" counts the first call; botocore's "max_attempts" in a Config counts
-    # only the retries (the legacy meaning), which would make MAX_ATTEMPTS + 1 attempts.
+    # only the retries (the legacy meaning), which would make one attempt more.
     config = Config(
-        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": max_attempts()},
         # in the User-Agent: our calls are told apart from others' (CloudTrail's userAgent)
         user_agent_extra=USER_AGENT,
         **({"max_pool_connections": S3_CONNECTIONS} if service == "s3" else {}),

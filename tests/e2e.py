@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -12,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.snakemake_server import SnakemakeServer
 
 REPO = Path(__file__).resolve().parent.parent
 # snakemake arguments of a quick run on the local backend
@@ -49,6 +52,24 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+# SSM_TEST_FORK_SERVER=0: every run a plain `python -m snakemake` (slower, same results)
+FORK_SERVER_ENV = "SSM_TEST_FORK_SERVER"
+_server: SnakemakeServer | None = None
+# the server's environment: this process's before any test changed it
+_ENV_AT_START = dict(os.environ)
+
+
+def snakemake_server() -> SnakemakeServer | None:
+    """This test process's fork server (:mod:`tests.snakemake_server`), started on first use."""
+    global _server
+    if os.environ.get(FORK_SERVER_ENV, "1") == "0":
+        return None
+    if _server is None:
+        _server = SnakemakeServer(_ENV_AT_START)
+        atexit.register(_server.close)
+    return _server
+
+
 @dataclass
 class Workflow:
     root: Path
@@ -60,15 +81,19 @@ class Workflow:
         timeout: float = 300,
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "snakemake", *args]
-        proc = subprocess.run(
-            cmd,
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **(env or {})},
-        )
+        run_env = {**os.environ, **(env or {})}
+        server = snakemake_server()
+        if server is not None and server.serves(run_env):
+            proc = server.run(list(args), self.root, run_env, timeout)
+        else:
+            proc = subprocess.run(
+                [sys.executable, "-m", "snakemake", *args],
+                cwd=self.root,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=run_env,
+            )
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}"

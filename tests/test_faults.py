@@ -1,7 +1,7 @@
 """Fault injection on the aws backend against moto: throttling, 5xx, lost replies, lost artifacts.
 
 Faults are injected at the moto server (:mod:`tests.moto_faults`), answered exactly as AWS
-answers them, so botocore's own retry handler (standard mode, ``aws_clients.MAX_ATTEMPTS``
+answers them, so botocore's own retry handler (standard mode, ``aws_clients.max_attempts()``
 attempts) decides what to do, as it would on AWS. Nothing of ssm_rules is mocked. Attempts are
 counted where they arrive: at the server (``api_calls``).
 
@@ -330,12 +330,12 @@ def test_persistent_fault_ends_after_the_bounded_attempts(
     with pytest.raises(ERRORS[op_name]) as raised:
         op.run(ctx, arg)
     # exactly the bounded number of attempts, then it stopped
-    assert _attempts(api_calls, op) - before == aws_clients.MAX_ATTEMPTS
-    assert fault.injected == aws_clients.MAX_ATTEMPTS
+    assert _attempts(api_calls, op) - before == aws_clients.max_attempts()
+    assert fault.injected == aws_clients.max_attempts()
     text = str(raised.value)
     assert ("SlowDown" if op.service == "s3" else "ThrottlingException") in text, text
     if op_name in POLL_OPS:
-        assert arg in text and f"after {aws_clients.MAX_ATTEMPTS} attempts" in text
+        assert arg in text and f"after {aws_clients.max_attempts()} attempts" in text
     elif op.operation.startswith("Create"):
         assert arg[0] in text and "run the same command again later" in text
     elif op.service == "s3":
