@@ -70,10 +70,27 @@ def count_calls(client: Any, counts: CallCounts = CALLS) -> Any:
 
 
 @functools.cache
+def _data_loader() -> Any:
+    """botocore's reader of service models and endpoint data, shared by every session of this
+    process: it caches what it parsed (SageMaker's model alone is megabytes of JSON), which a
+    new session would otherwise parse again."""
+    from botocore.loaders import create_loader
+
+    return create_loader()
+
+
+@functools.cache
 def session(region: str | None = None) -> Any:
     import boto3
+    import botocore.session
 
-    return boto3.session.Session(region_name=region or None)
+    core = botocore.session.Session()
+    core.register_component("data_loader", _data_loader())
+    made = boto3.session.Session(botocore_session=core, region_name=region or None)
+    # boto3 adds its own data directory to the loader's paths once per session: keep one
+    paths = _data_loader().search_paths
+    paths[:] = list(dict.fromkeys(paths))
+    return made
 
 
 def max_attempts() -> int:
@@ -81,7 +98,21 @@ def max_attempts() -> int:
     return int(os.environ.get(MAX_ATTEMPTS_ENV) or DEFAULT_MAX_ATTEMPTS)
 
 
+def forget_sessions() -> None:
+    """Drop the cached session and clients (they keep the credentials first resolved)."""
+    _client.cache_clear()
+    session.cache_clear()
+
+
 def client(service: str, region: str | None = None) -> Any:
+    """The client of ``service`` in ``region``, one per process (botocore's clients are
+    thread-safe, and building one walks its whole service model: SageMaker's has hundreds of
+    operations)."""
+    return _client(service, region)
+
+
+@functools.cache
+def _client(service: str, region: str | None) -> Any:
     from botocore.config import Config
 
     # "total_max_attempts" counts the first call; botocore's "max_attempts" in a Config counts

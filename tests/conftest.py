@@ -71,7 +71,7 @@ def _forget_cached_sessions() -> None:
     a session made outside this environment must not be reused inside it, nor after."""
     from ssm_rules import aws_clients
 
-    aws_clients.session.cache_clear()
+    aws_clients.forget_sessions()
 
 
 @pytest.fixture
@@ -111,6 +111,6 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    aws_clients.session.cache_clear()
+    aws_clients.forget_sessions()
     yield
-    aws_clients.session.cache_clear()
+    aws_clients.forget_sessions()

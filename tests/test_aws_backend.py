@@ -57,9 +57,9 @@ def moto(moto_plain: PlainMotoServer, monkeypatch: pytest.MonkeyPatch) -> PlainM
     for name, value in moto_plain.env().items():
         monkeypatch.setenv(name, value)
     moto_plain.reset()
-    aws_clients.session.cache_clear()  # a cached session keeps the credentials it resolved
+    aws_clients.forget_sessions()  # a cached session keeps the credentials it resolved
     yield moto_plain
-    aws_clients.session.cache_clear()
+    aws_clients.forget_sessions()
 
 
 class Calls:
@@ -69,7 +69,8 @@ class Calls:
         self.seen: Counter[tuple[str, str]] = Counter()
 
     def attach(self, client: Any) -> Any:
-        client.meta.events.register("before-call", self._record)
+        # once per client, however often it is handed out (aws_clients caches its clients)
+        client.meta.events.register("before-call", self._record, unique_id=f"calls-{id(self)}")
         return client
 
     def _record(self, model: Any, **_: Any) -> None:
