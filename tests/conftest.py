@@ -100,6 +100,39 @@ def _entries_under(root: Path) -> set[str]:
     return {str(p) for p in root.rglob("*")} if root.is_dir() else set()
 
 
+@pytest.fixture(scope="session")
+def _known_image_uris(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The image URIs resolved by the tests so far (``image-uris.json`` of ssm_rules.images)."""
+    return tmp_path_factory.mktemp("image-uris") / "image-uris.json"
+
+
+@pytest.fixture
+def cache_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _known_image_uris: Path
+) -> Iterator[Path]:
+    """An empty ``$XDG_CACHE_HOME`` for this test (no price list cached) but for the image URIs
+    earlier tests resolved: resolving one imports sagemaker-core, 6 s of CPU per process."""
+    import json
+    import shutil
+
+    from ssm_rules import images
+
+    home = tmp_path / "cache-home"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    mine = images.cache_file()
+    mine.parent.mkdir(parents=True)
+    if _known_image_uris.is_file():
+        shutil.copy(_known_image_uris, mine)
+    yield home
+    if mine.is_file():
+        known = json.loads(_known_image_uris.read_text()) if _known_image_uris.is_file() else {}
+        try:
+            known.update(json.loads(mine.read_text()))
+        except ValueError:
+            return  # a test that wrote a broken cache on purpose
+        _known_image_uris.write_text(json.dumps(known))
+
+
 @pytest.fixture
 def no_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No AWS credentials anywhere, and an endpoint that answers nothing (never the real AWS)."""

@@ -74,9 +74,8 @@ def test_no_job_starts_that_could_take_the_spend_past_the_budget(tmp_path):
 
 
 @pytest.mark.slow  # a snakemake run
-def test_a_retry_over_budget_is_not_submitted_and_says_what_was_spent(tmp_path, monkeypatch):
+def test_a_retry_over_budget_is_not_submitted_and_says_what_was_spent(tmp_path, cache_home):
     """The plan fits the budget; Snakemake's retry of the failed job would not."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     # $1 per instance-second makes a few seconds of a real job count
     write_cache(PriceTable("us-east-1", datetime.date.today(), {"Training:ml.m5.large": 3600.0}))
     wf = Workflow(tmp_path / "wf")

@@ -22,9 +22,8 @@ DRY = ("-n", "--logger", "sagemaker")
 
 
 @pytest.fixture
-def price_cache(tmp_path, monkeypatch):
+def price_cache(cache_home):
     """A price list fetched today, in this test's cache directory."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     write_cache(PriceTable("us-east-1", datetime.date.today(), dict(PRICES)))
 
 
@@ -73,8 +72,7 @@ def test_after_a_partial_run_the_plan_counts_what_is_complete(tmp_path, price_ca
     assert forced["train"][9] == "-"
 
 
-def test_without_prices_the_plan_counts_instance_hours_and_says_so_once(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+def test_without_prices_the_plan_counts_instance_hours_and_says_so_once(tmp_path, cache_home):
     out = example_workflow(tmp_path).run("-n", "--profile", "profiles/local").stdout
     assert out.count("no cached prices for us-east-1") == 1
     assert plan_rows(out)["train"][8] == "2.00 inst-h"
@@ -125,8 +123,7 @@ def test_a_plan_over_budget_is_refused_in_the_dry_run_and_in_the_run(tmp_path, p
     assert "would cost $8.74" in ok.stdout
 
 
-def test_a_budget_that_cannot_be_priced_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+def test_a_budget_that_cannot_be_priced_is_refused(tmp_path, cache_home):
     wf = example_workflow(tmp_path)
     proc = wf.run("-n", "--profile", "profiles/local", "--sagemaker-max-cost", "100", check=False)
     assert proc.returncode != 0
@@ -137,9 +134,8 @@ def test_a_budget_that_cannot_be_priced_is_refused(tmp_path, monkeypatch):
 
 
 def test_dry_run_on_the_sagemaker_profile_prices_from_the_price_list(
-    tmp_path, aws, bucket, api_calls, monkeypatch
+    tmp_path, aws, bucket, api_calls, cache_home
 ):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     wf = example_workflow(tmp_path)
     api_calls.clear()  # the bucket fixture's CreateBucket
     out = wf.run("-n", *sagemaker_args(bucket), env=aws.env()).stdout
