@@ -1,5 +1,6 @@
 """Helpers for end-to-end tests: a workflow copied into a temporary directory, run by the real
-`snakemake` command in a subprocess."""
+`snakemake` command in a process of its own (forked from :mod:`tests.snakemake_server`, which
+has Snakemake imported already, or a plain ``python -m snakemake``)."""
 
 from __future__ import annotations
 
@@ -104,14 +105,19 @@ class Workflow:
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """The client in the background, as a user's terminal runs it: Ctrl-C (SIGINT)
         interrupts it, even when this test process ignores SIGINT (started in the background
-        by a non-interactive shell, or by nohup), which its children would inherit."""
+        by a non-interactive shell, or by nohup), which its children would inherit. Output:
+        stdout and stderr together, as text."""
+        run_env = {**os.environ, **(env or {})}
+        server = snakemake_server()
+        if server is not None and server.serves(run_env):
+            return server.popen(list(args), self.root, run_env)  # type: ignore[return-value]
         return subprocess.Popen(
             [sys.executable, "-m", "snakemake", *args],
             cwd=self.root,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **(env or {})},
+            env=run_env,
             preexec_fn=interruptible,
         )
 

@@ -13,9 +13,9 @@ ones, found by Snakemake's own registries.
 What a fork cannot change is what was decided when the modules were imported: a run whose
 environment differs from the server's in a variable that affects imports
 (:data:`IMPORT_TIME_ENV`) is started as a plain subprocess instead. The server is single
-threaded (asserted before it serves: a fork copies only the calling thread) and serves one
-run at a time, as a test waits for each ``run``; ``Workflow.popen`` (the runs a test signals
-or kills) always starts a real ``python -m snakemake``.
+threaded (asserted before it serves: a fork copies only the calling thread); it reaps each
+run through a pidfd and sends its wait status to the client that asked for it, so runs may
+overlap (a test's background client and a second run).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import atexit
 import importlib.util
 import json
 import os
+import selectors
 import signal
 import socket
 import struct
@@ -34,6 +35,7 @@ import tempfile
 import threading
 import traceback
 from pathlib import Path
+from typing import Any
 
 # A run whose environment differs from the server's in one of these starts a plain process:
 # they change what Python imports, or were read by a module at its import.
@@ -70,27 +72,48 @@ def serve(socket_path: str) -> None:
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
-    listener.listen(1)
+    listener.listen(8)
     print("ready", flush=True)  # the client waits for this line
+    # runs in flight: the pidfd of each child, with its client's connection for its status
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
     while True:
-        conn, _ = listener.accept()
-        with conn:
-            request, fds = _receive(conn)
-            if request is None:
-                continue  # the client went away
-            pid = os.fork()
-            if pid == 0:
-                listener.close()
-                conn.close()
-                _run_child(request, fds)  # never returns
-            for fd in fds:
-                os.close(fd)
-            conn.sendall(_STATUS.pack(pid))
-            _, wait_status = os.waitpid(pid, 0)
-            try:
-                conn.sendall(_STATUS.pack(wait_status))
-            except OSError:
-                pass  # the client timed out and left
+        for key, _ in selector.select():
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                pid = _start_run(conn, listener, selector)
+                if pid is None:
+                    conn.close()
+                    continue
+                selector.register(os.pidfd_open(pid), selectors.EVENT_READ, (pid, conn))
+            else:
+                pid, conn = key.data
+                selector.unregister(key.fileobj)
+                os.close(key.fd)
+                _, wait_status = os.waitpid(pid, 0)
+                with conn:
+                    try:
+                        conn.sendall(_STATUS.pack(wait_status))
+                    except OSError:
+                        pass  # the client timed out and left
+
+
+def _start_run(
+    conn: socket.socket, listener: socket.socket, selector: selectors.BaseSelector
+) -> int | None:
+    request, fds = _receive(conn)
+    if request is None:
+        return None  # the client went away
+    pid = os.fork()
+    if pid == 0:
+        selector.close()
+        listener.close()
+        conn.close()
+        _run_child(request, fds)  # never returns
+    for fd in fds:
+        os.close(fd)
+    conn.sendall(_STATUS.pack(pid))
+    return pid
 
 
 def _receive(conn: socket.socket) -> tuple[dict | None, list[int]]:
@@ -182,37 +205,42 @@ class SnakemakeServer:
     def run(
         self, args: list[str], cwd: Path, env: dict[str, str], timeout: float
     ) -> subprocess.CompletedProcess[str]:
-        with (
-            tempfile.TemporaryFile() as out,
-            tempfile.TemporaryFile() as err,
-            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn,
-        ):
-            conn.connect(self._socket_path)
-            umask = os.umask(0o022)  # reading it means setting it
-            os.umask(umask)
-            request = {"args": args, "cwd": str(cwd), "env": env, "umask": umask}
-            conn.sendmsg(
-                [json.dumps(request).encode() + b"\n"],
-                [
-                    (
-                        socket.SOL_SOCKET,
-                        socket.SCM_RIGHTS,
-                        array.array("i", [out.fileno(), err.fileno()]),
-                    )
-                ],
-            )
-            conn.settimeout(60)
-            pid = _STATUS.unpack(_recv_exactly(conn, _STATUS.size))[0]
-            conn.settimeout(timeout)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            run = self._start(args, cwd, env, out.fileno(), err.fileno())
             try:
-                wait_status = _STATUS.unpack(_recv_exactly(conn, _STATUS.size))[0]
-            except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
-                raise subprocess.TimeoutExpired(["snakemake", *args], timeout) from None
+                run.wait(timeout)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                run.wait()
+                raise
             stdout, stderr = (_read_text(f) for f in (out, err))
-        return subprocess.CompletedProcess(
-            ["snakemake", *args], os.waitstatus_to_exitcode(wait_status), stdout, stderr
+        return subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
+
+    def popen(self, args: list[str], cwd: Path, env: dict[str, str]) -> ServedRun:
+        """Like ``Popen(..., stdout=PIPE, stderr=STDOUT, text=True)``."""
+        read_end, write_end = os.pipe()
+        try:
+            run = self._start(args, cwd, env, write_end, write_end)
+        finally:
+            os.close(write_end)
+        run.stdout = open(read_end, encoding="utf-8", errors="replace")  # noqa: SIM115
+        return run
+
+    def _start(
+        self, args: list[str], cwd: Path, env: dict[str, str], out: int, err: int
+    ) -> ServedRun:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(self._socket_path)
+        umask = os.umask(0o022)  # reading it means setting it
+        os.umask(umask)
+        request = {"args": args, "cwd": str(cwd), "env": env, "umask": umask}
+        fds = array.array("i", [out, err])
+        conn.sendmsg(
+            [json.dumps(request).encode() + b"\n"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)]
         )
+        conn.settimeout(60)
+        pid = _STATUS.unpack(_recv_exactly(conn, _STATUS.size))[0]
+        return ServedRun(["snakemake", *args], pid, conn)
 
     def close(self) -> None:
         self._process.kill()
@@ -222,6 +250,55 @@ class SnakemakeServer:
         for name in os.listdir(self._dir):
             os.unlink(os.path.join(self._dir, name))
         os.rmdir(self._dir)
+
+
+class ServedRun:
+    """A run of the server, with the part of :class:`subprocess.Popen`'s interface the tests
+    use: ``pid``, ``stdout``, ``returncode``, ``poll``, ``wait``, ``communicate``,
+    ``send_signal``, ``kill``."""
+
+    def __init__(self, args: list[str], pid: int, conn: socket.socket) -> None:
+        self.args = args
+        self.pid = pid
+        self.stdout: Any = None
+        self.returncode: int | None = None
+        self._conn = conn
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self._conn.settimeout(timeout)
+            try:
+                data = _recv_exactly(self._conn, _STATUS.size)
+            except TimeoutError:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0) from None
+            self.returncode = os.waitstatus_to_exitcode(_STATUS.unpack(data)[0])
+            self._conn.close()
+        return self.returncode
+
+    def poll(self) -> int | None:
+        try:
+            return self.wait(0.001)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, None]:
+        """The rest of the output (read until the run closes it) and the exit."""
+        rest: list[str] = []
+        reader = threading.Thread(target=lambda: rest.append(self.stdout.read()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if reader.is_alive():
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        self.wait(timeout)
+        self.stdout.close()
+        return rest[0], None
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 def _recv_exactly(conn: socket.socket, size: int) -> bytes:
