@@ -14,7 +14,6 @@ from pathlib import Path
 
 from . import _common as u
 from . import contract as c
-from ._tarballs import tree_entries, write_tar_gz_file
 from .task import GroupTaskDescription, TaskDescription
 
 
@@ -65,6 +64,8 @@ def write_tar_gz(src: Path, dest: Path) -> None:
     """Tar src's contents (relative, sorted names) as ProcessingOutput uploads them: an empty
     or absent directory gives an empty archive."""
     src.mkdir(parents=True, exist_ok=True)
+    from ._tarballs import tree_entries, write_tar_gz_file  # tarfile, gzip: only here
+
     write_tar_gz_file(tree_entries(src), dest)
 
 

@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,8 +35,6 @@ from . import _jobenv, _outputs
 from . import contract as c
 from . import hyperparameters as hp
 from ._requirements import REQUIREMENTS_FILE, failing_line, install_failure_text
-from ._tarballs import extract_tarball
-from .snakemake_script import ENV_SNAKEMAKE
 from .task import GroupTaskDescription, MemberTask, TaskDescription, TaskError, parse_task
 
 T = TypeVar("T", bound=TaskDescription)
@@ -402,6 +399,8 @@ def _program_env(
     _jobenv.prepare_dirs(env, task, root)
     unpack_inputs(task, env)
     if task.snakemake is not None:
+        from .snakemake_script import ENV_SNAKEMAKE  # runpy: only for such a script
+
         env[ENV_SNAKEMAKE] = json.dumps(_rerooted_snakemake(task.snakemake, root))
     return env
 
@@ -418,6 +417,8 @@ def unpack_inputs(task: TaskDescription, env: dict[str, str]) -> None:
     """``unpacked(...)`` inputs: extract each channel's tarball into its own directory (on
     every host) and point the channel's variables there, so the program sees the files."""
     for name, (extracted, packed) in task.unpack.items():
+        from ._tarballs import extract_tarball  # tarfile, gzip: only for such inputs
+
         tarball = Path(packed)
         if not tarball.is_file():
             raise LaunchError(f"input {name!r}: {packed} to unpack is not in the channel")
@@ -433,6 +434,8 @@ def run_setup(task: TaskDescription, code_dir: Path, env: dict[str, str], who: s
     setup = task.setup
     if not setup:
         return 0
+    import tempfile  # only for a setup command
+
     _log(f"Running setup: {setup}")
     with tempfile.TemporaryDirectory(prefix="ssm-setup-") as tmp:
         dump = Path(tmp) / "env"
