@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, LogEvent
-from ssm_rules.backends.local import exits, hosts, requirements_env, status, warm_pools
+from ssm_rules.backends.local import exits, hosts, requirements_env, spawn, status, warm_pools
 from ssm_rules.backends.local.hosts import kill_host
 from ssm_rules.backends.local.jobdir import (
     RUNNER_MODULE,
@@ -79,19 +77,8 @@ class LocalBackend:
         if request.job_type is JobType.TRAINING:
             warm_pools.claim(self.root, name, request.body)  # a matching warm pool, if any
         jobdir.logs_dir.mkdir(parents=True, exist_ok=True)
-        with open(jobdir.runner_log, "ab") as out:
-            # The runner daemonizes (--detach): it survives its client, like a SageMaker
-            # job, and has written runner.pid by the time this first process exits.
-            starter = subprocess.Popen(
-                [sys.executable, "-m", RUNNER_MODULE, "--detach", str(jobdir.path)],
-                cwd=jobdir.path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            rc = starter.wait(timeout=60)
+        # its own session, nobody's child, runner.pid written by the time this returns
+        rc = spawn.start_runner(RUNNER_MODULE, jobdir.path, env, jobdir.runner_log)
         if rc != 0 or jobdir.runner_pid() is None:
             tail = jobdir.runner_log.read_text(errors="replace")[-2000:]
             # the job exists (its name is taken): it must not stay InProgress forever
