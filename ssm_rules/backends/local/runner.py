@@ -275,7 +275,15 @@ class JobRun:
                 str(hps[contract.HP_SUBMIT_DIRECTORY]), self.jobdir.work_dir, self.s3
             )
             for sb in self.sandboxes:
-                toolkit.install_code(bundle, sb.real(contract.CODE_DIR))
+                toolkit.install_code(bundle, sb.real(contract.CODE_DIR), self._bytecode_cache)
+
+    @property
+    def _bytecode_cache(self) -> Path | None:
+        """Where the launcher's compiled modules are kept between jobs (beside the jobs
+        root), when the hosts see the code at one path (/opt/ml/code, mounted)."""
+        if self.mount is MountMode.NONE:
+            return None  # each job's code is at a path of its own: nothing to share
+        return self.jobdir.path.parent.parent / "bytecode"
 
     def _inputs(self) -> list[tuple[str, channels.Source, str]]:
         if self.job_type is JobType.TRAINING:

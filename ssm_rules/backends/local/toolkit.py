@@ -57,13 +57,52 @@ def fetch_code(submit_dir: str, cache: Path, s3: S3Objects | None = None) -> Pat
     return target
 
 
-def install_code(bundle: Path, code_dir: Path) -> None:
+def install_code(bundle: Path, code_dir: Path, bytecode_cache: Path | None = None) -> None:
     if bundle.is_dir():
         import shutil
 
         shutil.copytree(bundle, code_dir, dirs_exist_ok=True, symlinks=True)
     else:
         extract_tarball(bundle, code_dir, skip_carrier=False)
+    if bytecode_cache is not None:
+        add_toolkit_bytecode(code_dir, bytecode_cache)
+
+
+def add_toolkit_bytecode(code_dir: Path, cache: Path) -> None:
+    """Give the bundle's ``worker_toolkit`` package (the launcher, which starts every job)
+    its compiled bytecode, as an image's pre-installed toolkit has it: the job's Python
+    (PYTHONDONTWRITEBYTECODE, as in SageMaker's images) would otherwise compile it from
+    source at every job. Each module is compiled once per content (``cache``, keyed by the
+    source's SHA-256) into a checked-hash .pyc: Python verifies it against the source
+    before use, so a changed source is never run from stale bytecode. The user's code is
+    left as the bundle has it."""
+    import hashlib
+    import py_compile
+    import shutil
+
+    package = code_dir / "worker_toolkit"
+    tag = sys.implementation.cache_tag
+    if tag is None or not package.is_dir():
+        return
+    for source in sorted(package.glob("*.py")):
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:40]
+        cached = cache / f"{source.stem}.{digest}.{tag}.pyc"
+        try:
+            if not cached.is_file():
+                cache.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+                py_compile.compile(
+                    str(source),
+                    cfile=str(tmp),
+                    doraise=True,
+                    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+                )
+                os.replace(tmp, cached)  # atomic: runners side by side share the cache
+            target = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(cached, target)
+        except (OSError, py_compile.PyCompileError):
+            return  # only ever costs the compilation the job then does itself
 
 
 @dataclass(frozen=True)
