@@ -10,12 +10,10 @@ job, does not need worker_lib (argparse, logging) on its way to the program.
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = ["WorkerConfig"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name == "WorkerConfig":
         from .worker_lib import WorkerConfig
 

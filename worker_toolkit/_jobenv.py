@@ -14,12 +14,15 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from . import _common as u
 from . import contract as c
 from . import hyperparameters as hp
 from .task import MemberTask, TaskDescription
+
+TYPE_CHECKING = False  # typing is not imported on the launcher's path
+if TYPE_CHECKING:
+    from typing import Any
 
 # Sub-directory of worker_toolkit holding the ``task_toolkit`` shim for pre-0.9 workers.
 COMPAT_DIR = Path(__file__).resolve().parent / "_compat"

@@ -28,7 +28,6 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, TypeVar
 
 from . import _common as u
 from . import _jobenv, _outputs
@@ -37,7 +36,11 @@ from . import hyperparameters as hp
 from ._requirements import REQUIREMENTS_FILE, failing_line, install_failure_text
 from .task import GroupTaskDescription, MemberTask, TaskDescription, TaskError, parse_task
 
-T = TypeVar("T", bound=TaskDescription)
+TYPE_CHECKING = False  # typing is not imported on the launcher's path
+if TYPE_CHECKING:
+    from typing import IO, Any, TypeVar
+
+    T = TypeVar("T", bound=TaskDescription)
 
 __all__ = ["LaunchError", "launcher_template_path", "load_task", "main"]
 
