@@ -110,6 +110,9 @@ class Executor(RemoteExecutor):
         if left:
             self.logger.debug(f"removed the scratch files of {len(left)} killed client(s)")
         self.ctx: RunContext = run_context(self.settings, Path.cwd(), self.logger)
+        prepare = getattr(self.ctx.backend, "prepare", None)
+        if prepare is not None:  # e.g. the local backend's runner server, started meanwhile
+            prepare()
         hide_empty_shell_commands()  # our script: jobs would each print "Shell command: None"
         if self.settings.poll_interval is not None:
             self.next_seconds_between_status_checks = self.settings.poll_interval

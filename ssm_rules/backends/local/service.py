@@ -59,12 +59,7 @@ class LocalBackend:
         # The slow part (the mount probe runs a process) before the job exists: a client
         # killed after the job's creation and before its runner's start leaves a job that
         # never runs (it fails after RUNNER_START_SECONDS); keep that window short.
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
-        env.setdefault(requirements_env.CACHE_ENV, str(self.env_cache))
-        if self.skip_requirements:
-            env[requirements_env.SKIP_ENV] = "1"
-        env[hosts.PROBED_MOUNT_ENV] = hosts.mount_mode().value
+        env = self._runner_env()
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             jobdir.path.mkdir()  # atomic: two clients creating one name cannot both win
@@ -87,6 +82,22 @@ class LocalBackend:
             st.finish(JobState.FAILED, reason)
             jobdir.write_status(st.doc)
             raise RuntimeError(f"{RUNNER_NOT_STARTED} for {name} (exit {rc}):\n{tail}")
+
+    def _runner_env(self) -> dict[str, str]:
+        """The environment a runner gets: this process's, with the source root importable."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
+        env.setdefault(requirements_env.CACHE_ENV, str(self.env_cache))
+        if self.skip_requirements:
+            env[requirements_env.SKIP_ENV] = "1"
+        env[hosts.PROBED_MOUNT_ENV] = hosts.mount_mode().value
+        return env
+
+    def prepare(self) -> None:
+        """Jobs will be submitted soon (a run starts): start the runner server now, so its
+        imports are done by the first submit (spawn.py). Optional: submit starts it too."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        spawn.prestart(RUNNER_MODULE, self._runner_env(), self.root)
 
     # --- Describe*Job -------------------------------------------------------------------
     def describe(self, name: str, job_type: JobType) -> dict[str, Any]:

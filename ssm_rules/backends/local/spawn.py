@@ -141,6 +141,12 @@ def _server_for(module: str, env: Mapping[str, str], cwd: Path) -> _Server | Non
         return server
 
 
+def prestart(module: str, env: Mapping[str, str], cwd: Path) -> None:
+    """Start the runner server in the background (not waiting for it), unless disabled."""
+    if env.get(SERVER_ENV, "") not in ("0", "false", "no"):
+        _server_for(module, env, cwd)
+
+
 def start_runner(module: str, jobdir: Path, env: Mapping[str, str], log_file: Path) -> int:
     """Start the runner of ``jobdir``; 0 once it runs and wrote ``runner.pid``, else the
     exit code of the plain start (its output is in ``log_file``)."""
