@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -220,6 +219,8 @@ def _restore_state(source: str | None, state: str, host: str, hosts: list[str]) 
     main = not hosts or host == hosts[0]
     if not source or not Path(source).is_dir() or Path(source).resolve() == Path(state).resolve():
         return
+    import shutil  # shutil loads bz2 and lzma: not on the launcher's path
+
     for entry in sorted(Path(source).iterdir()):
         if entry.name == host or (main and entry.name not in hosts):
             target = Path(state) / entry.name
@@ -229,8 +230,17 @@ def _restore_state(source: str | None, state: str, host: str, hosts: list[str]) 
                 shutil.copy2(entry, target, follow_symlinks=False)
 
 
+def _on_path(program: str) -> bool:
+    """``shutil.which(program) is not None``, without importing shutil."""
+    for directory in os.get_exec_path():
+        path = os.path.join(directory, program)
+        if os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path):
+            return True
+    return False
+
+
 def shell_argv(command: str) -> list[str]:
     """Snakemake's strict shell mode; plain sh (no pipefail) when the image lacks bash."""
-    if shutil.which("bash"):
+    if _on_path("bash"):
         return ["bash", "-c", f"set -euo pipefail; {command}"]
     return ["/bin/sh", "-c", f"set -eu; {command}"]

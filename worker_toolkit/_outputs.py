@@ -9,7 +9,6 @@ model.tar.gz, output.tar.gz and ``files/<relpath>``.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from . import _common as u
@@ -34,10 +33,17 @@ def _move(src: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() or dest.is_symlink():
         if dest.is_dir() and not dest.is_symlink():
+            import shutil  # shutil loads bz2 and lzma: only when it is needed
+
             shutil.rmtree(dest)
         else:
             dest.unlink()
-    shutil.move(src, str(dest))
+    try:
+        os.rename(src, dest)  # what shutil.move does first
+    except OSError:
+        import shutil
+
+        shutil.move(src, str(dest))  # another file system: copy and delete
 
 
 def move_training_files(files: dict[str, str], root: str) -> None:

@@ -20,7 +20,6 @@ import collections
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -258,6 +257,13 @@ class _Forwarder:
                 pass
 
 
+# Python 3.11+ puts the child in its own group without a preexec_fn, so subprocess can spawn
+# it the fast way (vfork) rather than fork this process and run Python code in the child.
+_OWN_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+)
+
+
 def run_program(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, list[str]]:
     """Run cmd in its own process group; return (exit code, last output lines).
 
@@ -277,7 +283,7 @@ def run_program(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, li
             stderr=subprocess.STDOUT,
             # own process group (signals reach the whole program), same session (the local
             # backend kills what is left of a host's session)
-            preexec_fn=os.setpgrp,
+            **_OWN_GROUP,
         )
         forwarder.started(proc.pid)
         assert proc.stdout is not None
@@ -645,6 +651,8 @@ def _enter_member(member: MemberTask) -> None:
         if not os.path.lexists(source):
             raise LaunchError(f"the group's earlier member left no {source} for input {target}")
         Path(target).parent.mkdir(parents=True, exist_ok=True)
+        import shutil  # only for a group's hand-overs
+
         if how == "copy":
             shutil.copy2(source, target)
         elif how == "tar":
@@ -661,4 +669,6 @@ def _leave_member(member: MemberTask) -> None:
         if os.path.islink(path):
             os.unlink(path)
         elif os.path.isdir(path):
+            import shutil  # only for a group's members
+
             shutil.rmtree(path)
