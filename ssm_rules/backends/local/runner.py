@@ -275,15 +275,15 @@ class JobRun:
                 str(hps[contract.HP_SUBMIT_DIRECTORY]), self.jobdir.work_dir, self.s3
             )
             for sb in self.sandboxes:
-                toolkit.install_code(bundle, sb.real(contract.CODE_DIR), self._bytecode_cache)
+                toolkit.install_code(bundle, sb.real(contract.CODE_DIR), self._code_cache)
 
     @property
-    def _bytecode_cache(self) -> Path | None:
-        """Where the launcher's compiled modules are kept between jobs (beside the jobs
-        root), when the hosts see the code at one path (/opt/ml/code, mounted)."""
+    def _code_cache(self) -> Path | None:
+        """Where code bundles are kept extracted, with the launcher's bytecode, between jobs
+        (beside the jobs root), when the hosts see the code at one path (/opt/ml/code)."""
         if self.mount is MountMode.NONE:
-            return None  # each job's code is at a path of its own: nothing to share
-        return self.jobdir.path.parent.parent / "bytecode"
+            return None  # each job's code is at a path of its own: its bytecode is its own
+        return self.jobdir.path.parent.parent / "code-cache"
 
     def _inputs(self) -> list[tuple[str, channels.Source, str]]:
         if self.job_type is JobType.TRAINING:

@@ -57,15 +57,49 @@ def fetch_code(submit_dir: str, cache: Path, s3: S3Objects | None = None) -> Pat
     return target
 
 
-def install_code(bundle: Path, code_dir: Path, bytecode_cache: Path | None = None) -> None:
-    if bundle.is_dir():
-        import shutil
+# A code bundle up to this size is kept extracted (with the launcher's bytecode) in the cache
+# given to install_code, and copied from there into each host's /opt/ml/code: a copy takes
+# a third of the time of gunzip, untar and the checks of a safe extraction.
+TREE_CACHE_MAX_BYTES = 8 * 1024 * 1024
 
+
+def install_code(bundle: Path, code_dir: Path, cache: Path | None = None) -> None:
+    """The bundle's files in ``code_dir``. With ``cache`` (the hosts see the code at one
+    path): the launcher's modules get their bytecode (add_toolkit_bytecode), and a small
+    bundle is extracted once per content there and copied (modes and times kept)."""
+    import shutil
+
+    if bundle.is_dir():
         shutil.copytree(bundle, code_dir, dirs_exist_ok=True, symlinks=True)
+    elif cache is not None and bundle.stat().st_size <= TREE_CACHE_MAX_BYTES:
+        tree = _extracted(bundle, cache)
+        shutil.copytree(tree, code_dir, dirs_exist_ok=True, symlinks=True)
+        return
     else:
         extract_tarball(bundle, code_dir, skip_carrier=False)
-    if bytecode_cache is not None:
-        add_toolkit_bytecode(code_dir, bytecode_cache)
+    if cache is not None:
+        add_toolkit_bytecode(code_dir, cache / "pyc")
+
+
+def _extracted(bundle: Path, cache: Path) -> Path:
+    """The bundle extracted under ``cache``, by the SHA-256 of its bytes (done once: a
+    directory appears whole, by rename, so runners side by side never see half of one)."""
+    import hashlib
+    import shutil
+
+    key = hashlib.sha256(bundle.read_bytes()).hexdigest()[:40]
+    tree = cache / "trees" / key
+    if tree.is_dir():
+        return tree
+    tmp = tree.with_name(f".{key}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    extract_tarball(bundle, tmp, skip_carrier=False)
+    add_toolkit_bytecode(tmp, cache / "pyc")
+    try:
+        os.rename(tmp, tree)
+    except OSError:  # another runner was first: its tree is the same
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tree
 
 
 def add_toolkit_bytecode(code_dir: Path, cache: Path) -> None:
