@@ -15,6 +15,8 @@ fork failed), the runner is started the plain way: the server only ever saves ti
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import logging
 import os
@@ -71,6 +73,8 @@ class _Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def _line(self, deadline: float) -> bytes | None:
         assert self.proc.stdout is not None
@@ -135,6 +139,7 @@ def _server_for(module: str, env: Mapping[str, str], cwd: Path) -> _Server | Non
         if server is None:
             try:
                 server = _server = _Server(module, env, cwd)
+                _stop_at_exit()
             except OSError as e:
                 log.debug("cannot start the runner server: %s", e)
                 return None
@@ -177,6 +182,11 @@ def start_runner(module: str, jobdir: Path, env: Mapping[str, str], log_file: Pa
             start_new_session=True,
         )
         return starter.wait(timeout=START_TIMEOUT_SECONDS)
+
+
+@functools.cache
+def _stop_at_exit() -> None:
+    atexit.register(stop_server)  # its stdin closed before the interpreter goes: it ends
 
 
 def stop_server() -> None:
