@@ -95,8 +95,8 @@ class LocalBackend:
 
     def prepare(self) -> None:
         """Jobs will be submitted soon (a run starts): start the runner server now, so its
-        imports are done by the first submit (spawn.py). Optional: submit starts it too."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        imports are done by the first submit (spawn.py). Optional: submit starts it too.
+        Nothing is created: a run whose plan is refused leaves no trace."""
         spawn.prestart(RUNNER_MODULE, self._runner_env(), self.root)
 
     # --- Describe*Job -------------------------------------------------------------------

@@ -50,8 +50,10 @@ class _Server:
         self.ready = False
         self.buffer = b""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, SERVER_FLAG],
-            cwd=cwd,
+            # -P: its working directory is not on sys.path (a user's json.py there must not
+            # shadow the standard library); each runner it forks enters its job's directory
+            [sys.executable, "-P", "-m", module, SERVER_FLAG],
+            cwd=next((p for p in (cwd, *cwd.parents) if p.is_dir()), None),
             env=dict(env),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
