@@ -637,6 +637,11 @@ SERVER_READY = "ready"
 
 
 def serve() -> int:
+    import gc
+
+    # the imported modules out of the collector's sight: a forked runner's collections do
+    # not touch (and copy) their pages
+    gc.freeze()
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     replies.write(SERVER_READY.encode() + b"\n")
     replies.flush()
@@ -684,7 +689,7 @@ def _runner_child(jobdir: JobDir, env: dict[str, str], ready_fd: int) -> None:
     code = 1
     try:
         os.setsid()
-        jobdir.logs_dir.mkdir(parents=True, exist_ok=True)
+        # logs/ was made by the client before it asked
         out = os.open(jobdir.runner_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -693,8 +698,11 @@ def _runner_child(jobdir: JobDir, env: dict[str, str], ready_fd: int) -> None:
         os.close(null)
         os.close(out)
         os.chdir(jobdir.path)
-        os.environ.clear()
-        os.environ.update(env)
+        for name in [k for k in os.environ if k not in env]:
+            del os.environ[name]
+        for name, value in env.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
         def announce(jd: JobDir) -> None:
