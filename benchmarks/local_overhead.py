@@ -2,7 +2,7 @@
 
 Run from the repository root (no AWS, no Docker)::
 
-    .venv/bin/python benchmarks/local_overhead.py [--jobs 20]
+    .venv/bin/python benchmarks/local_overhead.py [--jobs 20] [--rounds 1]
 
 The same Snakefile of no-op ``shell:`` rules runs side by side in one run: with plain
 Snakemake (``--cores``: each job a local shell) and with ``profiles/local``, as a user runs
@@ -15,6 +15,9 @@ Every run shares one cache directory (``XDG_CACHE_HOME``), warmed first by a dry
 a user's ``~/.cache/ssm_rules`` is after a first run: resolving a framework's image URI
 imports the SageMaker SDK (seconds), once per machine and image, not per run. The two dry
 runs before the measured ones, cold and warm, print what that first run pays once.
+
+On a shared machine, ``--rounds R`` measures each mode R times (plain and ours back to back
+in each round) and prints the round of median overhead.
 """
 
 from __future__ import annotations
@@ -89,19 +92,23 @@ def warm_up(n: int, cache: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=20, help="no-op jobs per run")
-    n = parser.parse_args().jobs
+    parser.add_argument("--rounds", type=int, default=1, help="paired rounds per mode (median)")
+    args = parser.parse_args()
+    n, rounds = args.jobs, max(1, args.rounds)
     with tempfile.TemporaryDirectory(prefix="ssm-overhead-cache-") as cache_dir:
         cache = Path(cache_dir)
         cold, warm = warm_up(n, cache)
         print(f"dry run with the profile: {cold:.2f} s with an empty cache, {warm:.2f} s after")
-        print(f"{n} no-op jobs; plain snakemake vs the local backend, same Snakefile")
+        median = f", the median of {rounds} rounds" if rounds > 1 else ""
+        print(f"{n} no-op jobs; plain snakemake vs the local backend, same Snakefile{median}")
         print(f"{'mode':10} {'plain s':>8} {'ours s':>8} {'ratio':>6} {'overhead/job s':>15}")
         for serial in (True, False):
-            row(n, serial, cache)
+            row(n, serial, cache, rounds)
 
 
-def row(n: int, serial: bool, cache: Path) -> None:
-    plain, ours = measure(n, serial, cache)
+def row(n: int, serial: bool, cache: Path, rounds: int) -> None:
+    measured = sorted((measure(n, serial, cache) for _ in range(rounds)), key=lambda r: r[1] - r[0])
+    plain, ours = measured[len(measured) // 2]
     mode = "serial" if serial else f"parallel{PARALLEL_JOBS}"
     print(f"{mode:10} {plain:8.2f} {ours:8.2f} {ours / plain:6.2f} {(ours - plain) / n:15.3f}")
 
