@@ -64,6 +64,16 @@ class _Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:
+                pass
+
     def close(self) -> None:
         try:
             if self.proc.stdin is not None:
@@ -96,10 +106,9 @@ class _Server:
         """The pid of a runner forked for ``jobdir``; None if the server could not."""
         deadline = time.monotonic() + timeout
         with self.lock:
-            if not self.ready:
-                if self._line(deadline) != SERVER_READY:
-                    return None
-                self.ready = True
+            # The request first, ready or not: it waits in the pipe while the server imports,
+            # and is served even if this client dies meanwhile (the job then has its runner,
+            # as a started runner would outlive its client).
             assert self.proc.stdin is not None
             request = {"jobdir": str(jobdir), "env": dict(env)}
             try:
@@ -107,6 +116,10 @@ class _Server:
                 self.proc.stdin.flush()
             except OSError:
                 return None
+            if not self.ready:
+                if self._line(deadline) != SERVER_READY:
+                    return None
+                self.ready = True
             line = self._line(deadline)
         if line is None:
             return None
@@ -167,7 +180,7 @@ def start_runner(module: str, jobdir: Path, env: Mapping[str, str], log_file: Pa
                 global _server
                 if _server is server:
                     _server = None
-            server.close()
+            server.kill()  # not close(): a request still in its pipe must never be served now
             if (jobdir / RUNNER_PID_FILE).exists():
                 return 0  # forked after all (a late reply): never a second runner
             log.debug("runner server did not fork a runner for %s: starting one", jobdir.name)
