@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
+import os
 import re
 from typing import Any
 
@@ -67,7 +69,34 @@ def job_name_problem(name: object, job_type: JobType = JobType.TRAINING) -> str 
 
 @functools.cache
 def sagemaker_regions() -> frozenset[str]:
-    """Every region of every partition in which botocore knows a SageMaker endpoint."""
+    """Every region of every partition in which botocore knows a SageMaker endpoint.
+
+    Kept in the user's cache directory per botocore version (the list is botocore's data,
+    which changes only with it): reading botocore's endpoint tables takes a tenth of a
+    second or more, at the start of every run."""
+    import botocore
+
+    from ssm_rules.pricing import cache_dir
+
+    path = cache_dir() / f"sagemaker-regions-botocore-{botocore.__version__}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if isinstance(cached, list) and cached and all(isinstance(r, str) for r in cached):
+            return frozenset(cached)
+    except (OSError, ValueError):
+        pass  # missing or unreadable: read from botocore, and written again
+    regions = _botocore_sagemaker_regions()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(sorted(regions)))
+        tmp.replace(path)  # atomic: runs side by side never read half a file
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return regions
+
+
+def _botocore_sagemaker_regions() -> frozenset[str]:
     import botocore.session
 
     session = botocore.session.get_session()

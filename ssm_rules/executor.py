@@ -10,6 +10,7 @@ Outputs are promoted only after the backend reports the job Completed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncGenerator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -110,6 +111,9 @@ class Executor(RemoteExecutor):
         if left:
             self.logger.debug(f"removed the scratch files of {len(left)} killed client(s)")
         self.ctx: RunContext = run_context(self.settings, Path.cwd(), self.logger)
+        prepare = getattr(self.ctx.backend, "prepare", None)
+        if prepare is not None:  # e.g. the local backend's runner server, started meanwhile
+            prepare()
         hide_empty_shell_commands()  # our script: jobs would each print "Shell command: None"
         if self.settings.poll_interval is not None:
             self.next_seconds_between_status_checks = self.settings.poll_interval
@@ -127,6 +131,11 @@ class Executor(RemoteExecutor):
         self.log_refresh_seconds = 2.0 if self.ctx.backend_name == "local" else 30.0
         self.warm_pools = WarmPools({}, self.ctx.backend, self.logger)  # the plan's: below
         self._check_plan()
+        # What Snakemake and the plugins built so far (the DAG, the imported modules) lives
+        # as long as the run: out of the garbage collector's sight, so that a full collection
+        # while jobs run (about 0.1 s each here, in the way of the next submission) looks only
+        # at what the run allocates from now on.
+        gc.freeze()
         # Last: the status thread (started before this method, see sleep()) reads the
         # attributes above. An exception there before Snakemake's scheduler exists is only
         # printed (RemoteExecutor._wait_thread), and the run would wait forever.

@@ -6,9 +6,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from . import contract as c
+
+TYPE_CHECKING = False  # typing is not imported on the launcher's path
+if TYPE_CHECKING:
+    from typing import Any
 
 # "/opt/ml" as a whole path component inside free text (a shell command): not "/opt/mlflow",
 # not "/x/opt/ml". Used to move every job path onto SSM_OPT_ML_ROOT when the local backend

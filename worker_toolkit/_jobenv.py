@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from . import _common as u
 from . import contract as c
 from . import hyperparameters as hp
 from .task import MemberTask, TaskDescription
+
+TYPE_CHECKING = False  # typing is not imported on the launcher's path
+if TYPE_CHECKING:
+    from typing import Any
 
 # Sub-directory of worker_toolkit holding the ``task_toolkit`` shim for pre-0.9 workers.
 COMPAT_DIR = Path(__file__).resolve().parent / "_compat"
@@ -217,6 +219,8 @@ def _restore_state(source: str | None, state: str, host: str, hosts: list[str]) 
     main = not hosts or host == hosts[0]
     if not source or not Path(source).is_dir() or Path(source).resolve() == Path(state).resolve():
         return
+    import shutil  # shutil loads bz2 and lzma: not on the launcher's path
+
     for entry in sorted(Path(source).iterdir()):
         if entry.name == host or (main and entry.name not in hosts):
             target = Path(state) / entry.name
@@ -226,8 +230,17 @@ def _restore_state(source: str | None, state: str, host: str, hosts: list[str]) 
                 shutil.copy2(entry, target, follow_symlinks=False)
 
 
+def _on_path(program: str) -> bool:
+    """``shutil.which(program) is not None``, without importing shutil."""
+    for directory in os.get_exec_path():
+        path = os.path.join(directory, program)
+        if os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path):
+            return True
+    return False
+
+
 def shell_argv(command: str) -> list[str]:
     """Snakemake's strict shell mode; plain sh (no pipefail) when the image lacks bash."""
-    if shutil.which("bash"):
+    if _on_path("bash"):
         return ["bash", "-c", f"set -euo pipefail; {command}"]
     return ["/bin/sh", "-c", f"set -eu; {command}"]

@@ -9,12 +9,10 @@ model.tar.gz, output.tar.gz and ``files/<relpath>``.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from . import _common as u
 from . import contract as c
-from ._tarballs import tree_entries, write_tar_gz_file
 from .task import GroupTaskDescription, TaskDescription
 
 
@@ -35,10 +33,17 @@ def _move(src: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() or dest.is_symlink():
         if dest.is_dir() and not dest.is_symlink():
+            import shutil  # shutil loads bz2 and lzma: only when it is needed
+
             shutil.rmtree(dest)
         else:
             dest.unlink()
-    shutil.move(src, str(dest))
+    try:
+        os.rename(src, dest)  # what shutil.move does first
+    except OSError:
+        import shutil
+
+        shutil.move(src, str(dest))  # another file system: copy and delete
 
 
 def move_training_files(files: dict[str, str], root: str) -> None:
@@ -65,6 +70,8 @@ def write_tar_gz(src: Path, dest: Path) -> None:
     """Tar src's contents (relative, sorted names) as ProcessingOutput uploads them: an empty
     or absent directory gives an empty archive."""
     src.mkdir(parents=True, exist_ok=True)
+    from ._tarballs import tree_entries, write_tar_gz_file  # tarfile, gzip: only here
+
     write_tar_gz_file(tree_entries(src), dest)
 
 

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from . import contract as c
+
+TYPE_CHECKING = False  # typing is not imported on the launcher's path
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "SAGEMAKER_HYPERPARAMETERS",

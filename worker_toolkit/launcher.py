@@ -20,27 +20,26 @@ import collections
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, TypeVar
 
 from . import _common as u
 from . import _jobenv, _outputs
 from . import contract as c
 from . import hyperparameters as hp
 from ._requirements import REQUIREMENTS_FILE, failing_line, install_failure_text
-from ._tarballs import extract_tarball
-from .snakemake_script import ENV_SNAKEMAKE
 from .task import GroupTaskDescription, MemberTask, TaskDescription, TaskError, parse_task
 
-T = TypeVar("T", bound=TaskDescription)
+TYPE_CHECKING = False  # typing is not imported on the launcher's path
+if TYPE_CHECKING:
+    from typing import IO, Any, TypeVar
+
+    T = TypeVar("T", bound=TaskDescription)
 
 __all__ = ["LaunchError", "launcher_template_path", "load_task", "main"]
 
@@ -258,6 +257,13 @@ class _Forwarder:
                 pass
 
 
+# Python 3.11+ puts the child in its own group without a preexec_fn, so subprocess can spawn
+# it the fast way (vfork) rather than fork this process and run Python code in the child.
+_OWN_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+)
+
+
 def run_program(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, list[str]]:
     """Run cmd in its own process group; return (exit code, last output lines).
 
@@ -277,7 +283,7 @@ def run_program(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, li
             stderr=subprocess.STDOUT,
             # own process group (signals reach the whole program), same session (the local
             # backend kills what is left of a host's session)
-            preexec_fn=os.setpgrp,
+            **_OWN_GROUP,
         )
         forwarder.started(proc.pid)
         assert proc.stdout is not None
@@ -402,6 +408,8 @@ def _program_env(
     _jobenv.prepare_dirs(env, task, root)
     unpack_inputs(task, env)
     if task.snakemake is not None:
+        from .snakemake_script import ENV_SNAKEMAKE  # runpy: only for such a script
+
         env[ENV_SNAKEMAKE] = json.dumps(_rerooted_snakemake(task.snakemake, root))
     return env
 
@@ -418,6 +426,8 @@ def unpack_inputs(task: TaskDescription, env: dict[str, str]) -> None:
     """``unpacked(...)`` inputs: extract each channel's tarball into its own directory (on
     every host) and point the channel's variables there, so the program sees the files."""
     for name, (extracted, packed) in task.unpack.items():
+        from ._tarballs import extract_tarball  # tarfile, gzip: only for such inputs
+
         tarball = Path(packed)
         if not tarball.is_file():
             raise LaunchError(f"input {name!r}: {packed} to unpack is not in the channel")
@@ -433,6 +443,8 @@ def run_setup(task: TaskDescription, code_dir: Path, env: dict[str, str], who: s
     setup = task.setup
     if not setup:
         return 0
+    import tempfile  # only for a setup command
+
     _log(f"Running setup: {setup}")
     with tempfile.TemporaryDirectory(prefix="ssm-setup-") as tmp:
         dump = Path(tmp) / "env"
@@ -639,6 +651,8 @@ def _enter_member(member: MemberTask) -> None:
         if not os.path.lexists(source):
             raise LaunchError(f"the group's earlier member left no {source} for input {target}")
         Path(target).parent.mkdir(parents=True, exist_ok=True)
+        import shutil  # only for a group's hand-overs
+
         if how == "copy":
             shutil.copy2(source, target)
         elif how == "tar":
@@ -655,4 +669,6 @@ def _leave_member(member: MemberTask) -> None:
         if os.path.islink(path):
             os.unlink(path)
         elif os.path.isdir(path):
+            import shutil  # only for a group's members
+
             shutil.rmtree(path)

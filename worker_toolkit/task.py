@@ -16,12 +16,14 @@ member's code and inputs. ``parse_task`` reads either.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
 
 from . import contract as c
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, ClassVar
 
 # Version 1: the keys below. Bump it when a key changes meaning or a new key must not be ignored
 # by an older launcher; add the new version to SUPPORTED_VERSIONS where the launcher reads it.
@@ -48,8 +50,97 @@ class TaskError(ValueError):
     """The task description is malformed, or of a version this launcher does not know."""
 
 
-@dataclass(frozen=True)
-class TaskDescription:
+# --- frozen records ----------------------------------------------------------------------------
+# What @dataclass(frozen=True) gave these classes (construction by keyword or position with
+# defaults, ==, hash, repr, immutability, replace), without importing dataclasses: it brings
+# inspect and ast, a fifth of the launcher's start-up, which every job pays.
+class FrozenInstanceError(AttributeError):
+    """Assigning to a field of a task description (they are immutable)."""
+
+
+class _New:
+    """A field default made anew for each instance (a dataclass field's default_factory)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+def _new(make: Callable[[], Any]) -> Any:
+    return _New(make)
+
+
+class _Record:
+    """Fields are the annotated class attributes, base classes' first (ClassVar ones are not
+    fields); a class attribute is the field's default."""
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ()
+    _DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fields, defaults = list(cls._FIELDS), dict(cls._DEFAULTS)
+        for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+            if str(annotation).startswith("ClassVar"):
+                continue
+            if name not in fields:
+                fields.append(name)
+            if name in cls.__dict__:
+                defaults[name] = cls.__dict__[name]
+            elif defaults and name not in defaults:
+                raise TypeError(f"{cls.__name__}: field {name!r} without a default after one with")
+        cls._FIELDS, cls._DEFAULTS = tuple(fields), defaults
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self).__name__
+        if len(args) > len(self._FIELDS):
+            raise TypeError(f"{cls}() takes {len(self._FIELDS)} positional arguments")
+        values = {self._FIELDS[i]: arg for i, arg in enumerate(args)}  # Python 3.9: no strict=
+        for name, value in kwargs.items():
+            if name not in self._FIELDS:
+                raise TypeError(f"{cls}() got an unexpected keyword argument {name!r}")
+            if name in values:
+                raise TypeError(f"{cls}() got multiple values for argument {name!r}")
+            values[name] = value
+        for name in self._FIELDS:
+            if name not in values:
+                if name not in self._DEFAULTS:
+                    raise TypeError(f"{cls}() missing required argument: {name!r}")
+                default = self._DEFAULTS[name]
+                values[name] = default.make() if isinstance(default, _New) else default
+            object.__setattr__(self, name, values[name])
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
+        pass
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"{type(self).__qualname__}({inner})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _replaced(self, changes: dict[str, Any]) -> Any:
+        return type(self)(**{**{name: getattr(self, name) for name in self._FIELDS}, **changes})
+
+
+class TaskDescription(_Record):
     """One rule's program and what the launcher does around it. Paths are /opt/ml paths."""
 
     kind: str  # "script" | "shell" (contract.TASK_KINDS)
@@ -57,18 +148,18 @@ class TaskDescription:
     program: str = ""  # kind=script: the entry point, relative to the code dir
     command: str = ""  # kind=shell: the fully formatted command
     # plain outputs: in-job path → its path relative to the output member
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = _new(dict)
     state_dir: str | None = None  # where the task state is, if the rule has one
     model: bool = False  # processing: tar SM_MODEL_DIR into the carrier
     output_data: bool = False  # processing: tar SM_OUTPUT_DATA_DIR into the carrier
-    inputs: dict[str, str] = field(default_factory=dict)  # channel → path: SSM_INPUT_<NAME>
-    outputs: dict[str, str] = field(default_factory=dict)  # output → path: SSM_OUTPUT_<NAME>
+    inputs: dict[str, str] = _new(dict)  # channel → path: SSM_INPUT_<NAME>
+    outputs: dict[str, str] = _new(dict)  # output → path: SSM_OUTPUT_<NAME>
     args: tuple[str, ...] = ()  # free command-line arguments, before the hyperparameters
     setup: str = ""  # shell command run first; what it exports is the program's environment
     # unpacked(...) inputs: channel → (where it is extracted, where its tarball arrives)
-    unpack: dict[str, tuple[str, str]] = field(default_factory=dict)
+    unpack: dict[str, tuple[str, str]] = _new(dict)
     snakemake: dict[str, Any] | None = None  # the `snakemake` object of a Snakemake-style script
-    hps: dict[str, Any] = field(default_factory=dict)  # processing: the hyperparameters
+    hps: dict[str, Any] = _new(dict)  # processing: the hyperparameters
     state_input: str | None = None  # processing: copied into state_dir before the program
     version: int = TASK_VERSION
 
@@ -103,7 +194,7 @@ class TaskDescription:
 
     @classmethod
     def _from_values(cls, data: dict[str, Any], what: str) -> Any:
-        known = {f.name for f in dataclasses.fields(cls)} - cls._NOT_IN_JSON
+        known = set(cls._FIELDS) - cls._NOT_IN_JSON
         unknown = sorted(set(data) - known)
         if unknown:
             raise TaskError(
@@ -132,10 +223,9 @@ class TaskDescription:
         return cls.from_dict(_loads(text))
 
     def replace(self, **changes: Any) -> TaskDescription:
-        return dataclasses.replace(self, **changes)
+        return self._replaced(changes)
 
 
-@dataclass(frozen=True)
 class MemberTask(TaskDescription):
     """One member of a group's job (version 2): its task as it would run alone (``hps`` in
     training jobs too: the job's hyperparameters are ssm_rules'), plus where the group's job
@@ -144,8 +234,8 @@ class MemberTask(TaskDescription):
     rule: str = ""
     label: str = ""  # the rule and its wildcards, as messages name the member
     code_dir: str = ""  # its code, relative to the bundle root
-    env: dict[str, str] = field(default_factory=dict)  # its job(environment=...)
-    channels: dict[str, str] = field(default_factory=dict)  # input → its channel dir, as alone
+    env: dict[str, str] = _new(dict)  # its job(environment=...)
+    channels: dict[str, str] = _new(dict)  # input → its channel dir, as alone
     # (its channel dir, the group job's channel dir it is linked to)
     links: tuple[tuple[str, str], ...] = ()
     # (how: HANDOFF_KINDS, the producing member's in-job output, this member's input path)
@@ -160,7 +250,7 @@ class MemberTask(TaskDescription):
     @classmethod
     def of(cls, task: TaskDescription, **extra: Any) -> MemberTask:
         """``task`` (one rule's) as a member, with the member's own fields ``extra``."""
-        own = {f.name: getattr(task, f.name) for f in dataclasses.fields(TaskDescription)}
+        own = {name: getattr(task, name) for name in TaskDescription._FIELDS}
         return cls(**{**own, **extra})
 
     @classmethod
@@ -178,8 +268,7 @@ class MemberTask(TaskDescription):
         return values
 
 
-@dataclass(frozen=True)
-class GroupTaskDescription:
+class GroupTaskDescription(_Record):
     """A group's one job (version 2): its members in the order they run, and the job's
     outputs (the members' union: plain files, whether it has a model / output data, the state
     folder), which the launcher hands to SageMaker's upload once, after the last member."""
@@ -187,7 +276,7 @@ class GroupTaskDescription:
     group: str  # the group's name
     job_type: str  # "training" | "processing": every member's
     members: tuple[MemberTask, ...]
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = _new(dict)
     state_dir: str | None = None
     model: bool = False
     output_data: bool = False
@@ -214,7 +303,7 @@ class GroupTaskDescription:
                 else f"task description version {version} is one rule's, not a group's"
             )
         what = f"task description version {version}"
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = set(cls._FIELDS)
         unknown = sorted(set(data) - known)
         if unknown:
             raise TaskError(
@@ -237,7 +326,7 @@ class GroupTaskDescription:
         return cls.from_dict(_loads(text))
 
     def replace(self, **changes: Any) -> GroupTaskDescription:
-        return dataclasses.replace(self, **changes)
+        return self._replaced(changes)
 
 
 def parse_task(data: Any) -> TaskDescription | GroupTaskDescription:
@@ -252,10 +341,10 @@ _ALWAYS = frozenset({"version", "kind", "job_type"})
 
 def _to_dict(description: Any, left_out: frozenset[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(description):
-        value = getattr(description, f.name)
-        if f.name not in left_out and (f.name in _ALWAYS or value not in (None, "", (), {}, False)):
-            out[f.name] = _plain(value)
+    for name in description._FIELDS:
+        value = getattr(description, name)
+        if name not in left_out and (name in _ALWAYS or value not in (None, "", (), {}, False)):
+            out[name] = _plain(value)
     return out
 
 

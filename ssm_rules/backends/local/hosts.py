@@ -289,9 +289,19 @@ def kill_host(pid: int) -> None:
     kill_session(pid)
 
 
+def _exited_by_itself(host: Host) -> bool:
+    rc = host.poll()
+    return rc is not None and rc >= 0  # unshare dies of the signal its program died of
+
+
 def terminate(hosts: Sequence[Host], grace: float) -> None:
     """SIGTERM every host's group; SIGKILL what is still running after ``grace`` seconds,
-    and whatever the host left behind in its session."""
+    and whatever the host left behind in its session.
+
+    A host of a pid namespace that had exited by itself left nothing: its program was the
+    namespace's pid 1, and the kernel had killed and reaped the rest before unshare saw it
+    end (so this does not scan /proc for its session after every job)."""
+    ended = [h for h in hosts if h.spec.mount is not MountMode.NONE and _exited_by_itself(h)]
     for h in hosts:
         if h.poll() is None:
             h.signal(signal.SIGTERM)
@@ -299,7 +309,8 @@ def terminate(hosts: Sequence[Host], grace: float) -> None:
     while time.monotonic() < deadline and any(h.poll() is None for h in hosts):
         exits.wait_any([h.pid for h in hosts if h.poll() is None], deadline - time.monotonic())
     for h in hosts:
-        kill_host(h.pid)  # also leftovers of a host that already exited
+        if h not in ended:
+            kill_host(h.pid)  # also leftovers of a host that already exited
     for h in hosts:
         try:
             h.proc.wait(timeout=10)

@@ -11,6 +11,7 @@ lives.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -18,7 +19,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +275,15 @@ class JobRun:
                 str(hps[contract.HP_SUBMIT_DIRECTORY]), self.jobdir.work_dir, self.s3
             )
             for sb in self.sandboxes:
-                toolkit.install_code(bundle, sb.real(contract.CODE_DIR))
+                toolkit.install_code(bundle, sb.real(contract.CODE_DIR), self._code_cache)
+
+    @property
+    def _code_cache(self) -> Path | None:
+        """Where code bundles are kept extracted, with the launcher's bytecode, between jobs
+        (beside the jobs root), when the hosts see the code at one path (/opt/ml/code)."""
+        if self.mount is MountMode.NONE:
+            return None  # each job's code is at a path of its own: its bytecode is its own
+        return self.jobdir.path.parent.parent / "code-cache"
 
     def _inputs(self) -> list[tuple[str, channels.Source, str]]:
         if self.job_type is JobType.TRAINING:
@@ -541,6 +551,13 @@ class JobRun:
         return outcome, reason
 
 
+def write_pid_file(jobdir: JobDir) -> None:
+    """``runner.pid``, atomically: whoever reads it finds a whole pid or none."""
+    tmp = jobdir.pid_file.with_name(".runner.pid.tmp")
+    tmp.write_text(str(os.getpid()))
+    os.replace(tmp, jobdir.pid_file)
+
+
 def detach(jobdir: JobDir) -> None:
     """Become a daemon: fork, let the parent exit once the child recorded its pid.
 
@@ -555,23 +572,31 @@ def detach(jobdir: JobDir) -> None:
         os._exit(0)
     os.close(read_end)
     os.setsid()
-    tmp = jobdir.pid_file.with_name(".runner.pid.tmp")
-    tmp.write_text(str(os.getpid()))
-    os.replace(tmp, jobdir.pid_file)
+    write_pid_file(jobdir)
     os.write(write_end, b"1")
     os.close(write_end)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args == [SERVER_FLAG]:
+        return serve()
     detached = bool(args) and args[0] == "--detach"
     if detached:
         args = args[1:]
     if len(args) != 1:
         print(
-            "usage: python -m ssm_rules.backends.local.runner [--detach] <jobdir>", file=sys.stderr
+            "usage: python -m ssm_rules.backends.local.runner [--detach] <jobdir> | --server",
+            file=sys.stderr,
         )
         return 2
+    jobdir = JobDir(Path(args[0]).resolve())
+    return run_job(jobdir, detach if detached else None)
+
+
+def run_job(jobdir: JobDir, announce: Callable[[JobDir], None] | None = None) -> int:
+    """Run the job of ``jobdir`` in this process; ``announce`` (if given) makes this process
+    the job's runner of record (``runner.pid``) once SIGTERM is handled."""
     job = None
 
     def on_term(signum: int, _frame: object) -> None:
@@ -581,9 +606,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             job.wakeup.poke()
 
     signal.signal(signal.SIGTERM, on_term)
-    jobdir = JobDir(Path(args[0]).resolve())
-    if detached:
-        detach(jobdir)
+    if announce is not None:
+        announce(jobdir)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s runner %(levelname)s %(message)s",
@@ -599,6 +623,105 @@ def main(argv: Sequence[str] | None = None) -> int:
         job.stop_event.set()
     job.run()
     return 0
+
+
+# --- the fork server -------------------------------------------------------------------------
+# ``python -m ssm_rules.backends.local.runner --server``: started once by a client
+# (ssm_rules.backends.local.spawn), it imports what a runner needs once, then forks a runner
+# per job it is asked for, so a job does not wait out a Python start-up and these imports.
+# One JSON line per request on stdin ({"jobdir": ..., "env": {...}}), one per reply on stdout
+# ({"pid": N} or {"error": ...}); it exits when its stdin closes (its client is gone), and the
+# runners it started live on. It stays single-threaded: it forks.
+SERVER_FLAG = "--server"
+SERVER_READY = "ready"
+
+
+def serve() -> int:
+    import gc
+
+    # the imported modules out of the collector's sight: a forked runner's collections do
+    # not touch (and copy) their pages
+    gc.freeze()
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    replies.write(SERVER_READY.encode() + b"\n")
+    replies.flush()
+    for line in requests:
+        try:
+            request = json.loads(line)
+            reply = _fork_runner(JobDir(Path(request["jobdir"])), dict(request["env"]))
+        except Exception as e:  # noqa: BLE001 — the client falls back to a plain start
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        replies.write(json.dumps(reply).encode() + b"\n")
+        replies.flush()
+    return 0
+
+
+def _fork_runner(jobdir: JobDir, env: dict[str, str]) -> dict[str, Any]:
+    """Fork the job's runner as ``--detach`` does (a grandchild in its own session, nobody's
+    child once the intermediate process exits); its pid once it wrote ``runner.pid``."""
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    first = os.fork()
+    if first == 0:  # the intermediate process
+        code = 1
+        try:
+            os.close(read_end)
+            if os.fork() == 0:
+                _runner_child(jobdir, env, write_end)  # never returns
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    os.waitpid(first, 0)
+    said = b""
+    while chunk := os.read(read_end, 32):
+        said += chunk
+    os.close(read_end)
+    if said.isdigit():
+        return {"pid": int(said)}
+    return {"error": f"the forked runner of {jobdir.name} did not start (see {jobdir.runner_log})"}
+
+
+def _runner_child(jobdir: JobDir, env: dict[str, str], ready_fd: int) -> None:
+    """The runner, as a started one would be: own session, output to runner.log, the job's
+    directory as cwd, the client's environment (sent with the request)."""
+    code = 1
+    try:
+        os.setsid()
+        # logs/ was made by the client before it asked
+        out = os.open(jobdir.runner_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(null)
+        os.close(out)
+        os.chdir(jobdir.path)
+        for name in [k for k in os.environ if k not in env]:
+            del os.environ[name]
+        for name, value in env.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        def announce(jd: JobDir) -> None:
+            write_pid_file(jd)
+            os.write(ready_fd, str(os.getpid()).encode())
+            os.close(ready_fd)
+
+        code = run_job(jobdir, announce)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:  # noqa: BLE001 — the runner's end: its log says why
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001, S110 — nothing left to tell it to
+                pass
+        os._exit(code)
 
 
 def _fail_unstarted(jobdir: JobDir, cause: str) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ssm_rules.backends.base import JobRequest, JobState, JobStatus, JobType, LogEvent
-from ssm_rules.backends.local import exits, hosts, requirements_env, status, warm_pools
+from ssm_rules.backends.local import exits, hosts, requirements_env, spawn, status, warm_pools
 from ssm_rules.backends.local.hosts import kill_host
 from ssm_rules.backends.local.jobdir import (
     RUNNER_MODULE,
@@ -61,12 +59,7 @@ class LocalBackend:
         # The slow part (the mount probe runs a process) before the job exists: a client
         # killed after the job's creation and before its runner's start leaves a job that
         # never runs (it fails after RUNNER_START_SECONDS); keep that window short.
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
-        env.setdefault(requirements_env.CACHE_ENV, str(self.env_cache))
-        if self.skip_requirements:
-            env[requirements_env.SKIP_ENV] = "1"
-        env[hosts.PROBED_MOUNT_ENV] = hosts.mount_mode().value
+        env = self._runner_env()
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             jobdir.path.mkdir()  # atomic: two clients creating one name cannot both win
@@ -79,19 +72,8 @@ class LocalBackend:
         if request.job_type is JobType.TRAINING:
             warm_pools.claim(self.root, name, request.body)  # a matching warm pool, if any
         jobdir.logs_dir.mkdir(parents=True, exist_ok=True)
-        with open(jobdir.runner_log, "ab") as out:
-            # The runner daemonizes (--detach): it survives its client, like a SageMaker
-            # job, and has written runner.pid by the time this first process exits.
-            starter = subprocess.Popen(
-                [sys.executable, "-m", RUNNER_MODULE, "--detach", str(jobdir.path)],
-                cwd=jobdir.path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            rc = starter.wait(timeout=60)
+        # its own session, nobody's child, runner.pid written by the time this returns
+        rc = spawn.start_runner(RUNNER_MODULE, jobdir.path, env, jobdir.runner_log)
         if rc != 0 or jobdir.runner_pid() is None:
             tail = jobdir.runner_log.read_text(errors="replace")[-2000:]
             # the job exists (its name is taken): it must not stay InProgress forever
@@ -100,6 +82,22 @@ class LocalBackend:
             st.finish(JobState.FAILED, reason)
             jobdir.write_status(st.doc)
             raise RuntimeError(f"{RUNNER_NOT_STARTED} for {name} (exit {rc}):\n{tail}")
+
+    def _runner_env(self) -> dict[str, str]:
+        """The environment a runner gets: this process's, with the source root importable."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
+        env.setdefault(requirements_env.CACHE_ENV, str(self.env_cache))
+        if self.skip_requirements:
+            env[requirements_env.SKIP_ENV] = "1"
+        env[hosts.PROBED_MOUNT_ENV] = hosts.mount_mode().value
+        return env
+
+    def prepare(self) -> None:
+        """Jobs will be submitted soon (a run starts): start the runner server now, so its
+        imports are done by the first submit (spawn.py). Optional: submit starts it too.
+        Nothing is created: a run whose plan is refused leaves no trace."""
+        spawn.prestart(RUNNER_MODULE, self._runner_env(), self.root)
 
     # --- Describe*Job -------------------------------------------------------------------
     def describe(self, name: str, job_type: JobType) -> dict[str, Any]:
