@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import os
 import re
 from typing import Any
 
@@ -86,11 +85,10 @@ def sagemaker_regions() -> frozenset[str]:
     except (OSError, ValueError):
         pass  # missing or unreadable: read from botocore, and written again
     regions = _botocore_sagemaker_regions()
+    from ssm_rules.objects import write_text_atomic
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(sorted(regions)))
-        tmp.replace(path)  # atomic: runs side by side never read half a file
+        write_text_atomic(path, json.dumps(sorted(regions)))
     except OSError:
         pass  # a cache that cannot be written only costs time
     return regions

@@ -17,7 +17,6 @@ import functools
 import importlib.metadata
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -82,14 +81,13 @@ def _read_cache() -> dict[str, str]:
 
 
 def _write_cache(key: str, uri: str) -> None:
+    from ssm_rules.objects import write_text_atomic
+
     path = cache_file()
     with _cache_lock:
         try:
             data = {**_read_cache(), key: uri}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            tmp.replace(path)  # atomic: two runs writing at once never leave half a file
+            write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
         except OSError as e:  # a cache that cannot be written only costs time
             log.debug("could not cache the image URI in %s: %s", path, e)
 

@@ -189,6 +189,17 @@ def temp_sibling(path: Path) -> Path:
         return tmp
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """``path`` holds ``text`` or what it held before, never half of it (runs side by side)."""
+    tmp = temp_sibling(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _atomic_copy(src: Path, dst: Path) -> None:
     tmp = temp_sibling(dst)
     try:

@@ -35,7 +35,7 @@ import tempfile
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 # A run whose environment differs from the server's in one of these starts a plain process:
 # they change what Python imports, or were read by a module at its import.
@@ -311,7 +311,7 @@ def _recv_exactly(conn: socket.socket, size: int) -> bytes:
     return data
 
 
-def _read_text(f: tempfile._TemporaryFileWrapper) -> str:  # type: ignore[name-defined]
+def _read_text(f: IO[bytes]) -> str:
     f.seek(0)
     return f.read().decode(errors="replace")
 

@@ -28,12 +28,13 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ssm_rules.backends.local.jobdir import JobDir
+
 log = logging.getLogger(__name__)
 
 SERVER_ENV = "SSM_LOCAL_RUNNER_SERVER"
 SERVER_FLAG = "--server"  # runner.SERVER_FLAG (not imported: the client need not load it)
 SERVER_READY = b"ready"  # runner.SERVER_READY
-RUNNER_PID_FILE = "runner.pid"  # JobDir.pid_file
 START_TIMEOUT_SECONDS = 60
 # What decides the server's own interpreter and sys.path: a request whose environment
 # differs in one of these gets a new server (the runner imports from the same places).
@@ -161,16 +162,20 @@ def _server_for(module: str, env: Mapping[str, str], cwd: Path) -> _Server | Non
         return server
 
 
+def _enabled(env: Mapping[str, str]) -> bool:
+    return env.get(SERVER_ENV, "") not in ("0", "false", "no")
+
+
 def prestart(module: str, env: Mapping[str, str], cwd: Path) -> None:
     """Start the runner server in the background (not waiting for it), unless disabled."""
-    if env.get(SERVER_ENV, "") not in ("0", "false", "no"):
+    if _enabled(env):
         _server_for(module, env, cwd)
 
 
 def start_runner(module: str, jobdir: Path, env: Mapping[str, str], log_file: Path) -> int:
     """Start the runner of ``jobdir``; 0 once it runs and wrote ``runner.pid``, else the
     exit code of the plain start (its output is in ``log_file``)."""
-    if env.get(SERVER_ENV, "") not in ("0", "false", "no"):
+    if _enabled(env):
         server = _server_for(module, env, jobdir.parent)
         if server is not None:
             pid = server.spawn(jobdir, env, START_TIMEOUT_SECONDS)
@@ -181,7 +186,7 @@ def start_runner(module: str, jobdir: Path, env: Mapping[str, str], log_file: Pa
                 if _server is server:
                     _server = None
             server.kill()  # not close(): a request still in its pipe must never be served now
-            if (jobdir / RUNNER_PID_FILE).exists():
+            if JobDir(jobdir).pid_file.exists():
                 return 0  # forked after all (a late reply): never a second runner
             log.debug("runner server did not fork a runner for %s: starting one", jobdir.name)
     with open(log_file, "ab") as out:

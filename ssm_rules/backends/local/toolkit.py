@@ -84,10 +84,11 @@ def install_code(bundle: Path, code_dir: Path, cache: Path | None = None) -> Non
 def _extracted(bundle: Path, cache: Path) -> Path:
     """The bundle extracted under ``cache``, by the SHA-256 of its bytes (done once: a
     directory appears whole, by rename, so runners side by side never see half of one)."""
-    import hashlib
     import shutil
 
-    key = hashlib.sha256(bundle.read_bytes()).hexdigest()[:40]
+    from ssm_rules.digests import file_sha256
+
+    key = file_sha256(bundle)[:40]
     tree = cache / "trees" / key
     if tree.is_dir():
         return tree
@@ -110,16 +111,17 @@ def add_toolkit_bytecode(code_dir: Path, cache: Path) -> None:
     source's SHA-256) into a checked-hash .pyc: Python verifies it against the source
     before use, so a changed source is never run from stale bytecode. The user's code is
     left as the bundle has it."""
-    import hashlib
     import py_compile
     import shutil
+
+    from ssm_rules.digests import file_sha256
 
     package = code_dir / "worker_toolkit"
     tag = sys.implementation.cache_tag
     if tag is None or not package.is_dir():
         return
     for source in sorted(package.glob("*.py")):
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:40]
+        digest = file_sha256(source)[:40]
         cached = cache / f"{source.stem}.{digest}.{tag}.pyc"
         try:
             if not cached.is_file():
