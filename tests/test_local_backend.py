@@ -898,3 +898,41 @@ def test_no_output_tarball_when_the_job_wrote_no_output_data(
     out = tmp_path / "s3" / "out" / "nothing-1" / "output"
     assert sorted(p.name for p in out.iterdir()) == ["model.tar.gz"]
     assert members(out / "model.tar.gz") == {}
+
+
+def test_a_runner_asked_for_by_a_client_gone_before_the_server_was_ready_still_runs(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    """A client killed right after asking (the server still importing) must not leave a job
+    that never runs: the server serves what is in its pipe, though nobody reads its replies."""
+    import subprocess
+    import sys
+
+    from ssm_rules.backends.local import status
+    from ssm_rules.backends.local.jobdir import RUNNER_MODULE, JobDir, write_json_atomic
+
+    code = code_tar(tmp_path, {"train.py": "print('hi')\n"})
+    body = training(tmp_path, "early-1", "train.py", code).body
+    jobdir = JobDir(tmp_path / "jobs" / "early-1")
+    jobdir.logs_dir.mkdir(parents=True)
+    write_json_atomic(jobdir.request_file, body)
+    jobdir.write_status(status.initial(T, body))
+    server = subprocess.Popen(
+        [sys.executable, "-m", RUNNER_MODULE, "--server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=backend._runner_env(),
+    )
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write(
+        json.dumps({"jobdir": str(jobdir.path), "env": backend._runner_env()}).encode() + b"\n"
+    )
+    server.stdin.close()
+    server.stdout.close()  # gone before "ready": every reply meets a broken pipe
+    server.wait(timeout=60)
+    assert jobdir.runner_pid() is not None
+    deadline = time.monotonic() + 60
+    while backend.poll([("early-1", T)])["early-1"].state is JobState.IN_PROGRESS:
+        assert time.monotonic() < deadline, "the job never ended"
+        time.sleep(0.1)
+    assert backend.poll([("early-1", T)])["early-1"].state is JobState.COMPLETED

@@ -643,16 +643,22 @@ def serve() -> int:
     # not touch (and copy) their pages
     gc.freeze()
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
-    replies.write(SERVER_READY.encode() + b"\n")
-    replies.flush()
+
+    def say(line: bytes) -> None:
+        try:
+            replies.write(line + b"\n")
+            replies.flush()
+        except OSError:  # the client is gone (a broken pipe): what it asked for is still done
+            pass
+
+    say(SERVER_READY.encode())
     for line in requests:
         try:
             request = json.loads(line)
             reply = _fork_runner(JobDir(Path(request["jobdir"])), dict(request["env"]))
         except Exception as e:  # noqa: BLE001 — the client falls back to a plain start
             reply = {"error": f"{type(e).__name__}: {e}"}
-        replies.write(json.dumps(reply).encode() + b"\n")
-        replies.flush()
+        say(json.dumps(reply).encode())
     return 0
 
 
