@@ -28,8 +28,11 @@ def test_on_demand_hourly_reads_the_documented_price_list_shape():
     assert pricing.on_demand_hourly(hosting) is None  # endpoints are not what jobs pay
 
 
-def test_refresh_fetches_one_page_set_per_job_type_and_caches_it(cache, aws, api_calls):
-    aws.pricing.page_size = 2  # the client must follow NextToken
+def test_refresh_fetches_one_page_set_per_job_type_and_caches_it(
+    cache, aws, api_calls, monkeypatch
+):
+    # the client must follow NextToken (monkeypatch: the responder lives all session)
+    monkeypatch.setattr(aws.pricing, "page_size", 2)
     prices = pricing.load("us-east-1", refresh=True, today=TODAY)
     assert prices.unavailable == ""
     assert prices.price(JobType.TRAINING, "ml.m5.xlarge") == 0.23

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ssm_rules.digests import RACY_NS
 from tests.e2e import LOCAL_ARGS, Workflow
 
 pytestmark = pytest.mark.slow
@@ -51,8 +52,11 @@ rule use:
     with tarfile.open(wf.path("res/n1/model.tar.gz")) as tar:
         names = {m.name.removeprefix("./") for m in tar.getmembers()}
     assert {"copied.txt", "listing"} <= names
-    # the next run syncs the local input again: its digest is kept for the runs after it
-    # (the first run may have hashed it too soon after it was written to keep it)
+    # a run that hashes the local input once it is RACY_NS old keeps its digest for the runs
+    # after it (both runs may come sooner than that after the write: neither would keep it)
+    st = wf.path("data/one.txt").stat()
+    written_ns = max(st.st_mtime_ns, st.st_ctime_ns)
+    time.sleep(max(0.0, (written_ns + RACY_NS - time.time_ns()) / 1e9 + 0.05))
     wf.run(*ARGS, "res/n2.json")
     digests = json.loads(wf.path(".ssm_rules/sync-digests.json").read_text())["files"]
     assert digests[str(wf.path("data/one.txt"))][-1] == hashlib.sha256(b"1").hexdigest()
