@@ -170,6 +170,14 @@ def keep_alive_of(request: JobRequest) -> int:
     return int((request.body.get("ResourceConfig") or {}).get(KEEP_ALIVE) or 0)
 
 
+def described_keep_alive(extra: Mapping[str, Any]) -> int:
+    """The keep-alive a DescribeTrainingJob document says its job was created with (a job
+    created with one has a WarmPoolStatus once it ended, even if its ResourceConfig is
+    not in the document)."""
+    seconds = int((extra.get("ResourceConfig") or {}).get(KEEP_ALIVE) or 0)
+    return seconds or (1 if extra.get("WarmPoolStatus") else 0)
+
+
 def retained_seconds(extra: Mapping[str, Any]) -> float:
     """ResourceRetainedBillableTimeInSeconds of a DescribeTrainingJob document (per instance)."""
     pool = extra.get("WarmPoolStatus") or {}
@@ -249,7 +257,9 @@ class WarmPools:
 
     def _ended(self, spec: TaskSpec, status: JobStatus) -> None:
         with self._lock:
-            sent = self._sent.pop(status.name, 0)
+            sent = self._sent.pop(status.name, None)
+            if sent is None:  # created by an earlier client, re-attached: its description says
+                sent = described_keep_alive(status.extra)
             self._done.add(spec.task_id)
             done = frozenset(self._done)
             takers = [p for p in self._open.values() if spec.task_id in p.successors]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from ssm_rules.backends.base import JobType
+from ssm_rules.backends.local import LocalBackend
 from ssm_rules.backends.local.jobdir import JobDir
 from tests.e2e import LOCAL_ARGS, Workflow, aws_args, wait_for
 from tests.moto_sagemaker import MotoServer
@@ -65,6 +67,15 @@ class Site:
         """``n`` jobs exist and each one's program runs."""
         docs = self.jobs()
         return len(docs) == n and all(d.get("SecondaryStatus") == "Training" for d in docs)
+
+    def warm_pool(self, name: str) -> dict:
+        """DescribeTrainingJob's WarmPoolStatus (local: computed as the backend describes it)."""
+        if self.aws is None:
+            backend = LocalBackend(self.wf.root / ".ssm_rules" / "jobs")
+            return backend.describe(name, JobType.TRAINING)["WarmPoolStatus"]
+        return self.aws.client("sagemaker").describe_training_job(TrainingJobName=name)[
+            "WarmPoolStatus"
+        ]
 
     def stops_asked(self) -> int:
         """StopTrainingJob calls (local: the jobs marked to stop)."""
@@ -126,6 +137,32 @@ def test_a_killed_clients_rerun_re_attaches_and_creates_no_second_job(site, tmp_
     assert "re-attaching to job" in out
     assert len(site.jobs()) == 1  # zero extra CreateTrainingJob
     assert site.text("out.txt") == "steps=2\n"
+
+
+def test_a_re_attached_jobs_warm_pool_is_ended_when_nothing_of_the_rerun_follows(site, tmp_path):
+    """The killed client planned a → b, so a was created keeping its instances warm for b; the
+    rerun asks for a alone and re-attaches to it. Its pool would idle, billed, for the
+    keep-alive: the rerun ends it, though it did not create the job."""
+    gate = tmp_path / "gate"
+    site.wf.write(
+        "Snakefile",
+        'rule a:\n    output: "a.txt"\n    resources: spot=0\n'
+        f'    shell: "while [ ! -e {gate} ]; do sleep 0.1; done; echo a > {{output}}"\n'
+        'rule b:\n    input: "a.txt"\n    output: "b.txt"\n    resources: spot=0\n'
+        '    shell: "cat {input} > {output}"\n',
+    )
+    client = site.popen("b.txt")
+    wait_for(lambda: site.training(1))
+    (a,) = site.jobs()
+    assert a["ResourceConfig"]["KeepAlivePeriodInSeconds"] > 0  # kept for b
+    os.kill(client.pid, signal.SIGKILL)
+    client.wait()
+    site.run("--unlock")
+    out = rerun_until(site.popen("a.txt"), "re-attaching to job", gate.touch)
+    name = a["TrainingJobName"]
+    assert f"ended the warm pool of job {name}: no matching job follows" in out
+    assert site.warm_pool(name)["Status"] == "Terminated"
+    assert site.text("a.txt") == "a\n"
 
 
 def test_no_spot_capacity_retries_spot_then_goes_on_demand_with_the_state(site, monkeypatch):

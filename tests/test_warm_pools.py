@@ -351,6 +351,61 @@ def test_a_pool_whose_successor_never_comes_is_ended_at_shutdown(tmp_path):
     assert service.updates == ["train-1"]
 
 
+def test_a_re_attached_job_s_pool_is_ended_when_nothing_of_this_run_follows(tmp_path):
+    """A killed client's job, re-attached by the next run: that run did not create it, so its
+    keep-alive is read from its description. The rerun asks only for it: its pool would idle,
+    billed, for the keep-alive the earlier run gave it."""
+    service = PoolService()
+    a = spec(tmp_path, spot=0)
+    earlier = WarmPools(
+        plan_pools([PlannedPool(a.task_id, KEY), PlannedPool("b", KEY)], [(a.task_id, "b")]),
+        service,
+        Log(),
+    )
+    earlier.submit(service.submit, build_request(earlier.decide(a), place("train-1")))
+    # the client was killed; the rerun plans a alone, re-attaches to train-1 and sees it end
+    billed: list[tuple[str, float]] = []
+    rerun = WarmPools(
+        plan_pools([PlannedPool(a.task_id, KEY)], []),
+        service,
+        Log(),
+        bill=lambda s, secs: billed.append((s.rule, secs)),
+    )
+    ended = service.finish("train-1")
+    assert ended.extra.get("ResourceConfig") is None  # known from WarmPoolStatus alone
+    rerun.ended(rerun.decide(a), ended)
+    assert service.updates == ["train-1"] and billed == [("train", 7)]
+    # from the ResourceConfig of its description alone, as well (before SageMaker shows a
+    # WarmPoolStatus); then the pool is ended at the run's end once it shows one
+    service = PoolService()
+    rerun = WarmPools(plan_pools([PlannedPool(a.task_id, KEY)], []), service, Log())
+    service.submit(build_request(with_keep_alive(a, 300), place("train-2")))
+    ended = service.finish("train-2")
+    extra = {"ResourceConfig": {"InstanceType": "ml.m5.large", "KeepAlivePeriodInSeconds": 300}}
+    rerun.ended(a, JobStatus("train-2", JobState.COMPLETED, extra=extra))
+    assert service.updates == ["train-2"]
+
+
+def test_a_re_attached_job_s_pool_is_taken_by_its_successor_and_counted(tmp_path):
+    service = PoolService()
+    a = spec(tmp_path, spot=0)
+    b = replace(a, rule="evaluate", task_id="evaluate")
+    plan = plan_pools(
+        [PlannedPool(a.task_id, KEY), PlannedPool("evaluate", KEY)], [(a.task_id, "evaluate")]
+    )
+    service.submit(build_request(with_keep_alive(a, DEFAULT), place("train-1")))  # earlier run
+    log, billed = Log(), []
+    pools = WarmPools(plan, service, log, bill=lambda s, secs: billed.append((s.rule, secs)))
+    pools.ended(pools.decide(a), service.finish("train-1"))  # re-attached, ended
+    assert service.updates == []  # evaluate follows: the pool is kept for it
+    sent = pools.decide(b)
+    pools.submit(service.submit, build_request(sent, place("evaluate-1")))
+    pools.ended(sent, service.finish("evaluate-1"))
+    assert service.pools["train-1"]["ReusedByJob"] == "evaluate-1"
+    assert any("job evaluate-1 ran on the warm pool of job train-1" in m for _, m in log.lines)
+    assert ("train", 7) in billed  # the re-attached job's retained time is in the cost
+
+
 def test_fan_out_one_successor_takes_the_pool_the_other_starts_cold(tmp_path):
     from dataclasses import replace
 
