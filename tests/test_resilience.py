@@ -213,18 +213,19 @@ def test_orphan_of_an_earlier_run_with_other_params_is_named_with_how_to_stop_it
     gate = tmp_path / "gate"
     wf.write("train.py", gated(TRAIN_PY, gate, before="while done <"))
     start_and_kill_client(wf)
+    # named now: a job name holds the second it was created and then a random suffix, so
+    # the order of the names of two jobs of the same second is not theirs
+    (orphan,) = (j["TrainingJobName"] for j in jobs(wf))
     wf.write("train.py", TRAIN_PY)  # ungated: the new job runs through
     snakefile = wf.path("Snakefile")
     snakefile.write_text(snakefile.read_text().replace("steps=2", "steps=1"))
     try:
         out = wf.run(*ARGS)
-        orphan = jobs(wf)[0]["TrainingJobName"]
         assert (
             f"job {orphan} of an earlier run (other code, inputs or params) is still running"
             in out.stderr
-        )
+        ), out.stderr
         assert f"stop-training-job --training-job-name {orphan}" in out.stderr
         assert len(jobs(wf)) == 2 and wf.path("out.txt").read_text() == "steps=1\n"
     finally:  # no runner outlives its test
-        orphan = jobs(wf)[0]["TrainingJobName"]
         LocalBackend(wf.root / ".ssm_rules" / "jobs").stop([(orphan, JobType.TRAINING)])
