@@ -11,6 +11,10 @@ worst case of this job must stay within the budget. Spent is what SageMaker bill
 - a job that never started (no start time: failed while acquiring capacity) costs 0.
 - a training job's warm pool: WarmPoolStatus.ResourceRetainedBillableTimeInSeconds x
   InstanceCount at the on-demand price, counted as it grows (the pool outlives the job).
+
+A job's worst case is MaxRuntimeInSeconds, plus its keep-alive when it keeps a warm pool.
+When it ends, what is left of its keep-alive stays reserved until the pool is taken, ended
+or expired: a pool no job takes is billed meanwhile.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from ssm_rules.backends.base import JobStatus, JobType
 from ssm_rules.plan import worst_cost
 from ssm_rules.pricing import Prices
 from ssm_rules.spec import TaskSpec
-from ssm_rules.warm_pools import retained_seconds
+from ssm_rules.warm_pools import retainable_seconds, retained_seconds
 
 
 def timestamp(value: Any) -> float | None:
@@ -60,19 +64,21 @@ class Budget:
         self.prices = prices
         self.spent = 0.0
         self._running: dict[str, float] = {}  # job name → its worst case
+        self._pools: dict[str, float] = {}  # job name → the worst case left of its warm pool
         self._lock = threading.Lock()
 
     def admit(self, spec: TaskSpec, name: str) -> None:
         """Reserve the job's worst case, or refuse it (before anything is sent)."""
         worst = worst_cost(spec, self.prices)
         with self._lock:
-            reserved = sum(self._running.values())
+            reserved = sum(self._running.values()) + sum(self._pools.values())
             if worst is None or self.spent + reserved + worst > self.max_cost:
                 cost = "an unknown cost" if worst is None else f"${worst:.2f}"
+                pools = f" and {len(self._pools)} warm pool(s)" if self._pools else ""
                 raise WorkflowError(
                     f"{spec.label}: not submitted: ${self.spent:.2f} spent so far and "
-                    f"${reserved:.2f} reserved by {len(self._running)} running job(s); this "
-                    f"job's worst case ({cost}) would pass --sagemaker-max-cost "
+                    f"${reserved:.2f} reserved by {len(self._running)} running job(s)"
+                    f"{pools}; this job's worst case ({cost}) would pass --sagemaker-max-cost "
                     f"{self.max_cost:g}. Raise it and rerun: finished jobs are not run again"
                 )
             self._running[name] = worst
@@ -85,10 +91,19 @@ class Budget:
     def settle(self, spec: TaskSpec, status: JobStatus) -> None:
         """A job ended: its reservation becomes what it was billed."""
         price = self.prices.price(spec.job_type, spec.instance.instance_type) or 0.0
-        seconds = billed_instance_seconds(status, spec.job_type, spec.instance.count)
+        count = spec.instance.count
+        seconds = billed_instance_seconds(status, spec.job_type, count)
+        pool_seconds = retainable_seconds(status.extra) if spec.job_type is JobType.TRAINING else 0
         with self._lock:
             self._running.pop(status.name, None)
             self.spent += price * seconds / 3600
+            if pool_seconds:
+                self._pools[status.name] = price * pool_seconds * count / 3600
+
+    def pool_closed(self, name: str) -> None:
+        """The warm pool of job ``name`` is billed no more: its reservation ends."""
+        with self._lock:
+            self._pools.pop(name, None)
 
     def add_retained(self, spec: TaskSpec, seconds: float) -> None:
         """A job's warm pool was kept ``seconds`` more (per instance) than counted so far."""

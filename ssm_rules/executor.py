@@ -55,7 +55,7 @@ from ssm_rules.requests import build_request
 from ssm_rules.settings import ExecutorSettings
 from ssm_rules.spec import TaskSpec
 from ssm_rules.submission import InFlight, Submission, Submitter
-from ssm_rules.warm_pools import WarmPools, plan_of_jobs
+from ssm_rules.warm_pools import WarmPools, plan_of_jobs, with_keep_alive
 
 AUX_KEY = "ssm_rules"
 LOG_TAIL_LINES = 20
@@ -194,23 +194,33 @@ class Executor(RemoteExecutor):
         )
         if errors:
             raise refusal(errors)
-        if self.settings.max_cost is not None:
-            prices = self._prices
-            planned = [PlannedJob(spec, "", {}, "") for spec, _ in requests]
-            check_budget(planned, prices, self.settings.max_cost)
-            self.submitter.budget = Budget(self.settings.max_cost, prices)
-        self.ctx.authorize(requests)
         # the warm pools of the plan's chains of on-demand training jobs (ssm_rules.warm_pools);
         # a group is one job there too, followed by what follows any of its members
         planned_pools = [(js, spec, r) for js, (spec, r) in zip(jobs, requests, strict=True)]
+        pools = plan_of_jobs(planned_pools)
+        if self.settings.max_cost is not None:
+            prices = self._prices
+            kept = [with_keep_alive(s, pools[s.task_id].keep_alive_seconds) for s, _ in requests]
+            planned = [PlannedJob(spec, "", {}, "") for spec in kept]
+            check_budget(planned, prices, self.settings.max_cost)
+            self.submitter.budget = Budget(self.settings.max_cost, prices)
+        self.ctx.authorize(requests)
         self.warm_pools = WarmPools(
-            plan_of_jobs(planned_pools), self.ctx.backend, self.logger, bill=self._bill_warm_pool
+            pools,
+            self.ctx.backend,
+            self.logger,
+            bill=self._bill_warm_pool,
+            closed=self._warm_pool_closed,
         )
         self.submitter.warm_pools = self.warm_pools
 
     def _bill_warm_pool(self, spec: TaskSpec, seconds: float) -> None:
         if self.submitter.budget is not None:
             self.submitter.budget.add_retained(spec, seconds)
+
+    def _warm_pool_closed(self, name: str) -> None:
+        if self.submitter.budget is not None:
+            self.submitter.budget.pool_closed(name)
 
     # --- submission (ssm_rules.submission) ------------------------------------------------
 

@@ -148,12 +148,14 @@ class PlannedJob:
 
     @property
     def instance_hours(self) -> float:
-        """Worst case: every instance runs for MaxRuntimeInSeconds."""
         return worst_instance_hours(self.spec)
 
 
 def worst_instance_hours(spec: TaskSpec) -> float:
-    return spec.instance.max_run_seconds * spec.instance.count / 3600
+    """Worst case: every instance runs for MaxRuntimeInSeconds, then idles in its warm pool
+    (billed) for the whole keep-alive, no job taking it."""
+    inst = spec.instance
+    return (inst.max_run_seconds + inst.keep_alive_seconds) * inst.count / 3600
 
 
 def worst_cost(spec: TaskSpec, prices: Prices) -> float | None:

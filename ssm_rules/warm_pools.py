@@ -184,6 +184,16 @@ def retained_seconds(extra: Mapping[str, Any]) -> float:
     return float(pool.get("ResourceRetainedBillableTimeInSeconds") or 0)
 
 
+def retainable_seconds(extra: Mapping[str, Any]) -> float:
+    """At most how many more seconds (per instance) the pool of an ended job can be billed:
+    the rest of its keep-alive, unless a job took it or it was ended already."""
+    pool = extra.get("WarmPoolStatus") or {}
+    if pool.get("Status") in ("Reused", "Terminated"):
+        return 0.0
+    keep_alive = int((extra.get("ResourceConfig") or {}).get(KEEP_ALIVE) or 0)
+    return max(0.0, keep_alive - retained_seconds(extra))
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -202,12 +212,14 @@ class WarmPools:
     """The warm pools of one run. ``backend`` has ``warm_pool(name)`` (the WarmPoolStatus of a
     training job, from DescribeTrainingJob) and ``end_warm_pool(name)`` (UpdateTrainingJob with
     KeepAlivePeriodInSeconds 0). ``bill(spec, seconds)`` adds retained seconds (per instance)
-    to the run's cost. Thread-safe: jobs end in Snakemake's status thread."""
+    to the run's cost; ``closed(name)`` says that the pool of job ``name`` is billed no more
+    (taken, ended or expired). Thread-safe: jobs end in Snakemake's status thread."""
 
     plan: dict[str, PoolPlan]
     backend: Any
     log: Any  # a logger: info / warning
     bill: Callable[[TaskSpec, float], None] = lambda spec, seconds: None
+    closed: Callable[[str], None] = lambda name: None
     _refused: dict[str, str] = field(default_factory=dict)  # instance type → SageMaker's error
     _sent: dict[str, int] = field(default_factory=dict)  # job name → keep-alive it was sent with
     _open: dict[str, OpenPool] = field(default_factory=dict)  # by job name
@@ -332,3 +344,4 @@ class WarmPools:
         if retained > pool.counted:
             self.bill(pool.spec, retained - pool.counted)
             pool.counted = retained
+        self.closed(pool.name)

@@ -10,8 +10,10 @@ from snakemake_interface_common.exceptions import WorkflowError
 
 from ssm_rules.backends.base import JobState, JobStatus, JobType, typed_fields
 from ssm_rules.budget import Budget, billed_instance_seconds
+from ssm_rules.plan import worst_cost
 from ssm_rules.pricing import Prices, PriceTable, write_cache
 from ssm_rules.spec import build_spec
+from ssm_rules.warm_pools import with_keep_alive
 from tests.e2e import LOCAL_ARGS, Workflow
 from tests.jobviews import view
 
@@ -71,6 +73,45 @@ def test_no_job_starts_that_could_take_the_spend_past_the_budget(tmp_path):
     budget.admit(spec, "job-3")  # 0.10 + 0.60 + 0.60 <= 1.5
     with pytest.raises(WorkflowError, match=r"\$0\.10 spent so far"):
         budget.admit(spec, "job-4")
+
+
+def test_a_warm_pool_is_reserved_until_it_is_taken_ended_or_expired(tmp_path):
+    """A job that keeps a warm pool may be billed for its keep-alive after it ended: its worst
+    case counts it, and what is left of it stays reserved once the job ended, until the pool
+    is billed no more."""
+    prices = Prices(PriceTable("us-east-1", datetime.date.today(), {"Training:ml.m5.large": 3.6}))
+    spec = build_spec(
+        view(tmp_path, resources={"max_run_mins": 10, "spot": 0}),
+        backend="local",
+        default_instance_type="ml.m5.large",
+    )
+    kept = with_keep_alive(spec, 300)  # 10 min + 5 min kept: 1/4 h x $3.6 = $0.90
+    assert worst_cost(kept, prices) == pytest.approx(0.90)
+    budget = Budget(1.65, prices)
+    budget.admit(kept, "job-1")
+    extra = {
+        "BillableTimeInSeconds": 100,  # $0.10
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "KeepAlivePeriodInSeconds": 300},
+        "WarmPoolStatus": {"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0},
+    }
+    status = JobStatus(
+        "job-1", JobState.COMPLETED, **typed_fields(JobType.TRAINING, extra), extra=extra
+    )
+    budget.settle(kept, status)  # $0.10 spent; the pool's 300 s ($0.30) stay reserved
+    budget.admit(kept, "job-2")  # 0.10 + 0.30 + 0.90 <= 1.65
+    with pytest.raises(WorkflowError) as refused:
+        budget.admit(spec, "job-3")  # $0.60 more: 1.90 (1.60 without the pool's reservation)
+    assert "$0.10 spent so far and $1.20 reserved by 1 running job(s) and 1 warm pool(s)" in str(
+        refused.value
+    )
+    budget.add_retained(kept, 10)  # job-2 took the pool after 10 s ($0.01)
+    budget.pool_closed("job-1")
+    assert budget.spent == pytest.approx(0.11)
+    budget.admit(spec, "job-3")  # 0.11 + 0.90 + 0.60 <= 1.65
+    # a pool already taken or ended when its job ends reserves nothing
+    taken = dict(extra, WarmPoolStatus={"Status": "Reused", "ReusedByJob": "job-3"})
+    budget.settle(kept, JobStatus("job-2", JobState.COMPLETED, extra=taken))
+    budget.admit(kept, "job-4")  # 0.11 + 0.60 + 0.90 <= 1.65, with no pool of job-2 reserved
 
 
 @pytest.mark.slow  # a snakemake run

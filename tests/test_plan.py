@@ -53,7 +53,12 @@ def test_dry_run_prints_the_plan_of_the_example(tmp_path, price_cache):
     assert train[10].startswith("Missing output files")
     assert rows["prepare"][2:4] == ["processing", "1 x ml.m5.large"]
     assert rows["prepare"][8] == "$2.76"  # SageMaker's default MaxRuntime: 24 h x $0.115
-    assert "would cost $8.74" in out and "2 local job(s) run on this machine" in out
+    # on-demand, followed by a matching job: its warm pool may idle, billed, for 5 min more
+    assert rows["evaluate"][4] == "no, keep-alive 5m00s" and rows["evaluate"][8] == "$2.77"
+    assert (
+        "would cost $8.76 (74.17 instance-hours)" in out
+        and "2 local job(s) run on this machine" in out
+    )
     assert f"on-demand prices of us-east-1, {datetime.date.today().isoformat()}" in out
     assert not wf.path(".ssm_rules").exists()  # a dry run writes nothing of ours
 
@@ -76,7 +81,7 @@ def test_without_prices_the_plan_counts_instance_hours_and_says_so_once(tmp_path
     out = example_workflow(tmp_path).run("-n", "--profile", "profiles/local").stdout
     assert out.count("no cached prices for us-east-1") == 1
     assert plan_rows(out)["train"][8] == "2.00 inst-h"
-    assert "would cost 74.00 instance-hours" in out
+    assert "would cost 74.17 instance-hours" in out  # with 2 keep-alives of 5 min
 
 
 BAD = """
@@ -116,11 +121,11 @@ def test_a_plan_over_budget_is_refused_in_the_dry_run_and_in_the_run(tmp_path, p
     for proc in (dry, real):
         text = proc.stdout + proc.stderr
         assert proc.returncode != 0
-        assert "the plan's worst case is $8.74, over --sagemaker-max-cost 5" in text
-        assert "costliest rules: evaluate $2.76, prepare $2.76, summarize $2.76" in text
+        assert "the plan's worst case is $8.76, over --sagemaker-max-cost 5" in text
+        assert "costliest rules: evaluate $2.77, summarize $2.77, prepare $2.76" in text
     assert not wf.path(".ssm_rules/jobs").exists()  # no job started
     ok = wf.run("-n", "--profile", "profiles/local", "--sagemaker-max-cost", "9")
-    assert "would cost $8.74" in ok.stdout
+    assert "would cost $8.76" in ok.stdout
 
 
 def test_a_budget_that_cannot_be_priced_is_refused(tmp_path, cache_home):
@@ -141,7 +146,7 @@ def test_dry_run_on_the_sagemaker_profile_prices_from_the_price_list(
     out = wf.run("-n", *sagemaker_args(bucket), env=aws.env()).stdout
     rows = plan_rows(out)
     assert rows["train"][8] == "$0.46" and rows["prepare"][8] == "$2.76"
-    assert "worst case $8.74" in out
+    assert "worst case $8.76" in out
     assert api_calls.count("pricing", "GetProducts") == 2  # Training, Processing: one page each
     # no --sagemaker-role: the plan shows the policy the run would give the role it manages
     assert "(managed by ssm_rules) gets this policy:" in out
@@ -163,7 +168,7 @@ def test_dry_run_on_the_sagemaker_profile_prices_from_the_price_list(
     real = wf.run(*sagemaker_args(bucket), *budget, env=aws.env(), check=False)
     assert real.returncode != 0
     assert (
-        "the plan's worst case is $8.74, over --sagemaker-max-cost 5" in real.stdout + real.stderr
+        "the plan's worst case is $8.76, over --sagemaker-max-cost 5" in real.stdout + real.stderr
     )
     assert api_calls.count("sagemaker") == 0
     assert api_calls.count("s3", "PutObject") == 0

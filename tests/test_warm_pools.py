@@ -303,7 +303,13 @@ def chain(tmp_path: Path, service: PoolService) -> tuple[WarmPools, Log, list[tu
         [PlannedPool(a.task_id, KEY), PlannedPool("evaluate", KEY)], [(a.task_id, "evaluate")]
     )
     log, billed = Log(), []
-    pools = WarmPools(plan, service, log, bill=lambda s, secs: billed.append((s.rule, secs)))
+    pools = WarmPools(
+        plan,
+        service,
+        log,
+        bill=lambda s, secs: billed.append((s.rule, secs)),
+        closed=lambda name: billed.append((name, "closed")),
+    )
     for s, name in ((a, "train-1"), (b, "evaluate-1")):
         sent = pools.decide(s)
         pools.submit(service.submit, build_request(sent, place(name)))
@@ -321,7 +327,14 @@ def test_chain_reuses_the_pool_then_ends_the_last_one(tmp_path):
     assert service.pools["train-1"]["ReusedByJob"] == "evaluate-1"
     assert any("job evaluate-1 ran on the warm pool of job train-1" in m for _, m in log.lines)
     assert service.updates == ["evaluate-1"]  # nothing follows it: its pool would idle, billed
-    assert billed == [("train", 7), ("evaluate", 7)]  # retained time of both pools counted
+    # the retained time of both pools counted, each said billed no more (the budget's
+    # reservation of it ends)
+    assert billed == [
+        ("train", 7),
+        ("train-1", "closed"),
+        ("evaluate", 7),
+        ("evaluate-1", "closed"),
+    ]
     pools.end_all()
     assert service.updates == ["evaluate-1"]  # nothing left open
 
