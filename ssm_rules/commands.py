@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ssm_rules.backends.base import Backend, JobState, JobType
+from ssm_rules.backends.local.jobdir import CODE_CACHE
 from ssm_rules.bill import bill_of
 from ssm_rules.board import status_line, summary_line
 from ssm_rules.report import bill_lines, cost_text, write_report
@@ -186,10 +187,12 @@ def _latest_mtime(path: Path) -> float:
 
 def local_stale(root: Path, cutoff: float, keep_jobs: set[str]) -> list[Stale]:
     """What under the local root is older than ``cutoff``: ended runs' records, ended local
-    jobs (sandboxes and logs), staged objects (code, inputs, job outputs before promotion).
+    jobs (sandboxes and logs), staged objects (code, inputs, job outputs before promotion),
+    and the extracted code bundles and bytecode of the code cache when no local job runs.
     Never the jobs still running, nor the requirements environments (jobs may be using
     them)."""
     stale: list[Stale] = []
+    running = bool(keep_jobs)
     for record_path in runs(root):
         directory = record_path.parent
         record = RunRecord.load(record_path)
@@ -201,9 +204,16 @@ def local_stale(root: Path, cutoff: float, keep_jobs: set[str]) -> list[Stale]:
         if jobdir.name in keep_jobs or not (jobdir / "status.json").is_file():
             continue
         if not _local_job_ended(jobdir):
+            running = True
             continue
         if _latest_mtime(jobdir) < cutoff:
             stale.append(Stale(str(jobdir), _tree_size(jobdir), _rmtree(jobdir)))
+    # a starting job copies its code out of the cache: emptied only while no job runs
+    cache = root / CODE_CACHE
+    for entry in sorted(cache.glob("*/*")) if cache.is_dir() and not running else []:
+        if _latest_mtime(entry) < cutoff:
+            remove = _rmtree(entry) if entry.is_dir() else entry.unlink
+            stale.append(Stale(str(entry), _tree_size(entry), remove))
     store = root / "store"
     for path in sorted(store.rglob("*")) if store.is_dir() else []:
         rel = path.relative_to(store).parts

@@ -13,11 +13,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from ssm_rules.board import money
+from ssm_rules.commands import local_stale
 from ssm_rules.pricing import PriceTable, write_cache
 from ssm_rules.runrecord import RunRecord
 from tests.e2e import LOCAL_ARGS, Workflow, aws_args, wait_for
@@ -215,6 +217,10 @@ def test_status_report_then_clean_on_a_finished_local_run(finished):
     out = ssm_rules(wf.root, "clean", "--older-than", "0", env=env)
     jobs = wf.root / ".ssm_rules" / "jobs"
     assert "nothing removed (a dry run): run again with --yes" in out
+    # the training job's code, extracted once per content, and the launcher's bytecode
+    cached = sorted((wf.root / ".ssm_rules" / "code-cache").glob("*/*"))
+    assert {p.parent.name for p in cached} == {"trees", "pyc"}
+    assert all(f"{p.relative_to(wf.root)}\n" in out for p in cached), out
     for name in names:
         assert f".ssm_rules/jobs/{name}\n" in out and (jobs / name).is_dir()
     assert record["run_id"] in out
@@ -225,8 +231,26 @@ def test_status_report_then_clean_on_a_finished_local_run(finished):
     out = ssm_rules(wf.root, "clean", "--older-than", "0", "--yes", env=env)
     assert out.startswith("removing ")
     assert not any(jobs.iterdir()) and not list((wf.root / ".ssm_rules/runs").iterdir())
+    assert not list((wf.root / ".ssm_rules" / "code-cache").glob("*/*"))
     assert wf.path("model.txt").read_text() == "data\n"  # the rule outputs stay
     assert not list((wf.root / ".ssm_rules" / "store").rglob("*.tar.gz"))
+
+
+def test_clean_leaves_the_code_cache_while_a_local_job_runs(tmp_path):
+    """A starting job copies its code out of the cache: it is emptied only when none runs."""
+    root = tmp_path / ".ssm_rules"
+    tree = root / "code-cache" / "trees" / "ab12"
+    tree.mkdir(parents=True)
+    (tree / "train.py").write_text("print('hi')\n")
+    job = root / "jobs" / "train-1"
+    job.mkdir(parents=True)
+    status = {"TrainingJobName": "train-1", "TrainingJobStatus": "InProgress"}
+    (job / "status.json").write_text(json.dumps(status))
+    later = time.time() + 60
+    assert [s.what for s in local_stale(root, later, set())] == []
+    (job / "status.json").write_text(json.dumps(dict(status, TrainingJobStatus="Completed")))
+    assert [s.what for s in local_stale(root, later, set())] == [str(job), str(tree)]
+    assert [s.what for s in local_stale(root, later, {"prepare-2"})] == [str(job)]
 
 
 def test_stop_stops_the_running_job_of_a_killed_client_on_moto(tmp_path, aws, bucket, api_calls):

@@ -20,6 +20,8 @@ from typing import Any
 from ssm_rules.objects import temp_sibling
 
 RUNNER_MODULE = "ssm_rules.backends.local.runner"
+# beside the jobs root: code bundles extracted once per content, with the launcher's bytecode
+CODE_CACHE = "code-cache"
 
 
 def now_iso() -> str:

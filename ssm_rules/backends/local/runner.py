@@ -36,7 +36,7 @@ from ssm_rules.backends.local import (
     toolkit,
 )
 from ssm_rules.backends.local.hosts import Host, HostSpec, MountMode
-from ssm_rules.backends.local.jobdir import JobDir
+from ssm_rules.backends.local.jobdir import CODE_CACHE, JobDir
 from ssm_rules.backends.local.sandbox import (
     Sandbox,
     host_names,
@@ -283,7 +283,7 @@ class JobRun:
         (beside the jobs root), when the hosts see the code at one path (/opt/ml/code)."""
         if self.mount is MountMode.NONE:
             return None  # each job's code is at a path of its own: its bytecode is its own
-        return self.jobdir.path.parent.parent / "code-cache"
+        return self.jobdir.path.parent.parent / CODE_CACHE
 
     def _inputs(self) -> list[tuple[str, channels.Source, str]]:
         if self.job_type is JobType.TRAINING:
