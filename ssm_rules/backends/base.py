@@ -84,7 +84,6 @@ class JobStatus:
     billable_seconds: int | None = None
     instances: tuple[str, int] | None = None  # (InstanceType, InstanceCount) it ran on
     tags: Mapping[str, str] = field(default_factory=dict, compare=False)  # Key → Value
-    # (issue 10 adds the warm pool's WarmPoolStatus here)
     # the rest of the reply, for what no decision reads (ExitMessage, FinalMetricDataList...)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -159,6 +158,19 @@ class LogReader(Protocol):
 
 
 class Backend(Protocol):
+    """What the executor asks of a backend (ssm_rules.backends.aws, ssm_rules.backends.local).
+
+    A backend may also have these; the executor calls them when present (only the local
+    backend has them: on AWS, status rounds run on their interval):
+
+    - ``prepare() -> None``: set up what the first job will need, while the plan is checked
+      (the local backend's runner fork server).
+    - ``wait_for_end(names, timeout) -> None``: block until one of the named jobs may have
+      ended, ``wake()`` was called, or ``timeout`` seconds passed: the wait between two status
+      rounds.
+    - ``wake() -> None``: end a ``wait_for_end`` in progress (or the next one) at once.
+    """
+
     def submit(self, request: JobRequest) -> None:
         """Create the job. Raises on a request the service refuses."""
 
