@@ -11,9 +11,10 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
-import time
+import threading
 import zipfile
 from pathlib import Path
 
@@ -142,12 +143,31 @@ def test_failed_install_names_the_line(tmp_path: Path, wheels: Path) -> None:
     assert renv.cached(tmp_path / "envs", tmp_path / "requirements.txt") is None
 
 
-def test_a_stop_kills_the_install(tmp_path: Path, wheels: Path) -> None:
-    (tmp_path / "requirements.txt").write_text(requirements(wheels, "tinypkg"))
-    started = time.monotonic()
-    with pytest.raises(renv.InstallInterrupted):
-        renv.ensure(tmp_path / "envs", tmp_path / "requirements.txt", lambda: True)
-    assert time.monotonic() - started < 2  # pip is killed at once, not waited for
+def test_a_stop_kills_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip hangs on an index that never answers; the stop comes once pip has asked it. Only a
+    kill ends the install as stopped: pip left to itself times out (120 s) and fails."""
+    index = socket.create_server(("127.0.0.1", 0))
+    asked, hung_up = threading.Event(), threading.Event()
+
+    def never_answer() -> None:
+        conn, _ = index.accept()
+        asked.set()
+        with conn:
+            while conn.recv(65536):
+                pass
+        hung_up.set()  # pip's end of the connection closed: pip is gone
+
+    threading.Thread(target=never_answer, daemon=True).start()
+    monkeypatch.setenv("PIP_TIMEOUT", "120")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    port = index.getsockname()[1]
+    (tmp_path / "requirements.txt").write_text(f"--index-url http://127.0.0.1:{port}/\ntinypkg\n")
+    try:
+        with pytest.raises(renv.InstallInterrupted):
+            renv.ensure(tmp_path / "envs", tmp_path / "requirements.txt", asked.is_set)
+        assert hung_up.wait(60)
+    finally:
+        index.close()
     assert renv.cached(tmp_path / "envs", tmp_path / "requirements.txt") is None
 
 

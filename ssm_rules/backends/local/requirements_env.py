@@ -27,6 +27,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import site
 import subprocess
 import sys
@@ -199,13 +200,16 @@ def _pip_install(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
+            # `pip --python` runs a second pip under the environment's interpreter, as its
+            # child: only killing the whole group ends the install
+            process_group=0,
         )
         deadline = time.monotonic() + INSTALL_TIMEOUT_SECONDS
         # A stop (StopTrainingJob) must not wait for a long install: a container being
         # stopped is killed whatever it is doing.
         while proc.poll() is None:
             if interrupted() or time.monotonic() > deadline:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 if interrupted():
                     raise InstallInterrupted(f"pip install -r {requirements_file} was stopped")
