@@ -1,6 +1,6 @@
 """A frugal control plane, end to end on the moto server whose jobs really run: N jobs cost N
-Creates, one re-attach lookup per rule, no Describe per job, and the first status round
-comes within the poll interval, not after Snakemake's default one."""
+Creates, one re-attach lookup per rule, no Describe per job, and the status rounds
+come at the poll interval, not at Snakemake's."""
 
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def test_n_jobs_cost_n_creates_one_lookup_and_no_describe(tmp_path, aws, bucket,
     wf = Workflow(tmp_path)
     wf.write("Snakefile", SWEEP.replace("N", str(n)))
     args = [*aws_args(bucket), "--jobs", str(n)]
-    # the profile's 30 s between rounds, ours 1 s: the first round must not wait 30 s
-    args += ["--seconds-between-status-checks", "30", "--sagemaker-poll-interval", "1"]
+    # Snakemake's interval an hour, ours 1 s: a run that waited Snakemake's would run into the
+    # run's 300 s deadline
+    args += ["--seconds-between-status-checks", "3600", "--sagemaker-poll-interval", "1"]
     run = wf.run(*args, env=aws.env())
     assert api_calls.count("sagemaker", "CreateTrainingJob") == n
     assert api_calls.count("sagemaker", "DescribeTrainingJob") == 0
@@ -46,11 +47,6 @@ def test_n_jobs_cost_n_creates_one_lookup_and_no_describe(tmp_path, aws, bucket,
     # the jobs that ended in it, never one per job
     assert ours["sagemaker.Search"] <= 1 + ours["sagemaker.ListTrainingJobs"]
     assert "sagemaker.DescribeTrainingJob" not in ours
-    calls = api_calls.calls
-    first_create = min(c.at for c in calls if c.operation == "CreateTrainingJob")
-    first_round = min(c.at for c in calls if c.operation == "ListTrainingJobs")
-    # within the 1 s interval (and the other two Creates, 0.5 s apart), not 30 s later
-    assert first_round - first_create < 6
 
 
 @pytest.mark.parametrize("n", [3, 12])
