@@ -1066,6 +1066,29 @@ def _check_sharding(view: JobView, channels: tuple[Channel, ...], count: int) ->
                 "(sharded(local_input('data/train'))) or a list of files (sharded([...])), "
                 "or drop sharded()",
             )
+        if ch.sharded and count > 1:
+            _check_enough_to_shard(view, ch, count)
+
+
+def _check_enough_to_shard(view: JobView, ch: Channel, count: int) -> None:
+    """Fewer objects than instances leaves the last instances with an empty channel, as
+    silently as one file does. Only what is known before the run is counted: a list of
+    files, or a local directory (a prefix another rule writes is known only once it ran)."""
+    if ch.parts:
+        files = len(ch.parts)
+    elif ch.local_path is not None and Path(ch.local_path).is_dir():
+        files = sum(1 for p in Path(ch.local_path).rglob("*") if p.is_file())
+    else:
+        return
+    if files < count:
+        what = f"{ch.local_path} holds" if not ch.parts else "the list names"
+        raise _err(
+            view,
+            f"input {ch.name!r} is sharded over instance_count={count} but {what} "
+            f"{files} file{'s' if files != 1 else ''}: instances {files + 1}..{count} would "
+            f"get no data; give it at least {count} files, lower instance_count to "
+            f"{max(files, 1)}, or drop sharded()",
+        )
 
 
 def _check_channel_name(view: JobView, name: str, job_type: JobType) -> None:

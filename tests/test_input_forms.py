@@ -71,6 +71,34 @@ def test_one_sharded_file_on_several_instances_is_refused(tmp_path):
         )
 
 
+def test_a_sharded_directory_with_fewer_files_than_instances_is_refused(tmp_path):
+    _files(tmp_path, "d/only.csv", "e/a.csv", "e/sub/b.csv")
+    with pytest.raises(SpecError, match=r"d holds 1 file: instances 2\.\.2 would get no data"):
+        spec_of(
+            tmp_path,
+            inputs=(io("", "data", sharded(local_input("d"))),),
+            resources={"instance_count": 2},
+        )
+    for count in (2, 3):  # files in subdirectories count, as their keys do
+        fits = count == 2
+        try:
+            spec_of(
+                tmp_path,
+                inputs=(io("", "data", sharded(local_input("e"))),),
+                resources={"instance_count": count},
+            )
+            assert fits
+        except SpecError as e:
+            assert not fits and "lower instance_count to 2" in str(e)
+
+
+def test_a_sharded_list_shorter_than_the_instances_is_refused(tmp_path):
+    _files(tmp_path, "a.csv", "b.csv")
+    items = tuple(io("", "data", f) for f in sharded([local_input("a.csv"), local_input("b.csv")]))
+    with pytest.raises(SpecError, match=r"the list names 2 files: instances 3\.\.3 would get"):
+        spec_of(tmp_path, inputs=items, resources={"instance_count": 3})
+
+
 def test_a_list_mixing_local_and_storage_files_is_refused(tmp_path):
     _files(tmp_path, "a.csv")
     items = (
