@@ -265,6 +265,28 @@ OLD_WORKER = """
 """
 
 
+@pytest.mark.parametrize("declared", [True, False])
+def test_state_written_without_a_state_output_is_warned_about(
+    tmp_path: Path, declared: bool
+) -> None:
+    """simple-sagemaker kept every task's state; here a rule without state(...) has no
+    checkpoint sync, so what the program writes there is lost: the job's log says so."""
+    root = tmp_path / "optml"
+    code = _make_bundle(tmp_path / "code", {})
+    _training_tree(root, {}, hosts=("algo-1", "algo-2"), current="algo-2")
+    command = 'echo s > "$SSM_INSTANCE_STATE/s.txt"'
+    fields = {} if declared else {"state_dir": None}
+    proc = _launch(
+        code, _task_arg(_task(kind="shell", command=command, **fields)), _clean_env(root)
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    warned = "declares no state(...) output: they are discarded" in proc.stdout + proc.stderr
+    assert warned is not declared, proc.stdout + proc.stderr
+    if not declared:
+        assert "wrote 1 file to its state directory" in proc.stdout + proc.stderr
+        assert "on algo-2" in proc.stdout + proc.stderr  # not only the main host says it
+
+
 @pytest.mark.parametrize("task_in_argv", [True, False])
 def test_simple_sagemaker_worker_runs_unmodified(tmp_path: Path, task_in_argv: bool) -> None:
     root = tmp_path / "optml"

@@ -89,3 +89,22 @@ def empty_model_warning(
         "model.tar.gz will be empty. Write the model files into $SM_MODEL_DIR "
         "(WorkerConfig().model_dir)."
     )
+
+
+def undeclared_state_warning(
+    task: TaskDescription | GroupTaskDescription, state_dir: str, host: str
+) -> str | None:
+    """The warning for a program that wrote task state (SSM_STATE, WorkerConfig().state)
+    when the rule declares no ``state(...)`` output: nothing syncs or keeps that directory,
+    so the files are gone with the job. simple-sagemaker kept state for every task."""
+    if task.state_dir is not None or not Path(state_dir).is_dir():
+        return None
+    written = sum(1 for p in Path(state_dir).rglob("*") if p.is_file())
+    if not written:
+        return None
+    return (
+        f"warning: the program wrote {written} file{'s' if written != 1 else ''} to its "
+        f"state directory ({state_dir}, WorkerConfig().state) on {host}, but the rule "
+        "declares no state(...) output: they are discarded when the job ends. Declare "
+        'one, e.g. state("runs/<rule>/state.json"), to keep them and resume from them.'
+    )

@@ -540,6 +540,11 @@ def _hand_over(
     """After the program (a group: its last member) succeeded: on the main host, put the
     outputs where SageMaker's upload takes them; a failure there fails the job, ``what``
     naming it in the failure file."""
+    state_warning = _outputs.undeclared_state_warning(
+        task, env[c.ENV_STATE], env[c.ENV_CURRENT_HOST]
+    )
+    if state_warning:  # every host's state would be lost, not only the main host's
+        _log(state_warning)
     if not _is_main_host(env):
         return 0
     warning = _outputs.empty_model_warning(task, env[c.ENV_MODEL_DIR], env[c.ENV_CURRENT_HOST])
