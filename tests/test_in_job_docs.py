@@ -24,6 +24,7 @@ def test_the_sweep_recipe_plans_one_job_per_combination(tmp_path: Path) -> None:
     wf = Workflow(tmp_path)
     wf.write("Snakefile", HEADER + sweep)
     wf.write("data/train/a.txt", "a")
+    wf.write("data/train/b.txt", "b")  # sharded over 2 instances: one each
     wf.write("code/train.py", "print('train')\n")
     proc = wf.run(*LOCAL_ARGS, "-n")
     assert planned_rules(proc.stdout) == {"all", "train"}
