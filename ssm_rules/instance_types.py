@@ -51,6 +51,20 @@ def known_instance_types(job_type: JobType | None = None) -> frozenset[str]:
     return frozenset(found)
 
 
+@functools.cache
+def other_sagemaker_instance_types() -> frozenset[str]:
+    """The ml.* types botocore lists only for SageMaker's other uses (notebooks, endpoints,
+    apps, clusters): ``ml.t2.medium`` is well-formed and real, but not a job's."""
+    from ssm_rules.aws_names import sagemaker_service_model
+
+    model = sagemaker_service_model()
+    found: set[str] = set()
+    for name in model.shape_names:
+        if name.endswith("InstanceType"):
+            found.update(t for t in model.shape_for(name).enum or () if t.startswith("ml."))
+    return frozenset(found - known_instance_types(None))
+
+
 def is_well_formed(value: str) -> bool:
     return bool(INSTANCE_TYPE_FORM.fullmatch(value))
 

@@ -400,6 +400,12 @@ def test_unknown_but_well_formed_instance_type_only_warns(
         warnings = validate_request(JobRequest(JobType.TRAINING, body), model)
     assert [w.path for w in warnings] == ["ResourceConfig.InstanceType"]
     assert "'ml.p9e.96xlarge' is not an instance type botocore" in caplog.text
+    caplog.clear()
+    body["ResourceConfig"]["InstanceType"] = "ml.t2.medium"  # a notebook type, not a job's
+    with caplog.at_level(logging.WARNING):
+        validate_request(JobRequest(JobType.TRAINING, body), model)
+    assert "'ml.t2.medium' is a SageMaker instance type for notebooks, endpoints" in caplog.text
+    assert "SageMaker will most likely refuse it" in caplog.text
 
     seen: list[str] = []
     validator = RequestValidator(model, warn=seen.append)

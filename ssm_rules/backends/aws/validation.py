@@ -185,6 +185,16 @@ def _problem(path: str, reason: str, info: dict[str, Any]) -> Problem:
 def _instance_warning(value: str) -> str:
     import botocore
 
+    from ssm_rules.instance_types import other_sagemaker_instance_types
+
+    if value in other_sagemaker_instance_types():
+        # sent all the same: a botocore older than the service may not list it for jobs yet
+        return (
+            f"{value!r} is a SageMaker instance type for notebooks, endpoints or apps, but "
+            f"botocore {botocore.__version__} does not list it for this job: SageMaker will "
+            "most likely refuse it. Pick a training/processing type (e.g. 'ml.m5.large', "
+            "'ml.t3.medium'), or upgrade botocore if SageMaker now takes it for jobs"
+        )
     return (
         f"{value!r} is not an instance type botocore {botocore.__version__} knows; "
         "sending it anyway (SageMaker decides: new types reach the API before botocore). "
