@@ -340,17 +340,21 @@ def test_other_hosts_get_sigterm_when_one_fails(backend: LocalBackend, tmp_path:
     # algo-1 would sleep past the wait's deadline: only a SIGTERM ends it in time, and it
     # says so in a file outside the job
     said = tmp_path / "algo-1-got-sigterm"
+    ready = tmp_path / "algo-1-handles-sigterm"  # algo-2 fails only once algo-1 can say so
     code = code_tar(
         tmp_path,
         {
             "train.py": f"""
                 import os, pathlib, signal, sys, time
                 if os.environ["SM_CURRENT_HOST"] == "algo-2":
+                    while not pathlib.Path({str(ready)!r}).exists():
+                        time.sleep(0.05)
                     sys.exit(5)
                 def ended(*_):
                     pathlib.Path({str(said)!r}).write_text("SIGTERM")
                     sys.exit(0)
                 signal.signal(signal.SIGTERM, ended)
+                pathlib.Path({str(ready)!r}).write_text("")
                 time.sleep(600)
             """
         },
