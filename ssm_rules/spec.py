@@ -22,6 +22,7 @@ from snakemake_interface_common.exceptions import WorkflowError
 from ssm_rules.backends.base import JobType
 from ssm_rules.instance_types import has_instance_storage, instance_type_problem
 from ssm_rules.jobview import IOItem, JobView
+from ssm_rules.local_tree import tree
 from ssm_rules.objects import ObjectURI, file_uri
 from ssm_rules.rules import (
     ARTIFACT_FLAG,
@@ -1058,7 +1059,9 @@ def _check_sharding(view: JobView, channels: tuple[Channel, ...], count: int) ->
     """ShardedByS3Key deals objects round-robin: one object on several instances leaves
     every instance but the first with an empty channel, silently."""
     for ch in channels:
-        if ch.sharded and not ch.is_prefix and count > 1:
+        if not ch.sharded or count <= 1:
+            continue
+        if not ch.is_prefix:
             raise _err(
                 view,
                 f"input {ch.name!r} is sharded over instance_count={count} but is one file: "
@@ -1066,8 +1069,7 @@ def _check_sharding(view: JobView, channels: tuple[Channel, ...], count: int) ->
                 "(sharded(local_input('data/train'))) or a list of files (sharded([...])), "
                 "or drop sharded()",
             )
-        if ch.sharded and count > 1:
-            _check_enough_to_shard(view, ch, count)
+        _check_enough_to_shard(view, ch, count)
 
 
 def _check_enough_to_shard(view: JobView, ch: Channel, count: int) -> None:
@@ -1077,7 +1079,7 @@ def _check_enough_to_shard(view: JobView, ch: Channel, count: int) -> None:
     if ch.parts:
         files = len(ch.parts)
     elif ch.local_path is not None and Path(ch.local_path).is_dir():
-        files = sum(1 for p in Path(ch.local_path).rglob("*") if p.is_file())
+        files = len(tree(Path(ch.local_path)))  # what staging will upload
     else:
         return
     if files < count:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import tarfile
 import tempfile
@@ -28,21 +27,13 @@ from typing import Any
 from ssm_rules import safe_tar, scratch
 from ssm_rules.backends.base import JobType
 from ssm_rules.digests import DigestCache, FileDigest
+from ssm_rules.local_tree import tree
 from ssm_rules.manifest import snapshot
 from ssm_rules.objects import ObjectStore, ObjectURI, relative_key
 from ssm_rules.requests import Placement, carrier_uri, tensorboard_uri
 from ssm_rules.spec import OutputKind, TaskSpec
 from worker_toolkit import contract as C
 
-SKIP_DIRS = {
-    "__pycache__",
-    ".git",
-    ".snakemake",
-    ".ssm_rules",
-    ".venv",
-    ".mypy_cache",
-    ".pytest_cache",
-}
 TOOLKIT_DIR = Path(__file__).resolve().parent.parent / "worker_toolkit"
 
 
@@ -60,25 +51,12 @@ class CodeBundle:
     files: tuple[str, ...]
 
 
-def _tree(root: Path, prefix: str) -> list[tuple[str, Path]]:
-    found = []
-    for dirpath, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        for name in files:
-            if name.endswith((".pyc", ".pyo")):
-                continue
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            found.append((f"{prefix}{rel}", path))
-    return found
-
-
 def _code_files(spec: TaskSpec, prefix: str = "") -> dict[str, Path]:
     files: dict[str, Path] = {}
     if spec.source_dir is not None:
-        files.update(_tree(spec.source_dir, prefix))
+        files.update(tree(spec.source_dir, prefix))
     for dep in spec.dependencies:
-        files.update(_tree(dep, f"{prefix}{dep.name}/"))
+        files.update(tree(dep, f"{prefix}{dep.name}/"))
     if spec.script_path is not None:
         files[prefix + spec.script_path.name] = spec.script_path
     return files
@@ -99,7 +77,7 @@ def code_bundle(spec: TaskSpec) -> CodeBundle:
     else:
         files = _code_files(spec)
     # ours last: the launcher and worker_toolkit always are what this version ships
-    files.update(_tree(TOOLKIT_DIR, "worker_toolkit/"))
+    files.update(tree(TOOLKIT_DIR, "worker_toolkit/"))
     files[C.LAUNCHER_PROGRAM] = TOOLKIT_DIR / C.LAUNCHER_PROGRAM
     data = safe_tar.deterministic_tar_gz(files.items())
     return CodeBundle(data, hashlib.sha256(data).hexdigest(), tuple(sorted(files)))
@@ -148,7 +126,7 @@ def sync_local_input(
 ) -> SyncResult:
     """Mirror a local file or directory under ``dest_prefix`` (which ends with ``/``)."""
     if local.is_dir():
-        return _sync(store, lambda: dict(_tree(local, "")), dest_prefix, dest_prefix, digests)
+        return _sync(store, lambda: dict(tree(local, "")), dest_prefix, dest_prefix, digests)
     uri = str(ObjectURI.parse(dest_prefix).join(local.name))
     return _sync(store, lambda: {local.name: local}, dest_prefix, uri, digests)
 
