@@ -272,6 +272,9 @@ def _attempts(api_calls: ApiCalls, op: Op) -> int:
 # --- transient faults: retried, and the outcome is right --------------------------------------
 
 
+# staged: the jobs an operation polls run real code; without it they fail (no code bundle),
+# and a poll that came after that read Failed, rightly, and failed the test
+@pytest.mark.usefixtures("staged")
 @pytest.mark.parametrize("kind", KINDS, ids=[k.value for k in KINDS])
 @pytest.mark.parametrize("op_name", list(OPS))
 def test_transient_fault_is_retried_and_the_outcome_is_right(
